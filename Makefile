@@ -1,7 +1,32 @@
-.PHONY: help run test
+# Every target is listed by `make help`. Areas add their own targets in
+# mk/*.mk and append to TEST_TARGETS so `make test` runs them too.
+SHELL := /bin/bash
+TEST_TARGETS := test-rust test-smoke
+LINT_TARGETS := lint-rust
+
+-include mk/*.mk
+
+.PHONY: help run test deps lint lint-rust test-rust test-smoke
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
-run: ## run ws-chat with the embedded defaults
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+
+run: ## run ws-chat with the embedded defaults (public :8080, admin :8081)
 	cargo run --release
-test: ## install test dependencies, then run every test
-	cargo test
+
+deps: ## install what the tests need (Debian, PyPI, npm); fails if it cannot
+	scripts/install-deps.sh
+
+test: deps ## install test dependencies, then run every test
+	$(MAKE) --no-print-directory $(TEST_TARGETS)
+
+lint: $(LINT_TARGETS) ## formatting and clippy (and any area linters)
+
+lint-rust:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+
+test-rust: ## Rust unit and integration tests (real sockets, real clients)
+	cargo test --workspace
+
+test-smoke: ## the reference Node smoke client against ws-chat on :8080
+	scripts/smoke-reference.sh
