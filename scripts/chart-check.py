@@ -416,6 +416,24 @@ def cmd_validate(f: Failures) -> None:
         for obj in objs:
             check_object_schema(f, obj, origin, minors)
         check_policy(f, objs, origin, chart=False)
+        check_overlay_shape(f, objs, overlay.name, origin)
+
+
+def check_overlay_shape(f: Failures, objs: list[dict], name: str, origin: str) -> None:
+    """dev: one replica, memory broker. prod: >= 3 replicas via HPA, redis, PDB."""
+    kinds = {o["kind"]: o for o in objs}
+    dep = kinds.get("Deployment", {})
+    cms = [o for o in objs if o["kind"] == "ConfigMap" and "config.toml" in o.get("data", {})]
+    broker = tomllib.loads(cms[0]["data"]["config.toml"]).get("broker", {}).get("kind") if cms else None
+    if name == "dev":
+        f.check(dep.get("spec", {}).get("replicas") == 1 and broker == "memory"
+                and "HorizontalPodAutoscaler" not in kinds,
+                f"{origin}: one replica, memory broker, no HPA")
+    elif name == "prod":
+        hpa = kinds.get("HorizontalPodAutoscaler", {}).get("spec", {})
+        f.check(hpa.get("minReplicas", 0) >= 3 and "replicas" not in dep.get("spec", {})
+                and broker == "redis" and "PodDisruptionBudget" in kinds,
+                f"{origin}: HPA from 3 replicas owns the count, redis broker, PDB")
 
 
 def check_chart_extras(f: Failures, objs: list[dict], origin: str) -> None:
