@@ -7,6 +7,7 @@ PKG_PY := $(PKG_VENV)/bin/python
 # machine has none.
 PKG_ENV := PATH="$(CURDIR)/$(PKG_VENV)/bin:$$PATH"
 IMAGE ?= ws-chat:dev
+GIT_SHA := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 TEST_TARGETS += chart-lint k8s-validate rules-test hadolint
 
@@ -19,8 +20,8 @@ packaging-tools:
 image: ## build the container image (IMAGE=ws-chat:dev; needs a Docker/BuildKit engine; not part of the tests)
 	@docker info >/dev/null 2>&1 || { \
 	  echo "make image: no container engine reachable (docker info failed). Build on a machine with Docker/BuildKit:" >&2; \
-	  echo "  DOCKER_BUILDKIT=1 docker build -t $(IMAGE) ." >&2; exit 1; }
-	DOCKER_BUILDKIT=1 docker build -t $(IMAGE) .
+	  echo "  DOCKER_BUILDKIT=1 docker build --build-arg WSCHAT_GIT_SHA=$(GIT_SHA) -t $(IMAGE) ." >&2; exit 1; }
+	DOCKER_BUILDKIT=1 docker build --build-arg WSCHAT_GIT_SHA=$(GIT_SHA) -t $(IMAGE) .
 
 chart-lint: packaging-tools ## yamllint, helm lint + render of charts/ws-chat/ci/*.yaml, refused values, dashboard JSON
 	$(PKG_ENV) $(PKG_PY) scripts/chart-check.py lint
