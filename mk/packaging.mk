@@ -33,4 +33,4 @@ rules-test: packaging-tools ## promtool check + unit tests of the alert rules, a
 	$(PKG_ENV) $(PKG_PY) scripts/chart-check.py rules
 
 hadolint: packaging-tools ## lint the Dockerfile with hadolint
-	$(PKG_ENV) hadolint Dockerfile
+	$(PKG_ENV) hadolint Dockerfile && echo "hadolint: Dockerfile clean"
