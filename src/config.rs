@@ -170,11 +170,26 @@ pub enum LogFormat {
     Auto,
 }
 
+/// Whether spans are exported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TracesMode {
+    /// On when `OTEL_EXPORTER_OTLP_ENDPOINT` or `..._TRACES_ENDPOINT` is set.
+    Auto,
+    /// Never, whatever the `OTEL_*` variables say.
+    Off,
+    /// OTLP over HTTP/protobuf to the `OTEL_*` endpoint (default localhost:4318).
+    Otlp,
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TelemetrySettings {
     pub log_format: LogFormat,
     pub log_level: String,
+    pub traces: TracesMode,
+    /// Share of new traces that are recorded, unless `OTEL_TRACES_SAMPLER` says otherwise.
+    pub sample_ratio: f64,
 }
 
 /// The reference server's variables and the settings they stand for. An
@@ -324,6 +339,9 @@ impl Settings {
                 || self.broker.redis_url.starts_with("rediss://"))
         {
             p.push("broker.redis_url: must start with redis:// or rediss://".into());
+        }
+        if !(0.0..=1.0).contains(&self.telemetry.sample_ratio) {
+            p.push("telemetry.sample_ratio: must be between 0.0 and 1.0".into());
         }
         p
     }
@@ -534,5 +552,28 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("<redacted>"));
+    }
+
+    #[test]
+    fn trace_settings_load_from_the_environment_and_are_checked() {
+        let s = Settings::load(&Sources::default()).expect("defaults load");
+        assert_eq!(s.telemetry.traces, TracesMode::Auto);
+        assert_eq!(s.telemetry.sample_ratio, 0.01);
+        let s = Settings::load(&Sources::from_env([
+            ("CHAT__TELEMETRY__TRACES", "otlp"),
+            ("CHAT__TELEMETRY__SAMPLE_RATIO", "0.5"),
+        ]))
+        .expect("loads");
+        assert_eq!(s.telemetry.traces, TracesMode::Otlp);
+        assert_eq!(s.telemetry.sample_ratio, 0.5);
+        let e = Settings::load(&Sources::from_env([(
+            "CHAT__TELEMETRY__SAMPLE_RATIO",
+            "1.5",
+        )]))
+        .unwrap_err();
+        assert!(e.to_string().contains("telemetry.sample_ratio"), "{e}");
+        let e = Settings::load(&Sources::from_env([("CHAT__TELEMETRY__TRACES", "jaeger")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("jaeger"), "{e}");
     }
 }

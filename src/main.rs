@@ -35,7 +35,12 @@ fn main() -> ExitCode {
             println!("ws-chat {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        "run" => runtime().block_on(serve(flags)),
+        "run" => {
+            let code = runtime().block_on(serve(flags));
+            // Outside the runtime: the exporter's flush blocks.
+            telemetry::shutdown();
+            code
+        }
         "check-config" => match Settings::load(&Sources::from_process(flags.config)) {
             Ok(settings) => {
                 print!("{}", settings.redacted());
@@ -130,7 +135,13 @@ async fn serve(flags: Flags) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init_logs(&settings.telemetry);
+    let traces = match telemetry::init(&settings.telemetry, &sources.env) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("ws-chat: {e}");
+            return ExitCode::from(2);
+        }
+    };
     // Many sockets are the point: lift the soft descriptor limit to the hard one.
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!(error = %e, "cannot raise the open file limit");
@@ -160,6 +171,8 @@ async fn serve(flags: Flags) -> ExitCode {
         admin = %admin.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         broker = ?settings.broker.kind,
         tokens = settings.auth.tokens.len(),
+        traces = traces.is_some(),
+        trace_sample_ratio = traces.as_ref().map(|t| t.root_ratio),
         "ws-chat listening"
     );
     let control = Control::default();
