@@ -18,6 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::app::App;
 use crate::gate;
 use crate::session;
+use crate::telemetry::spans;
 
 type Reply = Response<Full<Bytes>>;
 
@@ -122,13 +123,18 @@ fn public(app: Arc<App>, peer: SocketAddr, mut req: Request<Incoming>) -> Reply 
 }
 
 fn upgrade(app: Arc<App>, peer: SocketAddr, req: &mut Request<Incoming>) -> Reply {
+    // Never the URI: the query string may carry the token.
+    let span = spans::upgrade_span();
+    let _entered = span.enter();
     let admission = match gate::check(&app, req, peer) {
         Ok(admission) => admission,
         Err(rejection) => {
+            let reason = rejection.reason.as_str();
+            spans::upgrade_outcome(&span, false, Some(reason), rejection.status.as_u16());
             app.metrics.rejected_upgrade(rejection.reason);
             tracing::debug!(
                 status = rejection.status.as_u16(),
-                reason = rejection.reason.as_str(),
+                reason,
                 "upgrade refused"
             );
             let mut r = text(rejection.status, rejection.message);
@@ -146,8 +152,12 @@ fn upgrade(app: Arc<App>, peer: SocketAddr, req: &mut Request<Incoming>) -> Repl
     };
     let (response, upgrading) = match fastwebsockets::upgrade::upgrade(&mut *req) {
         Ok(pair) => pair,
-        Err(_) => return text(StatusCode::BAD_REQUEST, "expected a WebSocket upgrade"),
+        Err(_) => {
+            spans::upgrade_outcome(&span, false, Some("bad_request"), 400);
+            return text(StatusCode::BAD_REQUEST, "expected a WebSocket upgrade");
+        }
     };
+    spans::upgrade_outcome(&span, true, None, response.status().as_u16());
     let tasks = app.tasks.clone();
     tasks.spawn(async move {
         let ws = match upgrading.await {

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use governor::DefaultDirectRateLimiter;
 use tokio::net::TcpStream;
+use tracing::Instrument;
 
 use crate::app::App;
 use crate::broker::Broker;
@@ -25,6 +26,7 @@ use crate::outbox::{Outbox, Outgoing};
 use crate::presence::{self, Change};
 use crate::protocol::{self, ClientEvent, ErrorCode};
 use crate::rooms::Member;
+use crate::telemetry::spans;
 
 /// Frames written in one vectored write at most.
 const WRITE_BATCH: usize = 64;
@@ -268,9 +270,12 @@ impl Conn {
     ) -> Option<CloseCode> {
         let m = &app.metrics;
         m.received.inc();
+        // Span::none() unless this message starts a recorded trace.
+        let span = spans::message_span(raw.len());
         let max = app.settings.limits.max_text_chars;
         let refuse = |conn: &mut Conn, code: ErrorCode| {
             m.rejected_message(code);
+            spans::message_outcome(&span, Some(code.as_str()));
             conn.send(frame::text(&code.event(max)));
         };
         if limiter.check().is_err() {
@@ -283,6 +288,7 @@ impl Conn {
             refuse(self, ErrorCode::RateLimited);
             return None;
         }
+        spans::step(&span, "limit");
         let text = match protocol::parse_client_event(raw) {
             Ok(ClientEvent::Message { text }) => text,
             Err(code) => {
@@ -291,9 +297,13 @@ impl Conn {
             }
         };
         // Permissions are checked on every message: a reload may have changed them.
+        let revoked = || {
+            spans::message_outcome(&span, Some("revoked"));
+            Some(CloseCode::Policy)
+        };
         match app.auth.tokens().grant_for(&member.token) {
-            None => return Some(CloseCode::Policy),
-            Some(g) if !g.allows_room(&member.room) => return Some(CloseCode::Policy),
+            None => return revoked(),
+            Some(g) if !g.allows_room(&member.room) => return revoked(),
             Some(g) if g.read_only => {
                 refuse(self, ErrorCode::Forbidden);
                 return None;
@@ -308,13 +318,18 @@ impl Conn {
             refuse(self, ErrorCode::TooLarge);
             return None;
         }
+        spans::step(&span, "validate");
         let accepted_at = Instant::now();
         match app
             .broker
             .publish(&member.room, &member.name, &text, accepted_at)
+            .instrument(span.clone())
             .await
         {
-            Ok(_) => m.accepted_messages.inc(),
+            Ok(_) => {
+                m.accepted_messages.inc();
+                spans::message_outcome(&span, None);
+            }
             Err(e) => {
                 m.broker_error("publish");
                 tracing::warn!(error = %e, "message not accepted");

@@ -119,7 +119,8 @@ impl Broker for MemoryBroker {
             frame,
             accepted_at: Some(accepted_at),
         };
-        self.rooms.deliver(room, delivery);
+        let recipients = self.rooms.deliver(room, delivery);
+        crate::telemetry::spans::fan_out_here(message.seq, recipients);
         Ok(message.seq)
     }
 

@@ -9,6 +9,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
+use tracing::Instrument;
+
 pub mod memory;
 
 pub use memory::MemoryBroker;
@@ -86,6 +88,15 @@ pub enum Backend {
     Memory(MemoryBroker),
 }
 
+impl Backend {
+    /// `messaging.system` on broker spans.
+    pub fn system(&self) -> &'static str {
+        match self {
+            Backend::Memory(_) => "memory",
+        }
+    }
+}
+
 impl Broker for Backend {
     async fn publish(
         &self,
@@ -94,8 +105,11 @@ impl Broker for Backend {
         text: &str,
         at: Instant,
     ) -> Result<u64, BrokerError> {
+        // A child of the message span when that trace is recorded; the room
+        // name is user data and is not an attribute.
+        let span = crate::telemetry::spans::publish_span(self.system());
         match self {
-            Backend::Memory(b) => b.publish(room, from, text, at).await,
+            Backend::Memory(b) => b.publish(room, from, text, at).instrument(span).await,
         }
     }
 

@@ -1,0 +1,300 @@
+//! Traces end to end: the real binary exports OTLP/HTTP protobuf to a
+//! collector run by the test; the span tree, its attributes and the logs'
+//! trace ids are checked, and no token may appear in anything exported.
+
+mod common;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{connect, free_port, Process, ORIGIN};
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
+use prost::Message;
+
+const TOKEN: &str = "tok-Zq8xRw3vN5pL1mK";
+/// A near miss: the real token with its last character changed.
+const BAD_TOKEN: &str = "tok-Zq8xRw3vN5pL1mQ";
+const ROOM: &str = "room-7Hq2pW9";
+const TEXT: &str = "hello-Xy4Kp";
+
+/// What the collector received: every request body.
+#[derive(Clone, Default)]
+struct Received(Arc<Mutex<Vec<(String, Bytes)>>>);
+
+/// A minimal OTLP/HTTP receiver: `POST /v1/traces`, any body, 200 and an
+/// empty (valid) `ExportTraceServiceResponse`.
+async fn collector() -> (u16, Received) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind collector");
+    let port = listener.local_addr().expect("addr").port();
+    let received = Received::default();
+    let store = received.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let store = store.clone();
+                    async move {
+                        let path = req.uri().path().to_string();
+                        let kind = req
+                            .headers()
+                            .get("content-type")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_string();
+                        let body = req.into_body().collect().await.map(|b| b.to_bytes());
+                        if let Ok(body) = body {
+                            store
+                                .0
+                                .lock()
+                                .unwrap()
+                                .push((format!("{path} {kind}"), body));
+                        }
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    (port, received)
+}
+
+/// One exported span, flattened.
+#[derive(Debug)]
+struct Span {
+    name: String,
+    trace: Vec<u8>,
+    id: Vec<u8>,
+    parent: Vec<u8>,
+    attrs: HashMap<String, String>,
+    events: Vec<(String, HashMap<String, String>)>,
+}
+
+fn attrs(kvs: &[KeyValue]) -> HashMap<String, String> {
+    kvs.iter()
+        .map(|kv| {
+            let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(any_value::Value::StringValue(s)) => s.clone(),
+                Some(any_value::Value::IntValue(i)) => i.to_string(),
+                Some(any_value::Value::BoolValue(b)) => b.to_string(),
+                Some(any_value::Value::DoubleValue(d)) => d.to_string(),
+                other => format!("{other:?}"),
+            };
+            (kv.key.clone(), v)
+        })
+        .collect()
+}
+
+fn decode(bodies: &[(String, Bytes)]) -> (Vec<Span>, Vec<HashMap<String, String>>) {
+    let mut spans = Vec::new();
+    let mut resources = Vec::new();
+    for (what, body) in bodies {
+        assert_eq!(what, "/v1/traces application/x-protobuf");
+        let req = ExportTraceServiceRequest::decode(body.as_ref()).expect("OTLP protobuf");
+        for rs in req.resource_spans {
+            resources.push(attrs(
+                &rs.resource.map(|r| r.attributes).unwrap_or_default(),
+            ));
+            for s in rs.scope_spans.into_iter().flat_map(|ss| ss.spans) {
+                spans.push(Span {
+                    name: s.name,
+                    trace: s.trace_id,
+                    id: s.span_id,
+                    parent: s.parent_span_id,
+                    attrs: attrs(&s.attributes),
+                    events: s
+                        .events
+                        .iter()
+                        .map(|e| (e.name.clone(), attrs(&e.attributes)))
+                        .collect(),
+                });
+            }
+        }
+    }
+    (spans, resources)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_reach_an_otlp_collector_without_tokens() {
+    let (collector_port, received) = collector().await;
+    let endpoint = format!("http://127.0.0.1:{collector_port}");
+    let server = Process::start(
+        &[
+            ("CHAT_TOKEN", TOKEN),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_SERVICE_NAME", "ws-chat-test"),
+            ("CHAT__TELEMETRY__SAMPLE_RATIO", "1.0"),
+            ("RUST_LOG", "info,ws_chat=debug"),
+        ],
+        &[],
+    );
+    let url = |token: &str| {
+        format!(
+            "ws://127.0.0.1:{}/chat?token={token}&room={ROOM}&name=ana",
+            server.port
+        )
+    };
+    let mut ana = connect(&url(TOKEN), Some(ORIGIN)).await.expect("ana joins");
+    let mut bob = connect(&url(TOKEN), Some(ORIGIN)).await.expect("bob joins");
+    ana.next_of("history").await;
+    bob.next_of("history").await;
+    for i in 0..3 {
+        ana.say(&format!("{TEXT}-{i}")).await;
+        assert_eq!(bob.next_message().await["text"], format!("{TEXT}-{i}"));
+    }
+    ana.say("   ").await;
+    assert_eq!(ana.next_of("error").await["code"], "empty");
+    assert_eq!(
+        connect(&url(TOKEN), Some("http://evil.example"))
+            .await
+            .err(),
+        Some(403)
+    );
+    assert_eq!(
+        connect(&url(BAD_TOKEN), Some(ORIGIN)).await.err(),
+        Some(401)
+    );
+    ana.bye().await;
+    bob.bye().await;
+
+    server.signal("TERM");
+    let (code, logs) =
+        tokio::task::spawn_blocking(move || server.wait_exit(Duration::from_secs(20)))
+            .await
+            .expect("wait");
+    assert_eq!(code, Some(0), "{logs}");
+    // The exit flushed the spans: they are at the collector before exit returns.
+    let bodies = received.0.lock().unwrap().clone();
+    assert!(!bodies.is_empty(), "nothing exported; logs:\n{logs}");
+
+    // Nothing secret or user-written anywhere in the exported bytes or the logs.
+    for (_, body) in &bodies {
+        for needle in [TOKEN, BAD_TOKEN, ROOM, TEXT, "token="] {
+            let found = body.windows(needle.len()).any(|w| w == needle.as_bytes());
+            assert!(!found, "`{needle}` was exported");
+        }
+    }
+    for needle in [TOKEN, BAD_TOKEN, TEXT, "token="] {
+        assert!(!logs.contains(needle), "`{needle}` was logged:\n{logs}");
+    }
+
+    let (spans, resources) = decode(&bodies);
+    assert!(resources
+        .iter()
+        .all(|r| r.get("service.name").map(String::as_str) == Some("ws-chat-test")));
+    let named = |name: &'static str| spans.iter().filter(move |s| s.name == name);
+
+    // Upgrades: two accepted, one refused for its origin, one for its token.
+    let upgrades: Vec<_> = named("ws.upgrade")
+        .map(|s| {
+            let a = |k: &str| s.attrs.get(k).cloned().unwrap_or_default();
+            (a("outcome"), a("reason"), a("status"))
+        })
+        .collect();
+    let count = |o: &str, r: &str, st: &str| {
+        upgrades
+            .iter()
+            .filter(|u| (u.0.as_str(), u.1.as_str(), u.2.as_str()) == (o, r, st))
+            .count()
+    };
+    assert_eq!(count("accepted", "", "101"), 2, "{upgrades:?}");
+    assert_eq!(count("rejected", "origin", "403"), 1, "{upgrades:?}");
+    assert_eq!(count("rejected", "token", "401"), 1, "{upgrades:?}");
+    assert!(
+        named("ws.upgrade").all(|s| s.parent.is_empty()),
+        "upgrades are roots"
+    );
+
+    // Messages: each a root, limit → validate → broker.publish child with fan-out.
+    let messages: Vec<&Span> = named("chat.message").collect();
+    assert_eq!(messages.len(), 4, "{messages:?}");
+    let rejected: Vec<_> = messages
+        .iter()
+        .filter(|m| m.attrs.get("outcome").map(String::as_str) == Some("rejected"))
+        .collect();
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].attrs["reason"], "empty");
+    for m in messages.iter().filter(|m| m.attrs["outcome"] == "accepted") {
+        assert!(m.parent.is_empty(), "a message starts its own trace");
+        let steps: Vec<&str> = m.events.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(steps, ["limit", "validate"], "{m:?}");
+        let publish: Vec<&Span> = named("broker.publish")
+            .filter(|p| p.parent == m.id)
+            .collect();
+        assert_eq!(publish.len(), 1, "one publish under {m:?}");
+        let p = publish[0];
+        assert_eq!(p.trace, m.trace);
+        assert_eq!(p.attrs["messaging.system"], "memory");
+        assert_eq!(p.attrs["recipients"], "2");
+        assert!(p.attrs["messaging.message.seq"].parse::<u64>().is_ok());
+        let fan_out = p
+            .events
+            .iter()
+            .find(|e| e.0 == "fan-out")
+            .expect("fan-out event");
+        assert_eq!(fan_out.1["recipients"], "2");
+    }
+    assert_eq!(named("broker.publish").count(), 3);
+
+    // Logs are JSON lines; one written inside an upgrade span carries its ids.
+    let upgrade_ids: Vec<(String, String)> = named("ws.upgrade")
+        .map(|s| (hex(&s.trace), hex(&s.id)))
+        .collect();
+    let refused: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "upgrade refused")
+        .collect();
+    assert_eq!(refused.len(), 2, "{logs}");
+    for line in refused {
+        let ids = (
+            line["trace_id"].as_str().unwrap_or_default().to_string(),
+            line["span_id"].as_str().unwrap_or_default().to_string(),
+        );
+        assert!(upgrade_ids.contains(&ids), "{line} not in {upgrade_ids:?}");
+    }
+}
+
+#[test]
+fn no_spans_and_no_trace_ids_when_traces_are_off() {
+    // An endpoint is configured but traces are switched off in the settings.
+    let server = Process::start(
+        &[
+            ("CHAT_TOKEN", TOKEN),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9"),
+            ("CHAT__TELEMETRY__TRACES", "off"),
+            ("RUST_LOG", "info,ws_chat=debug"),
+        ],
+        &[],
+    );
+    let port = server.port;
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let status = rt.block_on(async {
+        let url = format!("ws://127.0.0.1:{port}/chat?token={BAD_TOKEN}");
+        connect(&url, Some(ORIGIN)).await.err()
+    });
+    assert_eq!(status, Some(401));
+    server.signal("TERM");
+    let (code, logs) = server.wait_exit(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{logs}");
+    assert!(logs.contains("upgrade refused"), "{logs}");
+    assert!(!logs.contains("trace_id"), "{logs}");
+    assert!(!logs.contains(BAD_TOKEN) && !logs.contains(TOKEN), "{logs}");
+    let _ = free_port;
+}
