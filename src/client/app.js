@@ -107,10 +107,11 @@ const queue = [];
 
 // Test hook: read-only observations plus a send that skips the client-side
 // checks (the server must enforce them anyway). Nothing here reveals the token.
-const hook = { delays: [], attempts: 0, nextAttemptAt: 0, lastUrlParams: "" };
+const hook = { delays: [], attempts: 0, nextAttemptAt: 0, lastUrlParams: "", histories: 0 };
 window.__wschat = Object.freeze({
   get delays() { return hook.delays.map((d) => ({ ...d })); },
   get attempts() { return hook.attempts; },
+  get histories() { return hook.histories; },
   get nextAttemptAt() { return hook.nextAttemptAt; },
   get resume() { return { lastSeq, epoch, room: stateRoom, params: hook.lastUrlParams }; },
   get queued() { return queue.length; },
@@ -237,6 +238,7 @@ function onHistory(data) {
   if (newEpoch !== null) epoch = newEpoch;
   let shown = 0;
   for (const m of messages) if (acceptMessage(m)) shown += 1;
+  hook.histories += 1;
   if (!historySeen) logLine(t("loaded", shown));
   else if (shown > 0) logLine(t("resumed", shown));
   historySeen = true;
