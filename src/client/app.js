@@ -156,8 +156,9 @@ function renderStatus() {
   el.status.textContent = key === "retryIn" ? t("retryIn", t(args[0], args[1]), args[2]) : t(key, ...args);
 }
 
-function showError(text) { el.error.textContent = text; }
-function clearError() { el.error.textContent = ""; }
+// The inline alert under the input; data-code names the cause for tests.
+function showError(text, code) { el.error.textContent = text; el.error.dataset.code = code; }
+function clearError() { el.error.textContent = ""; el.error.dataset.code = ""; }
 
 // ---- the log: text only, never HTML ----------------------------------------
 
@@ -230,9 +231,11 @@ function onHistory(data) {
   const newEpoch = typeof data.epoch === "string" ? data.epoch : null;
   if (sentEpoch !== null && newEpoch !== null && newEpoch !== sentEpoch) {
     // The server lost this room's history (restart, flush): seq starts again.
-    // What is on screen stays above the divider; the new history goes below.
+    // What is on screen stays above the divider; the new history goes below,
+    // minus any message whose id is already on screen.
     lastSeq = null;
     seen.clear();
+    for (const line of el.log.querySelectorAll(".line.message[data-id]")) seen.add(line.dataset.id);
     logDivider(t("historyReset"));
   }
   if (newEpoch !== null) epoch = newEpoch;
@@ -258,8 +261,7 @@ function onEvent(data) {
       break;
     case "error": {
       const text = STRINGS[lang][`err_${data.code}`] ? t(`err_${data.code}`) : String(data.message ?? data.code ?? "error");
-      showError(text);
-      el.error.dataset.code = String(data.code ?? "");
+      showError(text, String(data.code ?? ""));
       logLine(text, "error");
       break;
     }
@@ -332,9 +334,9 @@ async function onClose(code, openedAt) {
     return scheduleRetry("unreachable");
   }
   if (Date.now() - openedAt >= STABLE_MS) attempt = 0;
-  if (code === 1001) return scheduleRetry("goingAway");
-  if (code === 1013) return scheduleRetry("busy");
-  return scheduleRetry("lost", code);
+  const [why, arg] = code === 1001 ? ["goingAway"] : code === 1013 ? ["busy"] : ["lost", code];
+  logLine(t(why, arg), "error");
+  return scheduleRetry(why, arg);
 }
 
 async function serverIsUp() {
@@ -424,12 +426,12 @@ function submitMessage(ev) {
   ev.preventDefault();
   const text = el.message.value.trim();
   clearError();
-  if (!text) { showError(t("empty")); return; }
-  if (chars(text) > MAX_CHARS) { showError(t("tooLong", MAX_CHARS)); el.error.dataset.code = "too_long_local"; return; }
+  if (!text) { showError(t("empty"), "empty_local"); return; }
+  if (chars(text) > MAX_CHARS) { showError(t("tooLong", MAX_CHARS), "too_long_local"); return; }
   if (queue.length === 0 && canSend()) {
     socket.send(JSON.stringify({ type: "message", text }));
   } else {
-    if (queue.length >= QUEUE_MAX) { showError(t("queueFull", QUEUE_MAX)); el.error.dataset.code = "queue_full"; return; }
+    if (queue.length >= QUEUE_MAX) { showError(t("queueFull", QUEUE_MAX), "queue_full"); return; }
     queue.push(text);
     flush();
   }

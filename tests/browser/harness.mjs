@@ -48,7 +48,19 @@ async function httpOk(url) {
  * WS_CHAT_BIN may also name a .js server (the reference with this page
  * copied in), run with node and its PORT/ALLOWED_ORIGINS/CHAT_TOKEN.
  */
-export async function startServer({ port, adminPort, origins } = {}) {
+export async function startServer(opts = {}) {
+  // A free port can be taken by another process before the server binds it:
+  // when the caller did not choose the ports, try again with new ones.
+  for (let tries = 1; ; tries += 1) {
+    try {
+      return await startOnce(opts);
+    } catch (err) {
+      if (opts.port || tries >= 3 || !/address already in use|EADDRINUSE/i.test(err.message)) throw err;
+    }
+  }
+}
+
+async function startOnce({ port, adminPort, origins } = {}) {
   port ??= await freePort();
   adminPort ??= await freePort();
   origins ??= [`http://127.0.0.1:${port}`, `http://localhost:${port}`];

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
-  fileEnv, messageTexts, openPage, peer, sendFromPage, until, waitForText, waitOnline,
+  fileEnv, messageTexts, openPage, peer, screenshotPath, sendFromPage, until, waitForText, waitOnline,
 } from "./harness.mjs";
 
 const env = fileEnv();
@@ -67,6 +67,7 @@ test("after a server restart the page backs off with growing full-jitter delays 
   assert.ok(divider < away, "the new history is below the divider");
   assert.equal(await page.locator("#queue").isHidden(), true, "the queue is empty again");
   await until("carol to get the queued message", async () => carol.texts().includes("typed while down"));
+  await page.screenshot({ path: screenshotPath("desktop-after-restart.png") });
 
   // The observed delays: attempt n waits random(0, min(10 s, 500 ms * 2^n)).
   const delays = await page.evaluate(() => window.__wschat.delays);
