@@ -43,7 +43,8 @@ async function httpOk(url) {
 }
 
 /**
- * Starts ws-chat. `origins` overrides the allowed Origin list. Returns a
+ * Starts ws-chat. `origins` overrides the allowed Origin list, `extraEnv`
+ * adds settings (e.g. CHAT__AUTH__TOKENS_FILE). Returns a
  * handle whose restart() starts it again on the same ports.
  * WS_CHAT_BIN may also name a .js server (the reference with this page
  * copied in), run with node and its PORT/ALLOWED_ORIGINS/CHAT_TOKEN.
@@ -60,7 +61,7 @@ export async function startServer(opts = {}) {
   }
 }
 
-async function startOnce({ port, adminPort, origins } = {}) {
+async function startOnce({ port, adminPort, origins, extraEnv = {} } = {}) {
   port ??= await freePort();
   adminPort ??= await freePort();
   origins ??= [`http://127.0.0.1:${port}`, `http://localhost:${port}`];
@@ -72,7 +73,7 @@ async function startOnce({ port, adminPort, origins } = {}) {
     CHAT__AUTH__ALLOWED_ORIGINS: origins.join(","), CHAT_TOKEN: TOKEN,
     CHAT__SHUTDOWN__DRAIN_WINDOW: "200ms", CHAT__TELEMETRY__LOG_FORMAT: "text",
     RUST_LOG: process.env.RUST_LOG || "warn",
-  });
+  }, extraEnv);
   const isJs = BIN_PATH.endsWith(".js");
   if (isJs) Object.assign(env, { PORT: String(port), ALLOWED_ORIGINS: origins.join(",") });
   const [cmd, args] = isJs ? [process.execPath, [BIN_PATH]] : [BIN_PATH, []];
@@ -106,7 +107,7 @@ async function startOnce({ port, adminPort, origins } = {}) {
       await exited;
       clearTimeout(timer);
     },
-    restart: () => startServer({ port, adminPort, origins }),
+    restart: () => startServer({ port, adminPort, origins, extraEnv }),
   };
   return handle;
 }
@@ -205,10 +206,10 @@ export function screenshotPath(name) {
  * browser, shared by the file's tests. A test that restarts the server
  * replaces `env.server`, and the after hook stops whichever is current.
  */
-export function fileEnv() {
+export function fileEnv(serverOpts = {}) {
   const env = { server: null, browser: null };
   before(async () => {
-    env.server = await startServer();
+    env.server = await startServer(serverOpts);
     env.browser = await launchBrowser();
   });
   after(async () => {
