@@ -145,7 +145,8 @@ async fn fanout(shared: Arc<Shared>) -> Result<Value, String> {
     let expected = sent * a.members as u64;
     let delivered = Counters::get(&c.delivered_measured);
     let late = Counters::get(&c.delivered_late);
-    let (server_cpu, own_cpu) = cpu_until.since(&cpu_from);
+    let used = cpu_until.since(&cpu_from);
+    let (server_cpu, own_cpu) = (used.server, used.own);
     let measured = a.duration.as_secs_f64();
     let per_delivery = server_cpu
         .filter(|_| delivered > 0)
@@ -171,6 +172,7 @@ async fn fanout(shared: Arc<Shared>) -> Result<Value, String> {
             "server_rss_loaded_kib": rss_loaded,
             "loadgen_cpu_s": own_cpu.map(|s| round(s, 2)),
             "loadgen_cpu_cores": own_cpu.map(|s| round(s / measured, 3)),
+            "other_cpu_cores": used.others.map(|s| round(s / measured, 3)),
         }),
     ))
 }
@@ -196,7 +198,7 @@ async fn idle(shared: Arc<Shared>) -> Result<Value, String> {
     let rss_after = pid.and_then(|p| rss_kib(Some(p)));
     let cpu_from = CpuMark::now(pid);
     tokio::time::sleep(a.duration).await;
-    let (idle_cpu, _) = CpuMark::now(pid).since(&cpu_from);
+    let idle_cpu = CpuMark::now(pid).since(&cpu_from).server;
     let still_open = Counters::get(&shared.counters.connected)
         .saturating_sub(Counters::get(&shared.counters.closed_early));
     stop_all(&shared, tasks).await;
@@ -242,7 +244,7 @@ async fn join_storm(shared: Arc<Shared>) -> Result<Value, String> {
             >= n as u64
     })
     .await;
-    let (cpu, _) = CpuMark::now(a.server_pid).since(&cpu_from);
+    let used = CpuMark::now(a.server_pid).since(&cpu_from);
     // Presence events still on their way are counted for two more seconds.
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop_all(&shared, tasks).await;
@@ -257,7 +259,9 @@ async fn join_storm(shared: Arc<Shared>) -> Result<Value, String> {
             "all_joined_s": ms(shared.last_joined_us.load(Relaxed)),
             "all_in_s": ms(shared.last_in_us.load(Relaxed)),
             "presence_events": Counters::get(&c.presence),
-            "server_cpu_s": cpu.map(|s| round(s, 2)),
+            "server_cpu_s": used.server.map(|s| round(s, 2)),
+            "loadgen_cpu_s": used.own.map(|s| round(s, 2)),
+            "other_cpu_s": used.others.map(|s| round(s, 2)),
         }),
     ))
 }

@@ -131,11 +131,37 @@ pub fn rss_kib(pid: Option<u32>) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// CPU time of the server and of the generator itself between two points.
+/// Busy CPU seconds of the whole machine (all cores): the first line of
+/// /proc/stat, everything but idle and iowait.
+pub fn machine_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<f64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let total: f64 = fields.iter().take(8).sum();
+    let idle = fields.get(3)? + fields.get(4)?;
+    Some((total - idle) / CLOCK_TICKS_PER_SEC)
+}
+
+/// CPU time of the server, the generator itself and the whole machine.
 #[derive(Clone, Copy, Debug)]
 pub struct CpuMark {
     server: Option<f64>,
     own: Option<f64>,
+    machine: Option<f64>,
+}
+
+/// CPU seconds used between two marks.
+#[derive(Clone, Copy, Debug)]
+pub struct CpuUsed {
+    pub server: Option<f64>,
+    pub own: Option<f64>,
+    /// Everything else on the machine: other processes compete for the cores.
+    pub others: Option<f64>,
 }
 
 impl CpuMark {
@@ -143,16 +169,23 @@ impl CpuMark {
         Self {
             server: server_pid.and_then(|pid| cpu_seconds(Some(pid))),
             own: cpu_seconds(None),
+            machine: machine_busy_seconds(),
         }
     }
 
-    /// (server CPU seconds, generator CPU seconds) since `earlier`.
-    pub fn since(&self, earlier: &CpuMark) -> (Option<f64>, Option<f64>) {
+    pub fn since(&self, earlier: &CpuMark) -> CpuUsed {
         let diff = |a: Option<f64>, b: Option<f64>| Some(a? - b?);
-        (
-            diff(self.server, earlier.server),
-            diff(self.own, earlier.own),
-        )
+        let server = diff(self.server, earlier.server);
+        let own = diff(self.own, earlier.own);
+        let machine = diff(self.machine, earlier.machine);
+        let others = machine
+            .zip(own)
+            .map(|(m, o)| (m - server.unwrap_or(0.0) - o).max(0.0));
+        CpuUsed {
+            server,
+            own,
+            others,
+        }
     }
 }
 
@@ -164,6 +197,7 @@ mod tests {
     fn reads_own_proc_files() {
         assert!(cpu_seconds(None).is_some());
         assert!(rss_kib(None).is_some_and(|kib| kib > 0));
+        assert!(machine_busy_seconds().is_some_and(|s| s > 0.0));
     }
 
     #[test]
