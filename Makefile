@@ -8,7 +8,7 @@ LINT_TARGETS := lint-rust
 
 .PHONY: help run test deps lint lint-rust test-rust test-smoke
 help: ## list targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
 run: ## run ws-chat with the embedded defaults (public :8080, admin :8081)
 	cargo run --release

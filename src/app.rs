@@ -1,0 +1,90 @@
+//! The shared state of one server: settings, auth, limits, rooms, broker,
+//! metrics, and the shutdown state every task can see.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::Auth;
+use crate::broker::{Backend, MemoryBroker};
+use crate::config::{BrokerKind, Settings, SettingsError, Sources};
+use crate::limits::Limits;
+use crate::metrics::Metrics;
+use crate::rooms::Rooms;
+
+/// Everything a connection needs, shared by all of them.
+pub struct App {
+    pub settings: Settings,
+    /// Where the settings came from, to load them again on reload.
+    pub sources: Sources,
+    pub auth: Auth,
+    pub limits: Limits,
+    pub rooms: Arc<Rooms>,
+    pub broker: Backend,
+    pub metrics: Arc<Metrics>,
+    pub trusted_proxies: Vec<IpNet>,
+    /// Every task that must finish before the process exits.
+    pub tasks: TaskTracker,
+    /// Cancelled when the drain starts.
+    pub draining: CancellationToken,
+    /// Cancelled when the drain is over: listeners and helpers stop.
+    pub stopped: CancellationToken,
+    ready: AtomicBool,
+}
+
+impl App {
+    /// Builds the server state from validated settings.
+    pub fn new(settings: Settings, sources: Sources) -> Result<Arc<App>, SettingsError> {
+        let metrics = Arc::new(Metrics::new());
+        let rooms = Arc::new(Rooms::new(metrics.clone()));
+        let broker = match settings.broker.kind {
+            BrokerKind::Memory => Backend::Memory(MemoryBroker::new(
+                rooms.clone(),
+                metrics.clone(),
+                settings.rooms.history,
+                settings.broker.history_ttl,
+            )),
+            BrokerKind::Redis => {
+                return Err(SettingsError(vec![
+                    "broker.kind: redis is not available in this build yet".into(),
+                ]))
+            }
+        };
+        let auth = Auth::new(&settings).map_err(|e| SettingsError(vec![e]))?;
+        metrics.broker_up.set(1);
+        Ok(Arc::new(App {
+            auth,
+            limits: Limits::new(&settings.limits),
+            trusted_proxies: settings.trusted_proxies(),
+            rooms,
+            broker,
+            metrics,
+            tasks: TaskTracker::new(),
+            draining: CancellationToken::new(),
+            stopped: CancellationToken::new(),
+            ready: AtomicBool::new(true),
+            settings,
+            sources,
+        }))
+    }
+
+    /// Whether the drain has started.
+    pub fn is_draining(&self) -> bool {
+        self.draining.is_cancelled()
+    }
+
+    /// Readiness: not draining, and the broker can accept messages.
+    pub fn is_ready(&self) -> bool {
+        use crate::broker::Broker;
+        self.ready.load(Ordering::Relaxed) && !self.is_draining() && self.broker.is_ready()
+    }
+
+    /// Marks the replica not ready (the first step of a drain).
+    pub fn set_not_ready(&self) {
+        self.ready.store(false, Ordering::Relaxed);
+        self.metrics.ready.set(0);
+    }
+}

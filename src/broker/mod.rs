@@ -1,0 +1,142 @@
+//! The broker: assigns `seq`, keeps history, and carries messages and
+//! presence to every replica's rooms.
+//!
+//! `memory` is the embedded default (one process); `redis` shares everything
+//! between replicas. Both deliver into the local [`Rooms`](crate::rooms::Rooms)
+//! in `seq` order per room, and both pass one shared test suite.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub mod memory;
+
+pub use memory::MemoryBroker;
+
+/// Where a reconnecting client left off.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Since {
+    /// The last `seq` it saw.
+    pub seq: Option<u64>,
+    /// The epoch that `seq` belongs to.
+    pub epoch: Option<String>,
+}
+
+/// A room's history as sent on join.
+#[derive(Debug, Clone)]
+pub struct History {
+    /// This life of the room's history.
+    pub epoch: Arc<str>,
+    /// The room's latest `seq` when the history was read.
+    pub last_seq: u64,
+    /// Serialized messages, oldest first.
+    pub messages: Vec<Arc<str>>,
+}
+
+/// A broker operation failed; the message or event was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("broker unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// What every broker does.
+pub trait Broker: Send + Sync + 'static {
+    /// Accepts a message: gives it the room's next `seq`, keeps it in history
+    /// and delivers it to the room's members on every replica. Returns the seq.
+    fn publish(
+        &self,
+        room: &str,
+        from: &str,
+        text: &str,
+        accepted_at: Instant,
+    ) -> impl Future<Output = Result<u64, BrokerError>> + Send;
+
+    /// The room's history after `since` (all of it if the epoch differs).
+    fn history(
+        &self,
+        room: &str,
+        since: &Since,
+    ) -> impl Future<Output = Result<History, BrokerError>> + Send;
+
+    /// Sends presence events to the room on every replica, with the
+    /// room-wide online count given this replica's `local_online`.
+    fn presence(
+        &self,
+        room: &str,
+        local_online: usize,
+        events: Vec<String>,
+    ) -> impl Future<Output = Result<(), BrokerError>> + Send;
+
+    /// The room got its first local member: start carrying it here.
+    fn watch(&self, room: &str) -> impl Future<Output = Result<(), BrokerError>> + Send;
+
+    /// The room lost its last local member.
+    fn unwatch(&self, room: &str);
+
+    /// Whether the broker can accept messages now (readiness).
+    fn is_ready(&self) -> bool;
+
+    /// Periodic housekeeping (expiring idle rooms' history).
+    fn prune(&self);
+}
+
+/// The configured broker.
+pub enum Backend {
+    Memory(MemoryBroker),
+}
+
+impl Broker for Backend {
+    async fn publish(
+        &self,
+        room: &str,
+        from: &str,
+        text: &str,
+        at: Instant,
+    ) -> Result<u64, BrokerError> {
+        match self {
+            Backend::Memory(b) => b.publish(room, from, text, at).await,
+        }
+    }
+
+    async fn history(&self, room: &str, since: &Since) -> Result<History, BrokerError> {
+        match self {
+            Backend::Memory(b) => b.history(room, since).await,
+        }
+    }
+
+    async fn presence(
+        &self,
+        room: &str,
+        local: usize,
+        events: Vec<String>,
+    ) -> Result<(), BrokerError> {
+        match self {
+            Backend::Memory(b) => b.presence(room, local, events).await,
+        }
+    }
+
+    async fn watch(&self, room: &str) -> Result<(), BrokerError> {
+        match self {
+            Backend::Memory(b) => b.watch(room).await,
+        }
+    }
+
+    fn unwatch(&self, room: &str) {
+        match self {
+            Backend::Memory(b) => b.unwatch(room),
+        }
+    }
+
+    fn is_ready(&self) -> bool {
+        match self {
+            Backend::Memory(b) => b.is_ready(),
+        }
+    }
+
+    fn prune(&self) {
+        match self {
+            Backend::Memory(b) => b.prune(),
+        }
+    }
+}

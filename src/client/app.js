@@ -1,0 +1,1 @@
+// Placeholder: the chat page lands with the browser work.

@@ -1,0 +1,247 @@
+//! The HTTP front: the public listener (the page, `/healthz`, the `/chat`
+//! upgrade) and the admin listener (`/metrics`, `/healthz`, `/readyz`).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, RETRY_AFTER};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::app::App;
+use crate::gate;
+use crate::session;
+
+type Reply = Response<Full<Bytes>>;
+
+const INDEX_HTML: &str = include_str!("client/index.html");
+const APP_JS: &str = include_str!("client/app.js");
+const APP_CSS: &str = include_str!("client/app.css");
+
+/// The page may load only its own script and style, and talk only to its own origin.
+pub const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'none'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; \
+     frame-ancestors 'none'";
+
+/// Which listener a connection came in on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    Public,
+    Admin,
+}
+
+/// Accepts connections until the server stops.
+pub async fn serve(listener: TcpListener, app: Arc<App>, which: Listener) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = app.stopped.cancelled() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(connection(stream, peer, app.clone(), which));
+    }
+}
+
+async fn connection(stream: TcpStream, peer: SocketAddr, app: Arc<App>, which: Listener) {
+    let timeout = app.settings.server.header_read_timeout;
+    let svc_app = app.clone();
+    let service = service_fn(move |req| {
+        let app = svc_app.clone();
+        async move {
+            Ok::<_, Infallible>(match which {
+                Listener::Public => public(app, peer, req),
+                Listener::Admin => admin(&app, &req),
+            })
+        }
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout);
+    let conn = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "http connection ended");
+            }
+        }
+        () = app.stopped.cancelled() => conn.as_mut().graceful_shutdown(),
+    }
+}
+
+fn public(app: Arc<App>, peer: SocketAddr, mut req: Request<Incoming>) -> Reply {
+    let path = req.uri().path();
+    if path == "/chat" || fastwebsockets::upgrade::is_upgrade_request(&req) {
+        return upgrade(app, peer, &mut req);
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    }
+    match path {
+        "/" | "/index.html" => {
+            let mut r = asset(INDEX_HTML, "text/html; charset=utf-8");
+            r.headers_mut().insert(
+                "content-security-policy",
+                HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+            );
+            r
+        }
+        "/app.js" => asset(APP_JS, "text/javascript; charset=utf-8"),
+        "/app.css" => asset(APP_CSS, "text/css; charset=utf-8"),
+        "/healthz" => {
+            let body = format!(
+                r#"{{"ok":true,"clients":{}}}"#,
+                app.metrics.connections.get()
+            );
+            with_type(
+                Response::new(Full::new(Bytes::from(body))),
+                "application/json",
+            )
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found"),
+    }
+}
+
+fn upgrade(app: Arc<App>, peer: SocketAddr, req: &mut Request<Incoming>) -> Reply {
+    let admission = match gate::check(&app, req, peer) {
+        Ok(admission) => admission,
+        Err(rejection) => {
+            app.metrics.rejected_upgrade(rejection.reason);
+            tracing::debug!(
+                status = rejection.status.as_u16(),
+                reason = rejection.reason.as_str(),
+                "upgrade refused"
+            );
+            let mut r = text(rejection.status, rejection.message);
+            if let Some(secs) = rejection.retry_after {
+                r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+            }
+            if rejection.status == StatusCode::UPGRADE_REQUIRED {
+                r.headers_mut()
+                    .insert("sec-websocket-version", HeaderValue::from_static("13"));
+            }
+            r.headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            return r;
+        }
+    };
+    let (response, upgrading) = match fastwebsockets::upgrade::upgrade(&mut *req) {
+        Ok(pair) => pair,
+        Err(_) => return text(StatusCode::BAD_REQUEST, "expected a WebSocket upgrade"),
+    };
+    let tasks = app.tasks.clone();
+    tasks.spawn(async move {
+        let ws = match upgrading.await {
+            Ok(ws) => ws,
+            Err(e) => {
+                tracing::debug!(error = %e, "upgrade did not complete");
+                return;
+            }
+        };
+        // Take the TCP stream back: the session does its own framing.
+        match ws
+            .into_inner()
+            .into_inner()
+            .downcast::<TokioIo<TcpStream>>()
+        {
+            Ok(parts) => session::run(app, parts.io.into_inner(), parts.read_buf, admission).await,
+            Err(_) => tracing::error!("upgraded connection is not a TCP stream"),
+        }
+    });
+    response.map(|_| Full::new(Bytes::new()))
+}
+
+fn admin(app: &App, req: &Request<Incoming>) -> Reply {
+    match req.uri().path() {
+        "/metrics" => with_type(
+            Response::new(Full::new(Bytes::from(app.metrics.render()))),
+            "text/plain; version=0.0.4; charset=utf-8",
+        ),
+        "/healthz" => text(StatusCode::OK, "ok"),
+        "/readyz" if app.is_ready() => text(StatusCode::OK, "ready"),
+        "/readyz" => {
+            let why = if app.is_draining() {
+                "draining"
+            } else {
+                "broker unavailable"
+            };
+            text(StatusCode::SERVICE_UNAVAILABLE, why)
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found"),
+    }
+}
+
+fn asset(body: &'static str, content_type: &'static str) -> Reply {
+    let mut r = with_type(
+        Response::new(Full::new(Bytes::from_static(body.as_bytes()))),
+        content_type,
+    );
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r.headers_mut()
+        .insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    r
+}
+
+fn text(status: StatusCode, body: &'static str) -> Reply {
+    let mut r = with_type(
+        Response::new(Full::new(Bytes::from_static(body.as_bytes()))),
+        "text/plain; charset=utf-8",
+    );
+    *r.status_mut() = status;
+    r
+}
+
+fn with_type(mut r: Reply, content_type: &'static str) -> Reply {
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut().insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+/// GETs `url` (plain http) and returns the status: the `healthcheck` command.
+pub async fn probe(url: &str, timeout: std::time::Duration) -> Result<u16, String> {
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("bad url: {e}"))?;
+    let host = uri.host().ok_or("url has no host")?.to_string();
+    let port = uri.port_u16().unwrap_or(80);
+    let attempt = async {
+        let stream = TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| e.to_string())?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let req = Request::get(uri.path())
+            .header(hyper::header::HOST, format!("{host}:{port}"))
+            .body(http_body_util::Empty::<Bytes>::new())
+            .map_err(|e| e.to_string())?;
+        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+        Ok::<u16, String>(resp.status().as_u16())
+    };
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .map_err(|_| format!("no answer from {url} within {timeout:?}"))?
+}

@@ -1,0 +1,347 @@
+//! Prometheus metrics: one registry per server, label handles resolved once.
+//!
+//! No label ever takes a room, user, token, IP or connection id: every label
+//! value comes from a closed set defined in code.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::close::{CloseCode, ABNORMAL_LABEL};
+use crate::protocol::ErrorCode;
+
+/// Fan-out latency buckets, 50 µs to 5 s.
+pub const FANOUT_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0,
+];
+/// Broker publish latency buckets, 50 µs to 5 s.
+pub const BROKER_BUCKETS: &[f64] = FANOUT_BUCKETS;
+/// Outbound queue depth buckets (frames).
+pub const QUEUE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0];
+
+/// Why an upgrade was refused (the `reason` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    NotFound,
+    BadRequest,
+    Origin,
+    Token,
+    IpRate,
+    IpCap,
+    Capacity,
+    Draining,
+}
+
+impl RejectReason {
+    const ALL: [RejectReason; 8] = [
+        RejectReason::NotFound,
+        RejectReason::BadRequest,
+        RejectReason::Origin,
+        RejectReason::Token,
+        RejectReason::IpRate,
+        RejectReason::IpCap,
+        RejectReason::Capacity,
+        RejectReason::Draining,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::NotFound => "not_found",
+            RejectReason::BadRequest => "bad_request",
+            RejectReason::Origin => "origin",
+            RejectReason::Token => "token",
+            RejectReason::IpRate => "ip_rate",
+            RejectReason::IpCap => "ip_cap",
+            RejectReason::Capacity => "capacity",
+            RejectReason::Draining => "draining",
+        }
+    }
+}
+
+/// Every metric handle the server updates.
+pub struct Metrics {
+    pub registry: Registry,
+    pub connections: IntGauge,
+    pub accepted: IntCounter,
+    closed: IntCounterVec,
+    rejections: IntCounterVec,
+    pub received: IntCounter,
+    pub accepted_messages: IntCounter,
+    rejected: IntCounterVec,
+    pub delivered: IntCounter,
+    pub fanout_latency: Histogram,
+    pub broker_latency: Histogram,
+    broker_errors: IntCounterVec,
+    pub broker_reconnects: IntCounter,
+    pub broker_up: IntGauge,
+    pub drops_slow_consumer: IntCounter,
+    pub drops_queue_full: IntCounter,
+    pub drops_closed: IntCounter,
+    pub slow_consumer_closes: IntCounter,
+    pub pings: IntCounter,
+    pub pongs: IntCounter,
+    pub heartbeat_timeouts: IntCounter,
+    pub rate_limited_connection: IntCounter,
+    pub rate_limited_ip: IntCounter,
+    pub rooms_active: IntGauge,
+    pub history_messages: IntGauge,
+    pub queue_depth: Histogram,
+    reloads: IntCounterVec,
+    pub revocation_closes: IntCounter,
+    pub ready: IntGauge,
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    register(r, c.clone());
+    c
+}
+
+fn counter_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: &[&str],
+) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), &[label])
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    // Pre-create every series so dashboards see zeros, not gaps.
+    for v in values {
+        c.with_label_values(&[v]);
+    }
+    register(r, c.clone());
+    c
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    register(r, g.clone());
+    g
+}
+
+fn histogram(r: &Registry, name: &str, help: &str, buckets: &[f64]) -> Histogram {
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    register(r, h.clone());
+    h
+}
+
+fn register<C: prometheus::core::Collector + 'static>(r: &Registry, c: C) {
+    // Names are constants in this file; a clash is a programming error caught by tests.
+    if let Err(e) = r.register(Box::new(c)) {
+        panic!("registering a metric: {e}");
+    }
+}
+
+impl Metrics {
+    /// Registers every metric in a fresh registry.
+    pub fn new() -> Metrics {
+        let r = Registry::new();
+        let close_labels: Vec<&str> = CloseCode::ALL
+            .iter()
+            .map(|c| c.label())
+            .chain([ABNORMAL_LABEL])
+            .collect();
+        let reasons: Vec<&str> = RejectReason::ALL.iter().map(|r| r.as_str()).collect();
+        let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        let drops = counter_vec(
+            &r,
+            "wschat_drops_total",
+            "Frames not delivered to a connection, by reason.",
+            "reason",
+            &["slow_consumer", "queue_full", "closed"],
+        );
+        let limited = counter_vec(
+            &r,
+            "wschat_rate_limited_total",
+            "Messages refused by a rate limit, by scope.",
+            "scope",
+            &["connection", "ip"],
+        );
+        let build = IntGaugeVec::new(
+            Opts::new("wschat_build_info", "Build information; always 1."),
+            &["version", "git_sha"],
+        )
+        .unwrap_or_else(|e| panic!("metric build_info: {e}"));
+        build
+            .with_label_values(&[
+                env!("CARGO_PKG_VERSION"),
+                option_env!("WSCHAT_GIT_SHA").unwrap_or("unknown"),
+            ])
+            .set(1);
+        register(&r, build);
+        #[cfg(target_os = "linux")]
+        register(
+            &r,
+            prometheus::process_collector::ProcessCollector::for_self(),
+        );
+
+        Metrics {
+            connections: gauge(&r, "wschat_connections", "WebSocket connections open now."),
+            accepted: counter(
+                &r,
+                "wschat_connections_accepted_total",
+                "WebSocket connections accepted.",
+            ),
+            closed: counter_vec(
+                &r,
+                "wschat_connections_closed_total",
+                "WebSocket connections closed, by the close code the server sent or echoed.",
+                "code",
+                &close_labels,
+            ),
+            rejections: counter_vec(
+                &r,
+                "wschat_upgrade_rejections_total",
+                "Upgrade requests refused before the upgrade, by reason.",
+                "reason",
+                &reasons,
+            ),
+            received: counter(
+                &r,
+                "wschat_messages_received_total",
+                "Client text messages received.",
+            ),
+            accepted_messages: counter(
+                &r,
+                "wschat_messages_accepted_total",
+                "Client messages accepted into a room.",
+            ),
+            rejected: counter_vec(
+                &r,
+                "wschat_messages_rejected_total",
+                "Client messages refused, by error code.",
+                "code",
+                &codes,
+            ),
+            delivered: counter(
+                &r,
+                "wschat_messages_delivered_total",
+                "Chat message frames written to client sockets.",
+            ),
+            fanout_latency: histogram(
+                &r,
+                "wschat_fanout_latency_seconds",
+                "From accepting a message to its frame being written to a recipient's socket.",
+                FANOUT_BUCKETS,
+            ),
+            broker_latency: histogram(
+                &r,
+                "wschat_broker_publish_latency_seconds",
+                "Time the broker takes to accept a publish.",
+                BROKER_BUCKETS,
+            ),
+            broker_errors: counter_vec(
+                &r,
+                "wschat_broker_errors_total",
+                "Broker operations that failed, by operation.",
+                "op",
+                &["publish", "history", "presence", "subscribe"],
+            ),
+            broker_reconnects: counter(
+                &r,
+                "wschat_broker_reconnects_total",
+                "Broker reconnections.",
+            ),
+            broker_up: gauge(&r, "wschat_broker_up", "1 while the broker is reachable."),
+            drops_slow_consumer: drops.with_label_values(&["slow_consumer"]),
+            drops_queue_full: drops.with_label_values(&["queue_full"]),
+            drops_closed: drops.with_label_values(&["closed"]),
+            slow_consumer_closes: counter(
+                &r,
+                "wschat_slow_consumer_closes_total",
+                "Connections closed with 1013 because they could not keep up.",
+            ),
+            pings: counter(&r, "wschat_heartbeat_pings_total", "Heartbeat pings sent."),
+            pongs: counter(&r, "wschat_heartbeat_pongs_total", "Pongs received."),
+            heartbeat_timeouts: counter(
+                &r,
+                "wschat_heartbeat_timeouts_total",
+                "Connections terminated for not answering a ping.",
+            ),
+            rate_limited_connection: limited.with_label_values(&["connection"]),
+            rate_limited_ip: limited.with_label_values(&["ip"]),
+            rooms_active: gauge(
+                &r,
+                "wschat_rooms_active",
+                "Rooms with members on this replica.",
+            ),
+            history_messages: gauge(
+                &r,
+                "wschat_history_messages",
+                "Messages held in room histories.",
+            ),
+            queue_depth: histogram(
+                &r,
+                "wschat_outbound_queue_depth",
+                "Frames drained from a connection's queue in one go.",
+                QUEUE_BUCKETS,
+            ),
+            reloads: counter_vec(
+                &r,
+                "wschat_config_reloads_total",
+                "Configuration reloads, by outcome.",
+                "outcome",
+                &["success", "failure"],
+            ),
+            revocation_closes: counter(
+                &r,
+                "wschat_token_revocation_closes_total",
+                "Connections closed with 1008 because their token was revoked.",
+            ),
+            ready: gauge(
+                &r,
+                "wschat_ready",
+                "1 while this replica accepts connections.",
+            ),
+            registry: r,
+        }
+    }
+
+    /// Counts a closed connection by the code sent (or `abnormal`).
+    pub fn closed(&self, code: Option<CloseCode>) {
+        let label = code.map_or(ABNORMAL_LABEL, CloseCode::label);
+        self.closed.with_label_values(&[label]).inc();
+    }
+
+    /// Counts an upgrade rejection.
+    pub fn rejected_upgrade(&self, reason: RejectReason) {
+        self.rejections.with_label_values(&[reason.as_str()]).inc();
+    }
+
+    /// Counts a refused client message.
+    pub fn rejected_message(&self, code: ErrorCode) {
+        self.rejected.with_label_values(&[code.as_str()]).inc();
+    }
+
+    /// Counts a failed broker operation.
+    pub fn broker_error(&self, op: &'static str) {
+        self.broker_errors.with_label_values(&[op]).inc();
+    }
+
+    /// Counts a configuration reload.
+    pub fn reload(&self, ok: bool) {
+        self.reloads
+            .with_label_values(&[if ok { "success" } else { "failure" }])
+            .inc();
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 * 1024);
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(error = %e, "encoding metrics");
+        }
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

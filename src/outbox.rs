@@ -1,0 +1,172 @@
+//! One connection's bounded outbound queue, filled by fan-out and drained by
+//! the connection's own task.
+//!
+//! Fan-out never waits on a connection: a full queue is a counted drop, and a
+//! run of drops marks the connection as a slow consumer to be closed with 1013.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use crate::close::CloseCode;
+
+/// One encoded frame waiting to be written.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// The complete WebSocket frame, shared by every recipient.
+    pub frame: Bytes,
+    /// When the message was accepted, for the fan-out latency histogram;
+    /// `None` for frames that are not chat messages.
+    pub accepted_at: Option<Instant>,
+}
+
+/// What happened to a pushed frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    Queued,
+    /// The queue was full; the frame is lost for this connection.
+    QueueFull,
+    /// This drop made the connection a slow consumer: it is being closed.
+    SlowConsumer,
+    /// The connection is closing; the frame is not sent.
+    Closed,
+}
+
+struct State {
+    queue: VecDeque<Outgoing>,
+    consecutive_drops: u32,
+    close: Option<CloseCode>,
+}
+
+/// The queue and the wake-up of the task that drains it.
+pub struct Outbox {
+    state: Mutex<State>,
+    notify: Notify,
+    capacity: u32,
+    drop_limit: u32,
+}
+
+impl Outbox {
+    /// An empty queue; nothing is allocated until the first frame.
+    pub fn new(capacity: usize, drop_limit: u32) -> Outbox {
+        Outbox {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                consecutive_drops: 0,
+                close: None,
+            }),
+            notify: Notify::new(),
+            capacity: capacity.min(u32::MAX as usize) as u32,
+            drop_limit,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a frame without waiting.
+    pub fn push(&self, item: Outgoing) -> Pushed {
+        let mut s = self.lock();
+        if s.close.is_some() {
+            return Pushed::Closed;
+        }
+        if s.queue.len() >= self.capacity as usize {
+            s.consecutive_drops += 1;
+            if s.consecutive_drops >= self.drop_limit {
+                s.close = Some(CloseCode::TryAgainLater);
+                s.queue.clear();
+                drop(s);
+                self.notify.notify_one();
+                return Pushed::SlowConsumer;
+            }
+            return Pushed::QueueFull;
+        }
+        let was_empty = s.queue.is_empty();
+        s.queue.push_back(item);
+        drop(s);
+        // The drainer empties the queue in one go, so only the first frame
+        // after that needs to wake it.
+        if was_empty {
+            self.notify.notify_one();
+        }
+        Pushed::Queued
+    }
+
+    /// Asks the connection to close with `code` (the first request wins).
+    pub fn request_close(&self, code: CloseCode) {
+        let mut s = self.lock();
+        if s.close.is_none() {
+            s.close = Some(code);
+        }
+        drop(s);
+        self.notify.notify_one();
+    }
+
+    /// The close requested, if any.
+    pub fn close_requested(&self) -> Option<CloseCode> {
+        self.lock().close
+    }
+
+    /// Waits until there is something to drain or a close was requested.
+    pub async fn ready(&self) {
+        self.notify.notified().await
+    }
+
+    /// Moves every queued frame into `into` (which must be empty), swapping
+    /// buffers so that steady traffic allocates nothing. Resets the drop run:
+    /// the connection is keeping up.
+    pub fn drain_into(&self, into: &mut VecDeque<Outgoing>) -> Option<CloseCode> {
+        let mut s = self.lock();
+        std::mem::swap(&mut s.queue, into);
+        s.consecutive_drops = 0;
+        s.close
+    }
+
+    /// Frees the queue's memory when it is idle.
+    pub fn shrink(&self) {
+        let mut s = self.lock();
+        if s.queue.is_empty() {
+            s.queue = VecDeque::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame() -> Outgoing {
+        Outgoing {
+            frame: Bytes::from_static(b"x"),
+            accepted_at: None,
+        }
+    }
+
+    #[test]
+    fn overflow_drops_then_closes_a_slow_consumer() {
+        let outbox = Outbox::new(2, 3);
+        assert_eq!(outbox.push(frame()), Pushed::Queued);
+        assert_eq!(outbox.push(frame()), Pushed::Queued);
+        assert_eq!(outbox.push(frame()), Pushed::QueueFull);
+        assert_eq!(outbox.push(frame()), Pushed::QueueFull);
+        assert_eq!(outbox.push(frame()), Pushed::SlowConsumer);
+        assert_eq!(outbox.push(frame()), Pushed::Closed);
+        assert_eq!(outbox.close_requested(), Some(CloseCode::TryAgainLater));
+    }
+
+    #[test]
+    fn draining_resets_the_drop_run() {
+        let outbox = Outbox::new(1, 2);
+        outbox.push(frame());
+        assert_eq!(outbox.push(frame()), Pushed::QueueFull);
+        let mut into = VecDeque::new();
+        assert_eq!(outbox.drain_into(&mut into), None);
+        assert_eq!(into.len(), 1);
+        outbox.push(frame());
+        assert_eq!(outbox.push(frame()), Pushed::QueueFull);
+    }
+}

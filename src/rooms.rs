@@ -1,0 +1,278 @@
+//! Local room membership and fan-out of one encoded frame to every member.
+//!
+//! Rooms live in 64 shards, each a std mutex held only for map lookups. A
+//! room's member list is copied into a shared snapshot lazily, when a frame
+//! is delivered after the list changed: a join storm costs O(1) per join, and
+//! publishing clones one `Arc` instead of locking out joins during fan-out.
+//!
+//! A joining member is first *pending*: frames delivered while its history is
+//! being read are held for it, then released after the history, skipping what
+//! the history already had (by `seq`). Nothing is lost or shown twice.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::auth::TokenDigest;
+use crate::metrics::Metrics;
+use crate::outbox::{Outbox, Outgoing, Pushed};
+use crate::presence::PresenceState;
+
+const SHARDS: usize = 64;
+
+type Shard = Mutex<HashMap<Arc<str>, Arc<Room>>>;
+
+/// A connection as the rooms see it.
+pub struct Member {
+    pub id: u64,
+    pub name: Arc<str>,
+    pub room: Arc<str>,
+    /// Digest of the token it connected with (for revocation).
+    pub token: TokenDigest,
+    pub outbox: Outbox,
+}
+
+/// One frame for a room's members.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The message's room sequence number; `None` for presence events.
+    pub seq: Option<u64>,
+    pub frame: Bytes,
+    pub accepted_at: Option<Instant>,
+}
+
+struct Pending {
+    member: Arc<Member>,
+    held: Vec<Delivery>,
+}
+
+/// One room's local state.
+pub struct Room {
+    pub name: Arc<str>,
+    inner: Mutex<RoomInner>,
+}
+
+struct RoomInner {
+    members: Vec<Arc<Member>>,
+    snapshot: Option<Arc<[Arc<Member>]>>,
+    pending: Vec<Pending>,
+    pub(crate) presence: PresenceState,
+}
+
+impl Room {
+    fn lock(&self) -> MutexGuard<'_, RoomInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Local connections in the room, joining ones included.
+    pub fn local_online(&self) -> usize {
+        let inner = self.lock();
+        inner.members.len() + inner.pending.len()
+    }
+
+    /// Runs `f` on the room's presence state under its lock.
+    pub fn with_presence<T>(&self, f: impl FnOnce(&mut PresenceState) -> T) -> T {
+        f(&mut self.lock().presence)
+    }
+}
+
+/// Every room with local members.
+pub struct Rooms {
+    shards: Box<[Shard]>,
+    next_id: AtomicU64,
+    metrics: Arc<Metrics>,
+}
+
+/// The result of a join.
+pub struct Joined {
+    pub room: Arc<Room>,
+    /// The first local member: the broker must start carrying this room here.
+    pub first_local: bool,
+}
+
+impl Rooms {
+    /// No rooms yet.
+    pub fn new(metrics: Arc<Metrics>) -> Rooms {
+        Rooms {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            next_id: AtomicU64::new(1),
+            metrics,
+        }
+    }
+
+    /// A process-unique connection id.
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn shard(&self, room: &str) -> MutexGuard<'_, HashMap<Arc<str>, Arc<Room>>> {
+        let mut h = DefaultHasher::new();
+        room.hash(&mut h);
+        self.shards[h.finish() as usize % SHARDS]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a pending member; frames for the room are held for it until
+    /// [`Rooms::activate`].
+    pub fn join(&self, member: &Arc<Member>) -> Joined {
+        let mut shard = self.shard(&member.room);
+        let mut first_local = false;
+        let room = shard
+            .entry(member.room.clone())
+            .or_insert_with(|| {
+                first_local = true;
+                self.metrics.rooms_active.inc();
+                Arc::new(Room {
+                    name: member.room.clone(),
+                    inner: Mutex::new(RoomInner {
+                        members: Vec::new(),
+                        snapshot: None,
+                        pending: Vec::new(),
+                        presence: PresenceState::default(),
+                    }),
+                })
+            })
+            .clone();
+        room.lock().pending.push(Pending {
+            member: member.clone(),
+            held: Vec::new(),
+        });
+        Joined { room, first_local }
+    }
+
+    /// Makes a pending member live: queues the frames held for it that are
+    /// newer than `after_seq` (what its history already showed).
+    pub fn activate(&self, room: &Room, member: &Arc<Member>, after_seq: u64) {
+        let mut inner = room.lock();
+        let Some(at) = inner.pending.iter().position(|p| p.member.id == member.id) else {
+            return;
+        };
+        let pending = inner.pending.swap_remove(at);
+        for d in pending.held {
+            if d.seq.is_none_or(|s| s > after_seq) {
+                self.push(member, d);
+            }
+        }
+        inner.members.push(member.clone());
+        inner.snapshot = None;
+    }
+
+    /// Removes a member. Returns true when it was the room's last local one.
+    pub fn leave(&self, member: &Member) -> bool {
+        let mut shard = self.shard(&member.room);
+        let Some(room) = shard.get(&member.room).cloned() else {
+            return false;
+        };
+        let mut inner = room.lock();
+        if let Some(at) = inner.members.iter().position(|m| m.id == member.id) {
+            inner.members.swap_remove(at);
+            inner.snapshot = None;
+        } else if let Some(at) = inner.pending.iter().position(|p| p.member.id == member.id) {
+            inner.pending.swap_remove(at);
+        }
+        let empty = inner.members.is_empty() && inner.pending.is_empty();
+        drop(inner);
+        if empty {
+            shard.remove(&member.room);
+            self.metrics.rooms_active.dec();
+        }
+        empty
+    }
+
+    /// The room, if it has local members.
+    pub fn get(&self, room: &str) -> Option<Arc<Room>> {
+        self.shard(room).get(room).cloned()
+    }
+
+    /// Queues `delivery` for every local member of `room`. Callers deliver a
+    /// room's frames in order (the broker serializes them per room).
+    pub fn deliver(&self, room: &str, delivery: Delivery) -> usize {
+        let Some(room) = self.get(room) else {
+            return 0;
+        };
+        let snapshot = {
+            let mut inner = room.lock();
+            for p in &mut inner.pending {
+                p.held.push(delivery.clone());
+            }
+            let inner = &mut *inner;
+            inner
+                .snapshot
+                .get_or_insert_with(|| inner.members.iter().cloned().collect())
+                .clone()
+        };
+        let mut tally = Tally::default();
+        for member in snapshot.iter() {
+            tally.add(member.outbox.push(Outgoing {
+                frame: delivery.frame.clone(),
+                accepted_at: delivery.accepted_at,
+            }));
+        }
+        tally.record(&self.metrics);
+        snapshot.len()
+    }
+
+    fn push(&self, member: &Member, d: Delivery) {
+        let mut tally = Tally::default();
+        tally.add(member.outbox.push(Outgoing {
+            frame: d.frame,
+            accepted_at: d.accepted_at,
+        }));
+        tally.record(&self.metrics);
+    }
+
+    /// Calls `f` for every local member of every room (revocation, drain).
+    pub fn for_each_member(&self, mut f: impl FnMut(&Arc<Member>)) {
+        for shard in self.shards.iter() {
+            let rooms: Vec<Arc<Room>> = shard
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .cloned()
+                .collect();
+            for room in rooms {
+                let inner = room.lock();
+                inner.members.iter().for_each(&mut f);
+                inner.pending.iter().for_each(|p| f(&p.member));
+            }
+        }
+    }
+}
+
+/// Drop counts of one fan-out, recorded once instead of per recipient.
+#[derive(Default)]
+struct Tally {
+    full: u64,
+    slow: u64,
+    closed: u64,
+}
+
+impl Tally {
+    fn add(&mut self, pushed: Pushed) {
+        match pushed {
+            Pushed::Queued => {}
+            Pushed::QueueFull => self.full += 1,
+            Pushed::SlowConsumer => self.slow += 1,
+            Pushed::Closed => self.closed += 1,
+        }
+    }
+
+    fn record(&self, m: &Metrics) {
+        if self.full > 0 {
+            m.drops_queue_full.inc_by(self.full);
+        }
+        if self.slow > 0 {
+            m.drops_slow_consumer.inc_by(self.slow);
+            m.slow_consumer_closes.inc_by(self.slow);
+        }
+        if self.closed > 0 {
+            m.drops_closed.inc_by(self.closed);
+        }
+    }
+}

@@ -1,0 +1,469 @@
+//! One connection's life: join, the read/write/heartbeat loop, and the close.
+//!
+//! One task per connection owns the socket. Reads and writes are readiness
+//! based (`readable`/`try_read`, `writable`/`try_write_vectored`), so every
+//! branch of the loop is cancel-safe and nothing is buffered for an idle
+//! connection: a partial frame is the only thing ever kept between reads.
+//! Queued frames leave in one vectored write, not one syscall per frame.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use governor::DefaultDirectRateLimiter;
+use tokio::net::TcpStream;
+
+use crate::app::App;
+use crate::broker::Broker;
+use crate::close::CloseCode;
+use crate::frame::{self, Opcode};
+use crate::gate::Admission;
+use crate::inbound::{Assembler, Inbound};
+use crate::outbox::{Outbox, Outgoing};
+use crate::presence::{self, Change};
+use crate::protocol::{self, ClientEvent, ErrorCode};
+use crate::rooms::Member;
+
+/// Frames written in one vectored write at most.
+const WRITE_BATCH: usize = 64;
+/// Bytes read per readiness event.
+const READ_CHUNK: usize = 4096;
+
+/// Serves one upgraded connection until it closes.
+pub async fn run(app: Arc<App>, stream: TcpStream, leftover: Bytes, admission: Admission) {
+    let Admission {
+        name,
+        room,
+        since,
+        token,
+        ip,
+        slot,
+    } = admission;
+    let member = Arc::new(Member {
+        id: app.rooms.next_id(),
+        name: name.into(),
+        room: room.into(),
+        token,
+        outbox: Outbox::new(
+            app.settings.session.outbound_queue,
+            app.settings.session.slow_consumer_drops,
+        ),
+    });
+    app.metrics.accepted.inc();
+    app.metrics.connections.inc();
+    let mut conn = Conn::new(stream, leftover, app.settings.limits.max_message_bytes);
+    let client_id = uuid::Uuid::new_v4().to_string();
+    conn.send(frame::text(&protocol::system_event(
+        &member.name,
+        &client_id,
+    )));
+
+    let joined = app.rooms.join(&member);
+    let mut ended = None;
+    if joined.first_local {
+        if let Err(e) = app.broker.watch(&member.room).await {
+            app.metrics.broker_error("subscribe");
+            tracing::warn!(error = %e, "cannot carry room");
+            ended = Some(CloseCode::TryAgainLater);
+        }
+    }
+    match app.broker.history(&member.room, &since).await {
+        Ok(history) => {
+            let json =
+                protocol::history_event(history.messages.iter().map(|m| &**m), &history.epoch);
+            conn.send(frame::text(&json));
+            app.rooms.activate(&joined.room, &member, history.last_seq);
+        }
+        Err(e) => {
+            app.metrics.broker_error("history");
+            tracing::warn!(error = %e, "history unavailable");
+            ended = Some(CloseCode::TryAgainLater);
+        }
+    }
+    presence::announce(&app, &joined.room, Change::Joined(member.name.clone())).await;
+    if app.is_draining() {
+        member.outbox.request_close(CloseCode::GoingAway);
+    }
+    if let Some(code) = ended {
+        member.outbox.request_close(code);
+    }
+
+    let limiter = app.limits.connection_limiter();
+    let outcome = conn.serve(&app, &member, &limiter, ip).await;
+    app.metrics.closed(outcome);
+    app.metrics.connections.dec();
+
+    let last = app.rooms.leave(&member);
+    presence::announce(&app, &joined.room, Change::Left(member.name.clone())).await;
+    if last {
+        app.broker.unwatch(&member.room);
+    }
+    drop(slot);
+}
+
+/// The socket and what is in flight on it.
+struct Conn {
+    stream: TcpStream,
+    /// Bytes of a frame that has not fully arrived.
+    partial: Vec<u8>,
+    assembler: Assembler,
+    /// Frames being written; the first may be partly written.
+    out: VecDeque<Outgoing>,
+    written: usize,
+    /// The outbox's previous buffer, swapped back in on the next drain.
+    spare: VecDeque<Outgoing>,
+    read_closed: bool,
+}
+
+enum Read {
+    Units(Vec<Inbound>),
+    /// The connection broke a rule; close with this code.
+    Violation(CloseCode, Vec<Inbound>),
+    Eof,
+    Nothing,
+}
+
+impl Conn {
+    fn new(stream: TcpStream, leftover: Bytes, limit: usize) -> Conn {
+        Conn {
+            stream,
+            partial: leftover.to_vec(),
+            assembler: Assembler::new(limit),
+            out: VecDeque::new(),
+            written: 0,
+            spare: VecDeque::new(),
+            read_closed: false,
+        }
+    }
+
+    fn send(&mut self, frame: Bytes) {
+        self.out.push_back(Outgoing {
+            frame,
+            accepted_at: None,
+        });
+    }
+
+    async fn serve(
+        &mut self,
+        app: &App,
+        member: &Member,
+        limiter: &DefaultDirectRateLimiter,
+        ip: std::net::IpAddr,
+    ) -> Option<CloseCode> {
+        let interval = app.settings.session.heartbeat_interval;
+        // Spread first pings so connections made together do not ping together.
+        let first = interval / 2 + interval.mul_f64((member.id % 1000) as f64 / 2000.0);
+        let heartbeat = tokio::time::sleep(first);
+        tokio::pin!(heartbeat);
+        let mut heard_since_ping = true;
+        let mut pong_owed: Option<Vec<u8>> = None;
+
+        // Bytes that came with the upgrade request are already here.
+        let mut pending = if self.partial.is_empty() {
+            Read::Nothing
+        } else {
+            self.parse(&[])
+        };
+        loop {
+            let (units, violation) = match std::mem::replace(&mut pending, Read::Nothing) {
+                Read::Units(u) => (u, None),
+                Read::Violation(code, u) => (u, Some(code)),
+                Read::Eof => return None,
+                Read::Nothing => (Vec::new(), None),
+            };
+            for unit in units {
+                heard_since_ping = true;
+                match unit {
+                    Inbound::Text(text) => {
+                        if let Some(code) = self.message(app, member, limiter, ip, &text).await {
+                            return self.close(app, code).await;
+                        }
+                    }
+                    Inbound::Ping(payload) => pong_owed = Some(payload),
+                    Inbound::Pong => app.metrics.pongs.inc(),
+                    Inbound::Close(code) => {
+                        // Echo the client's code: a normal close handshake.
+                        self.send(match code {
+                            Some(c) => frame::close_raw(c, b""),
+                            None => frame::encode(Opcode::Close, b""),
+                        });
+                        self.read_closed = true;
+                        let _ = self
+                            .flush_all(app, app.settings.session.close_timeout)
+                            .await;
+                        return Some(CloseCode::Normal);
+                    }
+                }
+            }
+            if let Some(code) = violation {
+                return self.close(app, code).await;
+            }
+            // A pong answers only the latest ping, so a ping flood costs one pong per write.
+            if let Some(payload) = pong_owed.take() {
+                self.send(frame::encode(Opcode::Pong, &payload));
+            }
+            let close = if self.out.is_empty() {
+                std::mem::swap(&mut self.out, &mut self.spare);
+                let close = member.outbox.drain_into(&mut self.out);
+                std::mem::swap(&mut self.out, &mut self.spare);
+                if !self.spare.is_empty() {
+                    app.metrics.queue_depth.observe(self.spare.len() as f64);
+                    self.out.append(&mut self.spare);
+                }
+                close
+            } else {
+                member.outbox.close_requested()
+            };
+            if let Some(code) = close {
+                if code == CloseCode::TryAgainLater {
+                    self.discard_unstarted();
+                }
+                return self.close(app, code).await;
+            }
+            if !self.out.is_empty() && self.flush(app).is_err() {
+                return None;
+            }
+
+            tokio::select! {
+                _ = member.outbox.ready() => {}
+                r = self.stream.readable(), if !self.read_closed => {
+                    pending = match r {
+                        Ok(()) => self.read(),
+                        Err(_) => Read::Eof,
+                    };
+                }
+                r = self.stream.writable(), if !self.out.is_empty() => {
+                    if r.is_err() || self.flush(app).is_err() {
+                        return None;
+                    }
+                }
+                () = &mut heartbeat => {
+                    if !heard_since_ping {
+                        app.metrics.heartbeat_timeouts.inc();
+                        return None;
+                    }
+                    heard_since_ping = false;
+                    self.send(frame::encode(Opcode::Ping, b""));
+                    app.metrics.pings.inc();
+                    if self.out.len() == 1 {
+                        member.outbox.shrink();
+                        self.spare = VecDeque::new();
+                    }
+                    heartbeat.as_mut().reset(tokio::time::Instant::now() + interval);
+                }
+            }
+        }
+    }
+
+    /// Handles one client message; returns a close code if it ends the connection.
+    async fn message(
+        &mut self,
+        app: &App,
+        member: &Member,
+        limiter: &DefaultDirectRateLimiter,
+        ip: std::net::IpAddr,
+        raw: &str,
+    ) -> Option<CloseCode> {
+        let m = &app.metrics;
+        m.received.inc();
+        let max = app.settings.limits.max_text_chars;
+        let refuse = |conn: &mut Conn, code: ErrorCode| {
+            m.rejected_message(code);
+            conn.send(frame::text(&code.event(max)));
+        };
+        if limiter.check().is_err() {
+            m.rate_limited_connection.inc();
+            refuse(self, ErrorCode::RateLimited);
+            return None;
+        }
+        if !app.limits.ip_message(ip) {
+            m.rate_limited_ip.inc();
+            refuse(self, ErrorCode::RateLimited);
+            return None;
+        }
+        let text = match protocol::parse_client_event(raw) {
+            Ok(ClientEvent::Message { text }) => text,
+            Err(code) => {
+                refuse(self, code);
+                return None;
+            }
+        };
+        // Permissions are checked on every message: a reload may have changed them.
+        match app.auth.tokens().grant_for(&member.token) {
+            None => return Some(CloseCode::Policy),
+            Some(g) if !g.allows_room(&member.room) => return Some(CloseCode::Policy),
+            Some(g) if g.read_only => {
+                refuse(self, ErrorCode::Forbidden);
+                return None;
+            }
+            Some(_) => {}
+        }
+        if text.is_empty() {
+            refuse(self, ErrorCode::Empty);
+            return None;
+        }
+        if text.chars().count() > max {
+            refuse(self, ErrorCode::TooLarge);
+            return None;
+        }
+        let accepted_at = Instant::now();
+        match app
+            .broker
+            .publish(&member.room, &member.name, &text, accepted_at)
+            .await
+        {
+            Ok(_) => m.accepted_messages.inc(),
+            Err(e) => {
+                m.broker_error("publish");
+                tracing::warn!(error = %e, "message not accepted");
+                refuse(self, ErrorCode::Unavailable);
+            }
+        }
+        None
+    }
+
+    fn read(&mut self) -> Read {
+        let mut chunk = [0u8; READ_CHUNK];
+        match self.stream.try_read(&mut chunk) {
+            Ok(0) => Read::Eof,
+            Ok(n) => self.parse(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Read::Nothing,
+            Err(_) => Read::Eof,
+        }
+    }
+
+    /// Decodes every complete frame in `partial` + `fresh`; keeps the rest.
+    fn parse(&mut self, fresh: &[u8]) -> Read {
+        let mut units = Vec::new();
+        let mut owned;
+        let buf: &mut [u8] = if self.partial.is_empty() {
+            owned = fresh.to_vec();
+            &mut owned
+        } else {
+            self.partial.extend_from_slice(fresh);
+            &mut self.partial
+        };
+        let mut at = 0;
+        let verdict = loop {
+            match frame::decode(&mut buf[at..], self.assembler.budget()) {
+                Ok(Some((f, used))) => {
+                    at += used;
+                    match self.assembler.push(f) {
+                        Ok(Some(unit)) => {
+                            let closing = matches!(unit, Inbound::Close(_));
+                            units.push(unit);
+                            if closing {
+                                break None;
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(code) => break Some(code),
+                    }
+                }
+                Ok(None) => break None,
+                Err(code) => break Some(code),
+            }
+        };
+        let rest = buf[at..].to_vec();
+        self.partial = rest;
+        match verdict {
+            Some(code) => Read::Violation(code, units),
+            None => Read::Units(units),
+        }
+    }
+
+    /// Writes what the socket takes now. Ok(true) when everything is out.
+    fn flush(&mut self, app: &App) -> io::Result<bool> {
+        let mut delivered = 0u64;
+        let now = Instant::now();
+        let result = loop {
+            if self.out.is_empty() {
+                break Ok(true);
+            }
+            let mut slices = [IoSlice::new(&[]); WRITE_BATCH];
+            let mut n = 0;
+            for (i, item) in self.out.iter().take(WRITE_BATCH).enumerate() {
+                let from = if i == 0 { self.written } else { 0 };
+                slices[n] = IoSlice::new(&item.frame[from..]);
+                n += 1;
+            }
+            match self.stream.try_write_vectored(&slices[..n]) {
+                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+                Ok(mut wrote) => {
+                    while wrote > 0 {
+                        let Some(front) = self.out.front() else { break };
+                        let left = front.frame.len() - self.written;
+                        if wrote < left {
+                            self.written += wrote;
+                            break;
+                        }
+                        wrote -= left;
+                        self.written = 0;
+                        if let Some(done) = self.out.pop_front() {
+                            if let Some(at) = done.accepted_at {
+                                delivered += 1;
+                                app.metrics
+                                    .fanout_latency
+                                    .observe(now.duration_since(at).as_secs_f64());
+                            }
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(false),
+                Err(e) => break Err(e),
+            }
+        };
+        if delivered > 0 {
+            app.metrics.delivered.inc_by(delivered);
+        }
+        result
+    }
+
+    /// Writes everything queued, waiting for the socket up to `limit`.
+    async fn flush_all(&mut self, app: &App, limit: Duration) -> io::Result<()> {
+        let deadline = tokio::time::Instant::now() + limit;
+        while !self.flush(app)? {
+            tokio::time::timeout_at(deadline, self.stream.writable())
+                .await
+                .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+        }
+        Ok(())
+    }
+
+    /// Drops queued frames not yet started (a partly written frame must finish).
+    fn discard_unstarted(&mut self) {
+        let keep = usize::from(self.written > 0);
+        self.out.truncate(keep);
+    }
+
+    /// Sends our close frame after what is queued, then waits briefly for
+    /// the client's close frame before letting the socket go. Our side is
+    /// shut down first, so unread client bytes cannot turn our close into a
+    /// reset that the client sees before the close frame.
+    async fn close(&mut self, app: &App, code: CloseCode) -> Option<CloseCode> {
+        if code == CloseCode::Policy {
+            app.metrics.revocation_closes.inc();
+        }
+        self.send(frame::close(code));
+        let limit = app.settings.session.close_timeout;
+        if self.flush_all(app, limit).await.is_err() {
+            return Some(code);
+        }
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.stream).await;
+        let deadline = tokio::time::Instant::now() + limit;
+        while !self.read_closed {
+            match tokio::time::timeout_at(deadline, self.stream.readable()).await {
+                Ok(Ok(())) => match self.read() {
+                    Read::Nothing => {}
+                    Read::Units(units) if !units.iter().any(|u| matches!(u, Inbound::Close(_))) => {
+                    }
+                    _ => break,
+                },
+                _ => break,
+            }
+        }
+        Some(code)
+    }
+}

@@ -1,0 +1,479 @@
+//! Test harness: real servers on real loopback sockets, a real WebSocket
+//! client (tokio-tungstenite, not fastwebsockets), and the real binary for
+//! tests about signals and exit codes.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use ws_chat::{Control, Settings, Sources};
+
+/// The token every test server accepts unless told otherwise.
+pub const TOKEN: &str = "test-token";
+/// The Origin every test server allows unless told otherwise.
+pub const ORIGIN: &str = "http://localhost:8080";
+/// How long a test waits for anything before failing.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// An in-process server on ephemeral loopback ports.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub control: Control,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Starts a server with the test token and origin plus `env` overrides
+    /// (settings as `CHAT__SECTION__KEY` variables; later entries win).
+    pub async fn start(env: &[(&str, &str)]) -> TestServer {
+        let mut vars = vec![
+            ("CHAT_TOKEN".to_string(), TOKEN.to_string()),
+            (
+                "CHAT__AUTH__ALLOWED_ORIGINS".to_string(),
+                ORIGIN.to_string(),
+            ),
+            (
+                "CHAT__SHUTDOWN__DRAIN_WINDOW".to_string(),
+                "200ms".to_string(),
+            ),
+        ];
+        vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let sources = Sources::from_env(vars);
+        let settings = Settings::load(&sources).unwrap_or_else(|e| panic!("test settings: {e}"));
+        Self::start_with(settings, sources).await
+    }
+
+    /// Starts a server from already loaded settings.
+    pub async fn start_with(settings: Settings, sources: Sources) -> TestServer {
+        let public = TcpListener::bind("127.0.0.1:0").await.expect("bind public");
+        let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
+        let (addr, admin_addr) = (public.local_addr().unwrap(), admin.local_addr().unwrap());
+        let control = Control::default();
+        let c = control.clone();
+        let handle = tokio::spawn(async move {
+            ws_chat::run(public, admin, settings, sources, c)
+                .await
+                .expect("server runs");
+        });
+        TestServer {
+            addr,
+            admin: admin_addr,
+            control,
+            handle: Some(handle),
+        }
+    }
+
+    /// `ws://addr/chat?token=…&query`.
+    pub fn url(&self, query: &str) -> String {
+        let sep = if query.is_empty() { "" } else { "&" };
+        format!("ws://{}/chat?token={TOKEN}{sep}{query}", self.addr)
+    }
+
+    /// Connects with the allowed Origin and reads `system` and `history`.
+    pub async fn join(&self, query: &str) -> (Client, Value) {
+        let mut c = self.connect(query).await;
+        let system = c.next_of("system").await;
+        assert!(system["clientId"].is_string(), "{system}");
+        let history = c.next_of("history").await;
+        (c, history)
+    }
+
+    /// Connects with the allowed Origin; panics if refused.
+    pub async fn connect(&self, query: &str) -> Client {
+        connect(&self.url(query), Some(ORIGIN))
+            .await
+            .unwrap_or_else(|s| panic!("refused with {s}"))
+    }
+
+    /// GETs a path on the admin listener; returns status and body.
+    pub async fn admin_get(&self, path: &str) -> (u16, String) {
+        http_get(self.admin, path).await
+    }
+
+    /// Current value of a metric line (name with labels, exact), or 0.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let (_, body) = self.admin_get("/metrics").await;
+        body.lines()
+            .find_map(|l| {
+                l.strip_prefix(series)
+                    .and_then(|rest| rest.strip_prefix(' '))
+            })
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// Starts the drain and waits for the server to finish it.
+    pub async fn stop(mut self) {
+        self.control.shutdown.cancel();
+        if let Some(h) = self.handle.take() {
+            tokio::time::timeout(Duration::from_secs(15), h)
+                .await
+                .expect("server stops in time")
+                .expect("server task");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.control.shutdown.cancel();
+    }
+}
+
+/// A WebSocket client connection.
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// Opens a WebSocket; `Err(status)` when the upgrade is refused.
+pub async fn connect(url: &str, origin: Option<&str>) -> Result<Client, u16> {
+    let mut req = url.into_client_request().expect("request");
+    if let Some(o) = origin {
+        req.headers_mut()
+            .insert("origin", o.parse().expect("origin header"));
+    }
+    match tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(req)).await {
+        Ok(Ok((ws, _))) => Ok(Client { ws }),
+        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(resp))) => Err(resp.status().as_u16()),
+        Ok(Err(e)) => panic!("connect failed: {e}"),
+        Err(_) => panic!("connect timed out"),
+    }
+}
+
+impl Client {
+    /// Sends a text frame.
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::text(text)).await.expect("send");
+    }
+
+    /// Sends a chat message.
+    pub async fn say(&mut self, text: &str) {
+        self.send_text(&serde_json::json!({"type": "message", "text": text}).to_string())
+            .await;
+    }
+
+    /// The next JSON event; panics on close or timeout.
+    pub async fn next(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("an event within the wait")
+                .expect("connection open")
+                .expect("a frame");
+            match msg {
+                Message::Text(t) => return serde_json::from_str(&t).expect("JSON event"),
+                Message::Close(c) => panic!("closed while waiting for an event: {c:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next event of `kind`, skipping others (presence noise and the like).
+    pub async fn next_of(&mut self, kind: &str) -> Value {
+        loop {
+            let v = self.next().await;
+            if v["type"] == kind {
+                return v;
+            }
+        }
+    }
+
+    /// The next `message` event's message.
+    pub async fn next_message(&mut self) -> Value {
+        self.next_of("message").await["message"].clone()
+    }
+
+    /// Reads until the server closes; returns its close code (None: no frame).
+    pub async fn closed(&mut self) -> Option<u16> {
+        self.closed_within(WAIT).await
+    }
+
+    /// Like [`Client::closed`] with a custom wait.
+    pub async fn closed_within(&mut self, wait: Duration) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => panic!("not closed within {wait:?}"),
+                Ok(None) => return None,
+                Ok(Some(Err(_))) => return None,
+                Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
+    /// Closes normally.
+    pub async fn bye(mut self) {
+        let _ = self
+            .ws
+            .close(Some(CloseFrame {
+                code: CloseCode::Normal,
+                reason: "bye".into(),
+            }))
+            .await;
+    }
+}
+
+/// A minimal HTTP/1.1 GET; returns status and body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let (status, _, body) = http_request(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    (status, body)
+}
+
+/// Sends a raw request; returns status, raw headers, and body.
+pub async fn http_request(addr: SocketAddr, request: &str) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(request.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 4096];
+    // Read to EOF, or only the head of a 101 (the socket then stays open).
+    let _ = tokio::time::timeout(WAIT, async {
+        loop {
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => raw.extend_from_slice(&chunk[..n]),
+            }
+            if raw.starts_with(b"HTTP/1.1 101") && raw.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Waits (bounded) until something listens on a loopback port.
+pub fn wait_listening(port: u16) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("nothing listens on port {port}");
+}
+
+/// The `ws-chat` binary as a child process on free ports.
+pub struct Process {
+    pub child: Child,
+    pub port: u16,
+    pub admin_port: u16,
+}
+
+impl Process {
+    /// Starts the binary with `env` (plus free ports and the test token and
+    /// origin) and waits until it is ready.
+    pub fn start(env: &[(&str, &str)], args: &[&str]) -> Process {
+        let (port, admin_port) = (free_port(), free_port());
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ws-chat"));
+        cmd.args(args)
+            .env_clear()
+            .env("CHAT__SERVER__PORT", port.to_string())
+            .env("CHAT__SERVER__ADMIN_PORT", admin_port.to_string())
+            .env("CHAT__SERVER__HOST", "127.0.0.1")
+            .env("CHAT__SERVER__ADMIN_HOST", "127.0.0.1")
+            .env("CHAT_TOKEN", TOKEN)
+            .env("CHAT__AUTH__ALLOWED_ORIGINS", ORIGIN)
+            .env("CHAT__TELEMETRY__LOG_FORMAT", "json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn ws-chat");
+        let p = Process {
+            child,
+            port,
+            admin_port,
+        };
+        p.wait_ready();
+        p
+    }
+
+    fn wait_ready(&self) {
+        wait_listening(self.admin_port);
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.admin_port))
+    }
+
+    pub fn url(&self, query: &str) -> String {
+        let sep = if query.is_empty() { "" } else { "&" };
+        format!(
+            "ws://127.0.0.1:{}/chat?token={TOKEN}{sep}{query}",
+            self.port
+        )
+    }
+
+    /// Sends a signal by name (`TERM`, `HUP`, ...).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for exit (bounded); returns the exit code and everything printed.
+    pub fn wait_exit(mut self, limit: Duration) -> (Option<i32>, String) {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let mut out = String::new();
+                use std::io::Read;
+                if let Some(mut o) = self.child.stdout.take() {
+                    let _ = o.read_to_string(&mut out);
+                }
+                if let Some(mut e) = self.child.stderr.take() {
+                    let _ = e.read_to_string(&mut out);
+                }
+                return (status.code(), out);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("ws-chat did not exit within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A WebSocket spoken by hand over TCP, for frames no client library sends.
+pub struct Raw {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Raw {
+    /// Upgrades `GET /chat?token=…&query` by hand; panics unless 101.
+    pub async fn connect(addr: SocketAddr, query: &str) -> Raw {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let req = format!(
+            "GET /chat?token={TOKEN}&{query} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: {ORIGIN}\r\n\r\n"
+        );
+        stream.write_all(req.as_bytes()).await.expect("write");
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 1024];
+        let end = loop {
+            let n = tokio::time::timeout(WAIT, stream.read(&mut chunk))
+                .await
+                .expect("response")
+                .expect("read");
+            assert!(n > 0, "closed during handshake");
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_string();
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        Raw {
+            stream,
+            buf: buf[end..].to_vec(),
+        }
+    }
+
+    /// Writes raw bytes.
+    pub async fn write(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        self.stream.write_all(bytes).await.expect("write");
+    }
+
+    /// Sends one masked client frame.
+    pub async fn frame(&mut self, fin: bool, opcode: u8, payload: &[u8]) {
+        let bytes = ws_chat::frame::client_frame(fin, opcode, payload, [7, 1, 9, 3]);
+        self.write(&bytes).await;
+    }
+
+    /// The next server frame as (opcode, payload); None at EOF.
+    pub async fn read_frame(&mut self) -> Option<(u8, Vec<u8>)> {
+        use tokio::io::AsyncReadExt;
+        loop {
+            if self.buf.len() >= 2 {
+                let len = (self.buf[1] & 0x7F) as usize;
+                let (len, at) = match len {
+                    126 if self.buf.len() >= 4 => {
+                        (u16::from_be_bytes([self.buf[2], self.buf[3]]) as usize, 4)
+                    }
+                    127 if self.buf.len() >= 10 => {
+                        let mut b = [0u8; 8];
+                        b.copy_from_slice(&self.buf[2..10]);
+                        (u64::from_be_bytes(b) as usize, 10)
+                    }
+                    126 | 127 => (usize::MAX, 0),
+                    n => (n, 2),
+                };
+                if len != usize::MAX && self.buf.len() >= at + len {
+                    let opcode = self.buf[0] & 0x0F;
+                    let payload = self.buf[at..at + len].to_vec();
+                    self.buf.drain(..at + len);
+                    return Some((opcode, payload));
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            match tokio::time::timeout(WAIT, self.stream.read(&mut chunk))
+                .await
+                .expect("a frame in time")
+            {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    /// Reads frames until a close; returns its code (None: EOF without one).
+    pub async fn close_code(&mut self) -> Option<u16> {
+        while let Some((opcode, payload)) = self.read_frame().await {
+            if opcode == 8 {
+                return payload.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+            }
+        }
+        None
+    }
+}
