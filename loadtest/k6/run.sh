@@ -57,6 +57,10 @@ done
 echo "== $target (pid $pid) on :$port"
 
 export URL="ws://127.0.0.1:$port/chat" ORIGIN="$origin" TOKEN=dev-token
+# This suite guards behaviour, not speed: it runs a debug build on a shared
+# 2-core machine next to k6 itself, so latency thresholds are looser than the
+# scripts' defaults (250/500 ms). Override with P95_MS / P99_MS.
+export P95_MS=${P95_MS:-500} P99_MS=${P99_MS:-1000}
 passed=0 failed=0
 run() {
   local script=$1; shift
