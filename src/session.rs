@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 
 use crate::app::App;
 use crate::broker::Broker;
+use crate::broker::Since;
 use crate::close::CloseCode;
 use crate::frame::{self, Opcode};
 use crate::gate::Admission;
@@ -24,7 +25,7 @@ use crate::inbound::{Assembler, Inbound};
 use crate::outbox::{Outbox, Outgoing};
 use crate::presence::{self, Change};
 use crate::protocol::{self, ClientEvent, ErrorCode};
-use crate::rooms::Member;
+use crate::rooms::{Joined, Member};
 
 /// Frames written in one vectored write at most.
 const WRITE_BATCH: usize = 64;
@@ -61,6 +62,36 @@ pub async fn run(app: Arc<App>, stream: TcpStream, leftover: Bytes, admission: A
     )));
 
     let joined = app.rooms.join(&member);
+    Box::pin(enter(&app, &member, &joined, &since, &mut conn)).await;
+
+    let limiter = app.limits.connection_limiter();
+    let outcome = conn.serve(&app, &member, &limiter, ip).await;
+    app.metrics.closed(outcome);
+    app.metrics.connections.dec();
+    drop(conn);
+
+    let last = app.rooms.leave(&member);
+    Box::pin(presence::announce(
+        &app,
+        &joined.room,
+        Change::Left(member.name.clone()),
+    ))
+    .await;
+    if last {
+        app.broker.unwatch(&member.room);
+    }
+    drop(slot);
+}
+
+/// The join: carry the room here, queue its history, make the member live,
+/// announce it. A broker failure closes the connection with 1013 (retry).
+async fn enter(
+    app: &Arc<App>,
+    member: &Arc<Member>,
+    joined: &Joined,
+    since: &Since,
+    conn: &mut Conn,
+) {
     let mut ended = None;
     if joined.first_local {
         if let Err(e) = app.broker.watch(&member.room).await {
@@ -69,12 +100,12 @@ pub async fn run(app: Arc<App>, stream: TcpStream, leftover: Bytes, admission: A
             ended = Some(CloseCode::TryAgainLater);
         }
     }
-    match app.broker.history(&member.room, &since).await {
+    match app.broker.history(&member.room, since).await {
         Ok(history) => {
             let json =
                 protocol::history_event(history.messages.iter().map(|m| &**m), &history.epoch);
             conn.send(frame::text(&json));
-            app.rooms.activate(&joined.room, &member, history.last_seq);
+            app.rooms.activate(&joined.room, member, history.last_seq);
         }
         Err(e) => {
             app.metrics.broker_error("history");
@@ -82,25 +113,13 @@ pub async fn run(app: Arc<App>, stream: TcpStream, leftover: Bytes, admission: A
             ended = Some(CloseCode::TryAgainLater);
         }
     }
-    presence::announce(&app, &joined.room, Change::Joined(member.name.clone())).await;
+    presence::announce(app, &joined.room, Change::Joined(member.name.clone())).await;
     if app.is_draining() {
         member.outbox.request_close(CloseCode::GoingAway);
     }
     if let Some(code) = ended {
         member.outbox.request_close(code);
     }
-
-    let limiter = app.limits.connection_limiter();
-    let outcome = conn.serve(&app, &member, &limiter, ip).await;
-    app.metrics.closed(outcome);
-    app.metrics.connections.dec();
-
-    let last = app.rooms.leave(&member);
-    presence::announce(&app, &joined.room, Change::Left(member.name.clone())).await;
-    if last {
-        app.broker.unwatch(&member.room);
-    }
-    drop(slot);
 }
 
 /// The socket and what is in flight on it.
@@ -177,8 +196,13 @@ impl Conn {
                 heard_since_ping = true;
                 match unit {
                     Inbound::Text(text) => {
-                        if let Some(code) = self.message(app, member, limiter, ip, &text).await {
-                            return self.close(app, code).await;
+                        // Boxed, like every rare await here: the future's size is
+                        // what an idle connection costs, and it is the largest of
+                        // its await states.
+                        if let Some(code) =
+                            Box::pin(self.message(app, member, limiter, ip, &text)).await
+                        {
+                            return Box::pin(self.close(app, code)).await;
                         }
                     }
                     Inbound::Ping(payload) => pong_owed = Some(payload),
@@ -198,7 +222,7 @@ impl Conn {
                 }
             }
             if let Some(code) = violation {
-                return self.close(app, code).await;
+                return Box::pin(self.close(app, code)).await;
             }
             // A pong answers only the latest ping, so a ping flood costs one pong per write.
             if let Some(payload) = pong_owed.take() {
@@ -220,7 +244,7 @@ impl Conn {
                 if code == CloseCode::TryAgainLater {
                     self.discard_unstarted();
                 }
-                return self.close(app, code).await;
+                return Box::pin(self.close(app, code)).await;
             }
             if !self.out.is_empty() && self.flush(app).is_err() {
                 return None;
