@@ -183,7 +183,7 @@ impl Conn {
         let mut pending = if self.partial.is_empty() {
             Read::Nothing
         } else {
-            self.parse(&[])
+            self.parse(&mut [])
         };
         loop {
             let (units, violation) = match std::mem::replace(&mut pending, Read::Nothing) {
@@ -352,22 +352,22 @@ impl Conn {
         let mut chunk = [0u8; READ_CHUNK];
         match self.stream.try_read(&mut chunk) {
             Ok(0) => Read::Eof,
-            Ok(n) => self.parse(&chunk[..n]),
+            Ok(n) => self.parse(&mut chunk[..n]),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Read::Nothing,
             Err(_) => Read::Eof,
         }
     }
 
-    /// Decodes every complete frame in `partial` + `fresh`; keeps the rest.
-    fn parse(&mut self, fresh: &[u8]) -> Read {
+    /// Decodes every complete frame in `partial` + `fresh` (unmasking in
+    /// place, so a read that holds whole frames is never copied); keeps the rest.
+    fn parse(&mut self, fresh: &mut [u8]) -> Read {
         let mut units = Vec::new();
-        let mut owned;
-        let buf: &mut [u8] = if self.partial.is_empty() {
-            owned = fresh.to_vec();
-            &mut owned
+        let mut partial = std::mem::take(&mut self.partial);
+        let buf: &mut [u8] = if partial.is_empty() {
+            fresh
         } else {
-            self.partial.extend_from_slice(fresh);
-            &mut self.partial
+            partial.extend_from_slice(fresh);
+            &mut partial
         };
         let mut at = 0;
         let verdict = loop {
@@ -390,8 +390,7 @@ impl Conn {
                 Err(code) => break Some(code),
             }
         };
-        let rest = buf[at..].to_vec();
-        self.partial = rest;
+        self.partial = buf[at..].to_vec();
         match verdict {
             Some(code) => Read::Violation(code, units),
             None => Read::Units(units),
