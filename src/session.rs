@@ -7,7 +7,7 @@
 //! Queued frames leave in one vectored write, not one syscall per frame.
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice};
+use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,14 +26,16 @@ use crate::outbox::{Outbox, Outgoing};
 use crate::presence::{self, Change};
 use crate::protocol::{self, ClientEvent, ErrorCode};
 use crate::rooms::{Joined, Member};
-
-/// Frames written in one vectored write at most.
-const WRITE_BATCH: usize = 64;
-/// Bytes read per readiness event.
-const READ_CHUNK: usize = 4096;
+use crate::transport::{Received, Transport, READ_CHUNK};
 
 /// Serves one upgraded connection until it closes.
-pub async fn run(app: Arc<App>, stream: TcpStream, leftover: Bytes, admission: Admission) {
+pub async fn run(
+    app: Arc<App>,
+    stream: TcpStream,
+    tls: Option<Box<rustls::ServerConnection>>,
+    leftover: Bytes,
+    admission: Admission,
+) {
     let Admission {
         name,
         room,
@@ -54,7 +56,7 @@ pub async fn run(app: Arc<App>, stream: TcpStream, leftover: Bytes, admission: A
     });
     app.metrics.accepted.inc();
     app.metrics.connections.inc();
-    let mut conn = Conn::new(stream, leftover, app.settings.limits.max_message_bytes);
+    let mut conn = Conn::new(stream, tls, leftover, app.settings.limits.max_message_bytes);
     let client_id = uuid::Uuid::new_v4().to_string();
     conn.send(frame::text(&protocol::system_event(
         &member.name,
@@ -124,7 +126,7 @@ async fn enter(
 
 /// The socket and what is in flight on it.
 struct Conn {
-    stream: TcpStream,
+    io: Transport,
     /// Bytes of a frame that has not fully arrived.
     partial: Vec<u8>,
     assembler: Assembler,
@@ -145,10 +147,18 @@ enum Read {
 }
 
 impl Conn {
-    fn new(stream: TcpStream, leftover: Bytes, limit: usize) -> Conn {
+    fn new(
+        stream: TcpStream,
+        tls: Option<Box<rustls::ServerConnection>>,
+        leftover: Bytes,
+        limit: usize,
+    ) -> Conn {
+        let (io, early) = Transport::new(stream, tls);
+        let mut partial = leftover.to_vec();
+        partial.extend_from_slice(&early);
         Conn {
-            stream,
-            partial: leftover.to_vec(),
+            io,
+            partial,
             assembler: Assembler::new(limit),
             out: VecDeque::new(),
             written: 0,
@@ -246,19 +256,19 @@ impl Conn {
                 }
                 return Box::pin(self.close(app, code)).await;
             }
-            if !self.out.is_empty() && self.flush(app).is_err() {
+            if self.io.has_output(&self.out) && self.flush(app).is_err() {
                 return None;
             }
 
             tokio::select! {
                 _ = member.outbox.ready() => {}
-                r = self.stream.readable(), if !self.read_closed => {
+                r = self.io.stream.readable(), if !self.read_closed => {
                     pending = match r {
                         Ok(()) => self.read(),
                         Err(_) => Read::Eof,
                     };
                 }
-                r = self.stream.writable(), if !self.out.is_empty() => {
+                r = self.io.stream.writable(), if self.io.has_output(&self.out) => {
                     if r.is_err() || self.flush(app).is_err() {
                         return None;
                     }
@@ -350,11 +360,11 @@ impl Conn {
 
     fn read(&mut self) -> Read {
         let mut chunk = [0u8; READ_CHUNK];
-        match self.stream.try_read(&mut chunk) {
-            Ok(0) => Read::Eof,
-            Ok(n) => self.parse(&mut chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Read::Nothing,
-            Err(_) => Read::Eof,
+        match self.io.read(&mut chunk) {
+            Received::InChunk(n) => self.parse(&mut chunk[..n]),
+            Received::Owned(mut plain) => self.parse(&mut plain),
+            Received::Nothing => Read::Nothing,
+            Received::Eof => Read::Eof,
         }
     }
 
@@ -399,47 +409,19 @@ impl Conn {
 
     /// Writes what the socket takes now. Ok(true) when everything is out.
     fn flush(&mut self, app: &App) -> io::Result<bool> {
-        let mut delivered = 0u64;
-        let now = Instant::now();
-        let result = loop {
-            if self.out.is_empty() {
-                break Ok(true);
-            }
-            let mut slices = [IoSlice::new(&[]); WRITE_BATCH];
-            let mut n = 0;
-            for (i, item) in self.out.iter().take(WRITE_BATCH).enumerate() {
-                let from = if i == 0 { self.written } else { 0 };
-                slices[n] = IoSlice::new(&item.frame[from..]);
-                n += 1;
-            }
-            match self.stream.try_write_vectored(&slices[..n]) {
-                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
-                Ok(mut wrote) => {
-                    while wrote > 0 {
-                        let Some(front) = self.out.front() else { break };
-                        let left = front.frame.len() - self.written;
-                        if wrote < left {
-                            self.written += wrote;
-                            break;
-                        }
-                        wrote -= left;
-                        self.written = 0;
-                        if let Some(done) = self.out.pop_front() {
-                            if let Some(at) = done.accepted_at {
-                                delivered += 1;
-                                app.metrics
-                                    .fanout_latency
-                                    .observe(now.duration_since(at).as_secs_f64());
-                            }
-                        }
-                    }
+        let (mut delivered, now, metrics) = (0u64, Instant::now(), &app.metrics);
+        let result = self
+            .io
+            .write(&mut self.out, &mut self.written, &mut |item| {
+                if let Some(at) = item.accepted_at {
+                    delivered += 1;
+                    metrics
+                        .fanout_latency
+                        .observe(now.duration_since(at).as_secs_f64());
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(false),
-                Err(e) => break Err(e),
-            }
-        };
+            });
         if delivered > 0 {
-            app.metrics.delivered.inc_by(delivered);
+            metrics.delivered.inc_by(delivered);
         }
         result
     }
@@ -448,7 +430,7 @@ impl Conn {
     async fn flush_all(&mut self, app: &App, limit: Duration) -> io::Result<()> {
         let deadline = tokio::time::Instant::now() + limit;
         while !self.flush(app)? {
-            tokio::time::timeout_at(deadline, self.stream.writable())
+            tokio::time::timeout_at(deadline, self.io.stream.writable())
                 .await
                 .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
         }
@@ -474,10 +456,12 @@ impl Conn {
         if self.flush_all(app, limit).await.is_err() {
             return Some(code);
         }
-        let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.stream).await;
+        self.io.close_notify();
+        let _ = self.flush_all(app, limit).await;
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.io.stream).await;
         let deadline = tokio::time::Instant::now() + limit;
         while !self.read_closed {
-            match tokio::time::timeout_at(deadline, self.stream.readable()).await {
+            match tokio::time::timeout_at(deadline, self.io.stream.readable()).await {
                 Ok(Ok(())) => match self.read() {
                     Read::Nothing => {}
                     Read::Units(units) if !units.iter().any(|u| matches!(u, Inbound::Close(_))) => {
