@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
-use common::{Client, Raw, TestServer, ORIGIN, TOKEN};
+use common::{Client, Process, Raw, TestServer, ORIGIN, TOKEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -422,4 +422,105 @@ async fn a_pong_flood_is_absorbed_silently_and_others_keep_chatting() {
     assert_eq!(pongs, 0, "unsolicited pongs are not answered");
     assert!(s.metric("wschat_heartbeat_pongs_total").await >= 64_000.0);
     assert!(worst < MAX_ROUND_TRIP);
+}
+
+/// `n` raw clients, ten per loopback address and ten per room, each sending
+/// one message every 500 ms (exactly the per-connection refill) and reading
+/// whatever arrives, for `secs` seconds, against the real binary. Returns
+/// the server's RSS growth per connection in KiB.
+async fn at_the_rate_limit(n: usize, secs: u64) -> u64 {
+    let p = Process::start(
+        &[
+            ("CHAT__LIMITS__IP_CONNECT_BURST", "100"),
+            ("CHAT__TELEMETRY__LOG_LEVEL", "warn"),
+        ],
+        &[],
+    );
+    let pid = p.child.id().to_string();
+    let addr = p.addr();
+    let mut good = common::connect(&p.url("room=r0&name=good"), Some(ORIGIN))
+        .await
+        .expect("bystander joins");
+    good.next_of("history").await;
+    let rss_before = rss_kib(&pid);
+    let (peak, worst) = chat_during(&mut good, async move {
+        let mut clients = Vec::with_capacity(n);
+        // At most 200 handshakes in flight: more overflows the listen backlog.
+        let handshakes = std::sync::Arc::new(tokio::sync::Semaphore::new(200));
+        for i in 0..n {
+            let handshakes = handshakes.clone();
+            let host = i / 10;
+            let ip = Ipv4Addr::new(127, 1, (host / 250) as u8, (host % 250 + 2) as u8);
+            let query = format!("room=r{}&name=c{i}", i % (n / 10));
+            clients.push(tokio::spawn(async move {
+                let _turn = handshakes.acquire().await.expect("semaphore");
+                let (head, stream) = upgrade_from(ip, addr, &query).await;
+                assert_eq!(status_of(&head), 101, "client {i}: {head}");
+                stream
+            }));
+        }
+        let mut streams = Vec::with_capacity(n);
+        for c in clients {
+            streams.push(c.await.expect("connect task"));
+        }
+        let until = Instant::now() + Duration::from_secs(secs);
+        let senders: Vec<_> = streams
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut s)| {
+                tokio::spawn(async move {
+                    let msg = format!(r#"{{"type":"message","text":"hello from {i}"}}"#);
+                    let frame = ws_chat::frame::client_frame(true, 1, msg.as_bytes(), [1, 2, 3, 4]);
+                    // Spread the first sends over one refill interval.
+                    let mut next = Instant::now() + Duration::from_millis((i % 500) as u64);
+                    let mut buf = vec![0u8; 16384];
+                    while Instant::now() < until {
+                        tokio::select! {
+                            r = s.read(&mut buf) => if !matches!(r, Ok(n) if n > 0) { return false },
+                            () = tokio::time::sleep_until(next.into()) => {
+                                if s.write_all(&frame).await.is_err() {
+                                    return false;
+                                }
+                                next += Duration::from_millis(500);
+                            }
+                        }
+                    }
+                    true
+                })
+            })
+            .collect();
+        let mut peak = 0;
+        while !senders.iter().all(|t| t.is_finished()) {
+            peak = peak.max(rss_kib(&pid));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        for t in senders {
+            assert!(t.await.expect("sender"), "a client was cut");
+        }
+        peak
+    })
+    .await;
+    assert!(worst < MAX_ROUND_TRIP);
+    let growth = peak.saturating_sub(rss_before) / n as u64;
+    eprintln!(
+        "{n} connections at the rate limit for {secs} s: server RSS {rss_before} -> {peak} KiB, \
+         {growth} KiB per connection, bystander worst round trip {worst:?}"
+    );
+    growth
+}
+
+/// 1,500 connections is what a 2-core CI machine sets up and serves (in a
+/// debug build) in a few seconds. Measured here: see docs/security.md.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_connections_sending_at_the_rate_limit_keep_server_memory_bounded() {
+    let per_connection = at_the_rate_limit(1500, 4).await;
+    assert!(per_connection < 64, "{per_connection} KiB per connection");
+}
+
+/// The full 10,000 (run by hand: `cargo test --release --test attacks -- --ignored`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "10,000 connections: run by hand, about a minute"]
+async fn ten_thousand_connections_sending_at_the_rate_limit_keep_server_memory_bounded() {
+    let per_connection = at_the_rate_limit(10_000, 10).await;
+    assert!(per_connection < 64, "{per_connection} KiB per connection");
 }
