@@ -234,9 +234,14 @@ impl Conn {
             if let Some(code) = violation {
                 return Box::pin(self.close(app, code)).await;
             }
-            // A pong answers only the latest ping, so a ping flood costs one pong per write.
-            if let Some(payload) = pong_owed.take() {
-                self.send(frame::encode(Opcode::Pong, &payload));
+            // A pong answers only the latest ping, and is queued only once
+            // everything before it is written: a peer that floods pings but
+            // never reads gets one pong per completed write, and its pings
+            // cannot grow our queue (they used to add one pong per read).
+            if self.out.is_empty() {
+                if let Some(payload) = pong_owed.take() {
+                    self.send(frame::encode(Opcode::Pong, &payload));
+                }
             }
             let close = if self.out.is_empty() {
                 std::mem::swap(&mut self.out, &mut self.spare);
