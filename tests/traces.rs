@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{connect, free_port, Process, ORIGIN};
+use common::{connect, Process, ORIGIN};
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
@@ -296,5 +296,4 @@ fn no_spans_and_no_trace_ids_when_traces_are_off() {
     assert!(logs.contains("upgrade refused"), "{logs}");
     assert!(!logs.contains("trace_id"), "{logs}");
     assert!(!logs.contains(BAD_TOKEN) && !logs.contains(TOKEN), "{logs}");
-    let _ = free_port;
 }
