@@ -526,15 +526,12 @@ async fn at_the_rate_limit(n: usize, secs: u64) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_connections_sending_at_the_rate_limit_keep_server_memory_bounded() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let per_connection = at_the_rate_limit(1000, 4).await;
-    assert!(per_connection < 64, "{per_connection} KiB per connection");
-}
-
-/// The full 10,000 (run by hand: `cargo test --release --test attacks -- --ignored`).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "10,000 connections: run by hand, about a minute"]
-async fn ten_thousand_connections_sending_at_the_rate_limit_keep_server_memory_bounded() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let per_connection = at_the_rate_limit(10_000, 10).await;
+    // 1,000 fit a 2-core CI run; the full 10,000 by hand:
+    // WSCHAT_ATTACK_CONNECTIONS=10000 cargo test --release --test attacks many
+    let n: usize = std::env::var("WSCHAT_ATTACK_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let per_connection = at_the_rate_limit(n, if n > 2000 { 10 } else { 4 }).await;
     assert!(per_connection < 64, "{per_connection} KiB per connection");
 }
