@@ -112,6 +112,10 @@ def scenario_table(entry: dict, servers: list[str]) -> str:
             notes.append(f"- **{s}**: the server process died during the run")
         if r.get("all_joined") is False or r.get("all_in") is False:
             notes.append(f"- **{s}**: not every client got in within the time limit")
+        counters = r.get("server_counters") or {}
+        if counters:
+            shown = ", ".join(f"`{k}` {v:,.0f}" for k, v in counters.items())
+            notes.append(f"- **{s}** counters after the run: {shown}")
         failures = r.get("failures") or {}
         if failures:
             top = ", ".join(f"{k} ×{v}" for k, v in sorted(failures.items(), key=lambda kv: -kv[1])[:4])
