@@ -126,6 +126,9 @@ async fn enter(
     }
 }
 
+/// Queue slots a drained connection keeps for its next frames.
+const KEEP_QUEUE: usize = 4;
+
 /// What woke the session.
 #[derive(Default)]
 struct Events {
@@ -463,6 +466,16 @@ impl Conn {
             });
         if delivered > 0 {
             metrics.delivered.inc_by(delivered);
+        }
+        if matches!(result, Ok(true)) {
+            // A burst (the presence events of a join storm, say) grows the
+            // queues; give that back once drained. Small batches keep their
+            // buffer, so steady traffic allocates nothing.
+            for queue in [&mut self.out, &mut self.spare] {
+                if queue.is_empty() && queue.capacity() > KEEP_QUEUE {
+                    *queue = VecDeque::new();
+                }
+            }
         }
         result
     }
