@@ -29,7 +29,7 @@ pub(super) struct Status {
     up: AtomicBool,
     ever_up: AtomicBool,
     metrics: Arc<Metrics>,
-    events: mpsc::UnboundedSender<Event>,
+    pub(super) events: mpsc::UnboundedSender<Event>,
 }
 
 impl Status {

@@ -34,6 +34,7 @@ use crate::metrics::Metrics;
 use crate::rooms::Rooms;
 
 use link::{Status, SubCmd};
+use receiver::Event;
 use script::Scripts;
 
 /// Every Redis command gets at most this long (including waiting for a
@@ -226,10 +227,22 @@ impl Broker for RedisBroker {
     }
 
     async fn history(&self, room: &str, since: &Since) -> Result<History, BrokerError> {
-        let read = self
-            .shared
-            .read(room, since, self.shared.limits.history_size)
-            .await?;
+        let s = &self.shared;
+        let read = s.read(room, since, s.limits.history_size).await?;
+        // Messages the history already holds may not have been delivered here
+        // yet (their pushes can trail this reply). Wait until they are, so the
+        // joiner, held pending until it is activated after `last_seq`, cannot
+        // receive one of them twice. After the deadline, go on regardless.
+        let (done, delivered) = oneshot::channel();
+        let barrier = Event::Barrier {
+            room: room.into(),
+            epoch: read.epoch.clone(),
+            seq: read.last_seq,
+            done,
+        };
+        if s.status.events.send(barrier).is_ok() {
+            let _ = tokio::time::timeout(OP_TIMEOUT, delivered).await;
+        }
         Ok(History {
             epoch: read.epoch,
             last_seq: read.last_seq,

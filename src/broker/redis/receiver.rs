@@ -7,13 +7,19 @@
 //! the room's log first. After a disconnection every room is marked stale and
 //! backfilled as soon as Redis answers again. Backfills run inline, so live
 //! messages queue behind them and order holds.
+//!
+//! redis-rs forwards pushes through a task of its own, so a push can reach
+//! this queue after the reply of a command that Redis answered later. Nothing
+//! here relies on push/reply order: a freshly subscribed room buffers its
+//! messages until its baseline arrives, and a history read waits (a barrier)
+//! until the room has been delivered up to the seq the history ends at.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use redis::{PushInfo, PushKind, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::script::{self, Envelope};
@@ -43,6 +49,29 @@ pub(super) enum Event {
     Gone(Arc<str>),
     /// Redis answers again after an outage: backfill stale rooms.
     Resync,
+    /// Answer once `room` has been delivered up to `seq` of `epoch`.
+    Barrier {
+        room: Arc<str>,
+        epoch: Arc<str>,
+        seq: u64,
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// A message that arrived before its room's baseline.
+struct Early {
+    seq: u64,
+    epoch: Arc<str>,
+    at: Option<Instant>,
+    json: Arc<str>,
+}
+
+/// A history read waiting for its room to catch up.
+struct Waiter {
+    room: Arc<str>,
+    epoch: Arc<str>,
+    seq: u64,
+    done: oneshot::Sender<()>,
 }
 
 /// What this replica has delivered in one room.
@@ -53,6 +82,15 @@ struct Track {
     last: Option<u64>,
     /// Pub/sub may have missed messages: read the log before trusting it.
     stale: bool,
+    /// Messages received before the baseline (`Seen`).
+    early: Vec<Early>,
+}
+
+impl Track {
+    /// Whether a history read ending at `seq` of `epoch` may go on.
+    fn caught_up(&self, epoch: &str, seq: u64) -> bool {
+        self.epoch.as_deref() != Some(epoch) || self.last.is_some_and(|l| l >= seq)
+    }
 }
 
 /// Runs until stopped.
@@ -62,6 +100,7 @@ pub(super) async fn run(
     stop: CancellationToken,
 ) {
     let mut tracks: HashMap<Arc<str>, Track> = HashMap::new();
+    let mut waiters: Vec<Waiter> = Vec::new();
     let mut retry = tokio::time::interval(RETRY);
     retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -83,12 +122,26 @@ pub(super) async fn run(
                     if t.last.is_none() {
                         t.epoch = Some(epoch);
                         t.last = Some(seq);
+                        for e in std::mem::take(&mut t.early) {
+                            message(&shared, &room, t, e).await;
+                        }
                     }
                 }
             }
             Event::Gone(room) => {
                 tracks.remove(&room);
             }
+            Event::Barrier {
+                room,
+                epoch,
+                seq,
+                done,
+            } => waiters.push(Waiter {
+                room,
+                epoch,
+                seq,
+                done,
+            }),
             Event::Resync => {
                 if !shared.status.is_up() {
                     continue;
@@ -97,6 +150,18 @@ pub(super) async fn run(
                     if !backfill(&shared, room, track).await {
                         break;
                     }
+                }
+            }
+        }
+        if !waiters.is_empty() {
+            for w in std::mem::take(&mut waiters) {
+                let ready = tracks
+                    .get(&w.room)
+                    .is_none_or(|t| t.caught_up(&w.epoch, w.seq));
+                if ready {
+                    let _ = w.done.send(());
+                } else if !w.done.is_closed() {
+                    waiters.push(w);
                 }
             }
         }
@@ -132,8 +197,13 @@ async fn push(shared: &Shared, tracks: &mut HashMap<Arc<str>, Track>, info: Push
                     json,
                     ..
                 }) => {
-                    let accepted_at = instant_of(accepted_at_us);
-                    message(shared, &room, track, seq, epoch, accepted_at, json).await;
+                    let early = Early {
+                        seq,
+                        epoch: epoch.into(),
+                        at: instant_of(accepted_at_us),
+                        json: json.into(),
+                    };
+                    message(shared, &room, track, early).await;
                 }
                 Some(Envelope::Presence { online, text, .. }) => {
                     let frame = frame::text(&protocol::presence_event(text, online));
@@ -154,33 +224,21 @@ async fn push(shared: &Shared, tracks: &mut HashMap<Arc<str>, Track>, info: Push
 }
 
 /// Delivers a live message unless it is a duplicate; fills a gap before it.
-async fn message(
-    shared: &Shared,
-    room: &Arc<str>,
-    track: &mut Track,
-    seq: u64,
-    epoch: &str,
-    accepted_at: Option<Instant>,
-    json: &str,
-) {
-    let last = match track.last {
-        Some(last) => last,
-        None => {
-            // The first message after subscribing: it sets the baseline.
-            track.epoch = Some(epoch.into());
-            track.last = Some(seq.saturating_sub(1));
-            seq.saturating_sub(1)
-        }
+/// Before the room's baseline is known the message is kept for later.
+async fn message(shared: &Shared, room: &Arc<str>, track: &mut Track, m: Early) {
+    let Some(last) = track.last else {
+        track.early.push(m);
+        return;
     };
-    let same_epoch = track.epoch.as_deref() == Some(epoch);
-    let gap = track.stale || !same_epoch || seq > last + 1;
+    let same_epoch = track.epoch.as_deref() == Some(&*m.epoch);
+    let gap = track.stale || !same_epoch || m.seq > last + 1;
     if gap && !backfill(shared, room, track).await {
         // Kept in the log: the next resync delivers it, in order.
         return;
     }
-    if track.epoch.as_deref() == Some(epoch) && track.last.is_some_and(|l| seq > l) {
-        deliver(shared, room, seq, json, accepted_at);
-        track.last = Some(seq);
+    if track.epoch.as_deref() == Some(&*m.epoch) && track.last.is_some_and(|l| m.seq > l) {
+        deliver(shared, room, m.seq, &m.json, m.at);
+        track.last = Some(m.seq);
     }
 }
 
