@@ -25,8 +25,11 @@ lint-rust:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 
-test-rust: ## Rust unit and integration tests (real sockets, real clients)
-	cargo test --workspace
+test-rust: ## Rust unit and integration tests (real sockets, real clients); fails if any test is skipped
+	@mkdir -p target
+	set -o pipefail; cargo test --workspace 2>&1 | tee target/test-rust.log
+	@! grep -E '^test result: .* [1-9][0-9]* ignored' target/test-rust.log || \
+	  { echo "test-rust: ignored tests are skipped tests; CI runs everything" >&2; exit 1; }
 
 test-smoke: ## the reference Node smoke client against ws-chat on :8080
 	scripts/smoke-reference.sh

@@ -11,6 +11,11 @@ GIT_SHA := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 TEST_TARGETS += chart-lint k8s-validate rules-test hadolint
 
+WS_CHAT_DEBUG := target/debug/ws-chat
+.PHONY: $(WS_CHAT_DEBUG)
+$(WS_CHAT_DEBUG):
+	cargo build --bin ws-chat
+
 .PHONY: image chart-lint k8s-validate rules-test hadolint packaging-tools
 
 packaging-tools:
@@ -26,7 +31,7 @@ image: ## build the container image (IMAGE=ws-chat:dev; needs a Docker/BuildKit 
 chart-lint: packaging-tools ## yamllint, helm lint + render of charts/ws-chat/ci/*.yaml, refused values, dashboard JSON
 	$(PKG_ENV) $(PKG_PY) scripts/chart-check.py lint
 
-k8s-validate: packaging-tools ## validate every chart and kustomize (dev, prod) object: k8s schemas (3 newest minors, strict) + policy
+k8s-validate: packaging-tools $(WS_CHAT_DEBUG) ## validate every chart and kustomize (dev, prod) object: k8s schemas (3 newest minors, strict) + policy
 	$(PKG_ENV) $(PKG_PY) scripts/chart-check.py validate
 
 rules-test: packaging-tools ## promtool check + unit tests of the alert rules, and check of the rendered PrometheusRule

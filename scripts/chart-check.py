@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -302,6 +303,25 @@ def check_object_schema(f: Failures, obj: dict, origin: str, minors: list[str]) 
     f.check(not errors, f"{origin} {name_of(obj)} (k8s {', '.join(minors)} strict)", "; ".join(errors))
 
 
+WS_CHAT = Path(__file__).resolve().parent.parent / "target" / "debug" / "ws-chat"
+
+
+def server_refuses(config_text: str, tokens_text: str, env: dict[str, str]) -> str | None:
+    """Runs `ws-chat check-config` on a rendered settings file, with the
+    container's plain env values; returns its complaint, or None if accepted."""
+    if not WS_CHAT.exists():
+        return f"{WS_CHAT} is missing (cargo build --bin ws-chat)"
+    with tempfile.TemporaryDirectory() as d:
+        tokens = Path(d, "tokens.toml")
+        tokens.write_text(tokens_text)
+        config = Path(d, "config.toml")
+        config.write_text(config_text.replace("/etc/ws-chat/secrets/tokens.toml", str(tokens)))
+        env = {k: v.replace("/etc/ws-chat/secrets/tokens.toml", str(tokens)) for k, v in env.items()}
+        proc = subprocess.run([str(WS_CHAT), "check-config", "--config", str(config)],
+                              capture_output=True, text=True, env={"PATH": os.environ.get("PATH", ""), **env})
+        return None if proc.returncode == 0 else proc.stderr.strip().splitlines()[0:6].__str__()
+
+
 def check_policy(f: Failures, objs: list[dict], origin: str, chart: bool) -> None:
     """The packaging contract, checked on what would be applied."""
     by_kind: dict[str, list[dict]] = {}
@@ -371,6 +391,11 @@ def check_policy(f: Failures, objs: list[dict], origin: str, chart: bool) -> Non
             multi = replicas > 1 or bool(by_kind.get("HorizontalPodAutoscaler"))
             want(not multi or cfg.get("broker", {}).get("kind") == "redis",
                  "more than one replica only with broker.kind=redis")
+            tokens_text = next((t for sec in by_kind.get("Secret", [])
+                                for t in [(sec.get("stringData") or {}).get("tokens.toml")] if t), "")
+            plain_env = {e["name"]: e["value"] for e in c.get("env", []) if "value" in e}
+            refused = server_refuses(cms[0]["data"]["config.toml"], tokens_text, plain_env)
+            want(refused is None, f"ws-chat check-config accepts the rendered settings: {refused}")
         except (tomllib.TOMLDecodeError, ValueError) as e:
             problems.append(f"config.toml: {e}")
     for s in by_kind.get("Secret", []):

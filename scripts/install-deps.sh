@@ -15,7 +15,10 @@ apt_install() {
 }
 export -f apt_install
 
-apt_install nodejs npm redis-server
+# Node may come from another source that bundles npm: install only what is missing.
+command -v node >/dev/null || apt_install nodejs
+command -v npm >/dev/null || apt_install npm
+apt_install redis-server curl
 command -v node >/dev/null || { echo "node is missing" >&2; exit 1; }
 command -v redis-server >/dev/null || { echo "redis-server is missing" >&2; exit 1; }
 

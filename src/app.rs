@@ -14,6 +14,7 @@ use crate::config::{BrokerKind, Settings, SettingsError, Sources};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::rooms::Rooms;
+use crate::tls::Tls;
 
 /// Everything a connection needs, shared by all of them.
 pub struct App {
@@ -26,6 +27,8 @@ pub struct App {
     pub broker: Backend,
     pub metrics: Arc<Metrics>,
     pub trusted_proxies: Vec<IpNet>,
+    /// In-process TLS, when configured.
+    pub tls: Option<Tls>,
     /// Every task that must finish before the process exits.
     pub tasks: TaskTracker,
     /// Cancelled when the drain starts.
@@ -58,6 +61,10 @@ impl App {
             ),
         };
         let auth = Auth::new(&settings).map_err(|e| SettingsError(vec![e]))?;
+        let tls = match settings.tls.enabled() {
+            true => Some(Tls::new(&settings.tls).map_err(|e| SettingsError(vec![e]))?),
+            false => None,
+        };
         if settings.broker.kind == BrokerKind::Memory {
             metrics.broker_up.set(1);
         }
@@ -65,6 +72,7 @@ impl App {
             auth,
             limits: Limits::new(&settings.limits),
             trusted_proxies: settings.trusted_proxies(),
+            tls,
             rooms,
             broker,
             metrics,

@@ -64,6 +64,7 @@ pub struct SettingsError(pub Vec<String>);
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub server: ServerSettings,
+    pub tls: TlsSettings,
     pub auth: AuthSettings,
     pub limits: LimitSettings,
     pub session: SessionSettings,
@@ -84,6 +85,21 @@ pub struct ServerSettings {
     pub header_read_timeout: Duration,
     #[serde(with = "list")]
     pub trusted_proxies: Vec<String>,
+}
+
+/// In-process TLS: on when both files are set.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    pub cert_file: String,
+    pub key_file: String,
+}
+
+impl TlsSettings {
+    /// Whether TLS is configured.
+    pub fn enabled(&self) -> bool {
+        !self.cert_file.is_empty() || !self.key_file.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -261,6 +277,11 @@ impl Settings {
         for origin in self.allowed_origins() {
             if let Err(e) = crate::auth::OriginRule::parse(&origin) {
                 p.push(format!("auth.allowed_origins: {e}"));
+            }
+        }
+        if self.tls.enabled() {
+            if let Err(e) = crate::tls::load(&self.tls) {
+                p.push(format!("tls: {e}"));
             }
         }
         for cidr in &self.server.trusted_proxies {

@@ -59,6 +59,28 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, which: Listener) {
 }
 
 async fn connection(stream: TcpStream, peer: SocketAddr, app: Arc<App>, which: Listener) {
+    let tls = match (&app.tls, which) {
+        (Some(tls), Listener::Public) => Some(tls.acceptor.clone()),
+        _ => None,
+    };
+    match tls {
+        None => serve_http(TokioIo::new(stream), peer, app, which).await,
+        Some(acceptor) => {
+            // The handshake counts against the header timeout: no slow TLS either.
+            let timeout = app.settings.server.header_read_timeout;
+            match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls_stream)) => serve_http(TokioIo::new(tls_stream), peer, app, which).await,
+                Ok(Err(e)) => tracing::debug!(error = %e, "tls handshake failed"),
+                Err(_) => tracing::debug!("tls handshake timed out"),
+            }
+        }
+    }
+}
+
+async fn serve_http<I>(io: I, peer: SocketAddr, app: Arc<App>, which: Listener)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
     let timeout = app.settings.server.header_read_timeout;
     let svc_app = app.clone();
     let service = service_fn(move |req| {
@@ -74,9 +96,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, app: Arc<App>, which: L
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(timeout);
-    let conn = builder
-        .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades();
+    let conn = builder.serve_connection(io, service).with_upgrades();
     tokio::pin!(conn);
     tokio::select! {
         result = conn.as_mut() => {
@@ -157,14 +177,21 @@ fn upgrade(app: Arc<App>, peer: SocketAddr, req: &mut Request<Incoming>) -> Repl
                 return;
             }
         };
-        // Take the TCP stream back: the session does its own framing.
-        match ws
-            .into_inner()
-            .into_inner()
-            .downcast::<TokioIo<TcpStream>>()
-        {
-            Ok(parts) => session::run(app, parts.io.into_inner(), parts.read_buf, admission).await,
-            Err(_) => tracing::error!("upgraded connection is not a TCP stream"),
+        // Take the TCP stream (and TLS state) back: the session does its own framing.
+        let upgraded = ws.into_inner().into_inner();
+        let upgraded = match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => {
+                return session::run(app, parts.io.into_inner(), None, parts.read_buf, admission)
+                    .await;
+            }
+            Err(upgraded) => upgraded,
+        };
+        match upgraded.downcast::<TokioIo<tokio_rustls::server::TlsStream<TcpStream>>>() {
+            Ok(parts) => {
+                let (tcp, tls) = parts.io.into_inner().into_inner();
+                session::run(app, tcp, Some(Box::new(tls)), parts.read_buf, admission).await
+            }
+            Err(_) => tracing::error!("upgraded connection is neither TCP nor TLS over TCP"),
         }
     });
     response.map(|_| Full::new(Bytes::new()))

@@ -24,6 +24,8 @@ pub mod session;
 pub mod shutdown;
 pub mod smoke;
 pub mod telemetry;
+pub mod tls;
+pub mod transport;
 
 use std::sync::Arc;
 use std::time::Duration;

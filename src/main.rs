@@ -41,7 +41,10 @@ fn main() -> ExitCode {
                 print!("{}", settings.redacted());
                 ExitCode::SUCCESS
             }
-            Err(e) => fail(&e.to_string()),
+            Err(e) => {
+                eprintln!("ws-chat: {e}");
+                ExitCode::from(2)
+            }
         },
         "smoke" => runtime().block_on(run_smoke(flags)),
         "healthcheck" => runtime().block_on(healthcheck(flags)),

@@ -1,4 +1,4 @@
-//! Hot reload of tokens and allowed origins: on SIGHUP (forwarded by `main`)
+//! Hot reload of tokens, allowed origins and the TLS certificate: on SIGHUP (forwarded by `main`)
 //! and when the config or tokens file changes. A token that is gone, or no
 //! longer allows its room, closes its connections with 1008.
 //!
@@ -44,6 +44,10 @@ fn fingerprint(app: &App) -> Vec<Vec<u8>> {
     if !app.settings.auth.tokens_file.is_empty() {
         paths.push(app.settings.auth.tokens_file.clone().into());
     }
+    if app.tls.is_some() {
+        paths.push(app.settings.tls.cert_file.clone().into());
+        paths.push(app.settings.tls.key_file.clone().into());
+    }
     paths
         .iter()
         .map(|p| std::fs::read(p).unwrap_or_default())
@@ -54,7 +58,12 @@ fn fingerprint(app: &App) -> Vec<Vec<u8>> {
 pub fn reload(app: &App) {
     let result = Settings::load(&app.sources)
         .map_err(|e| e.to_string())
-        .and_then(|settings| app.auth.reload(&settings));
+        .and_then(|settings| {
+            if let Some(tls) = &app.tls {
+                tls.reload(&settings.tls)?;
+            }
+            app.auth.reload(&settings)
+        });
     match result {
         Ok(()) => {
             app.metrics.reload(true);

@@ -7,7 +7,7 @@
 //! Queued frames leave in one vectored write, not one syscall per frame.
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice};
+use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 
 use crate::app::App;
 use crate::broker::Broker;
+use crate::broker::Since;
 use crate::close::CloseCode;
 use crate::frame::{self, Opcode};
 use crate::gate::Admission;
@@ -24,15 +25,17 @@ use crate::inbound::{Assembler, Inbound};
 use crate::outbox::{Outbox, Outgoing};
 use crate::presence::{self, Change};
 use crate::protocol::{self, ClientEvent, ErrorCode};
-use crate::rooms::Member;
-
-/// Frames written in one vectored write at most.
-const WRITE_BATCH: usize = 64;
-/// Bytes read per readiness event.
-const READ_CHUNK: usize = 4096;
+use crate::rooms::{Joined, Member};
+use crate::transport::{Received, Transport, READ_CHUNK};
 
 /// Serves one upgraded connection until it closes.
-pub async fn run(app: Arc<App>, stream: TcpStream, leftover: Bytes, admission: Admission) {
+pub async fn run(
+    app: Arc<App>,
+    stream: TcpStream,
+    tls: Option<Box<rustls::ServerConnection>>,
+    leftover: Bytes,
+    admission: Admission,
+) {
     let Admission {
         name,
         room,
@@ -53,7 +56,7 @@ pub async fn run(app: Arc<App>, stream: TcpStream, leftover: Bytes, admission: A
     });
     app.metrics.accepted.inc();
     app.metrics.connections.inc();
-    let mut conn = Conn::new(stream, leftover, app.settings.limits.max_message_bytes);
+    let mut conn = Conn::new(stream, tls, leftover, app.settings.limits.max_message_bytes);
     let client_id = uuid::Uuid::new_v4().to_string();
     conn.send(frame::text(&protocol::system_event(
         &member.name,
@@ -61,6 +64,36 @@ pub async fn run(app: Arc<App>, stream: TcpStream, leftover: Bytes, admission: A
     )));
 
     let joined = app.rooms.join(&member);
+    Box::pin(enter(&app, &member, &joined, &since, &mut conn)).await;
+
+    let limiter = app.limits.connection_limiter();
+    let outcome = conn.serve(&app, &member, &limiter, ip).await;
+    app.metrics.closed(outcome);
+    app.metrics.connections.dec();
+    drop(conn);
+
+    let last = app.rooms.leave(&member);
+    Box::pin(presence::announce(
+        &app,
+        &joined.room,
+        Change::Left(member.name.clone()),
+    ))
+    .await;
+    if last {
+        app.broker.unwatch(&member.room);
+    }
+    drop(slot);
+}
+
+/// The join: carry the room here, queue its history, make the member live,
+/// announce it. A broker failure closes the connection with 1013 (retry).
+async fn enter(
+    app: &Arc<App>,
+    member: &Arc<Member>,
+    joined: &Joined,
+    since: &Since,
+    conn: &mut Conn,
+) {
     let mut ended = None;
     if joined.first_local {
         if let Err(e) = app.broker.watch(&member.room).await {
@@ -69,12 +102,12 @@ pub async fn run(app: Arc<App>, stream: TcpStream, leftover: Bytes, admission: A
             ended = Some(CloseCode::TryAgainLater);
         }
     }
-    match app.broker.history(&member.room, &since).await {
+    match app.broker.history(&member.room, since).await {
         Ok(history) => {
             let json =
                 protocol::history_event(history.messages.iter().map(|m| &**m), &history.epoch);
             conn.send(frame::text(&json));
-            app.rooms.activate(&joined.room, &member, history.last_seq);
+            app.rooms.activate(&joined.room, member, history.last_seq);
         }
         Err(e) => {
             app.metrics.broker_error("history");
@@ -82,30 +115,18 @@ pub async fn run(app: Arc<App>, stream: TcpStream, leftover: Bytes, admission: A
             ended = Some(CloseCode::TryAgainLater);
         }
     }
-    presence::announce(&app, &joined.room, Change::Joined(member.name.clone())).await;
+    presence::announce(app, &joined.room, Change::Joined(member.name.clone())).await;
     if app.is_draining() {
         member.outbox.request_close(CloseCode::GoingAway);
     }
     if let Some(code) = ended {
         member.outbox.request_close(code);
     }
-
-    let limiter = app.limits.connection_limiter();
-    let outcome = conn.serve(&app, &member, &limiter, ip).await;
-    app.metrics.closed(outcome);
-    app.metrics.connections.dec();
-
-    let last = app.rooms.leave(&member);
-    presence::announce(&app, &joined.room, Change::Left(member.name.clone())).await;
-    if last {
-        app.broker.unwatch(&member.room);
-    }
-    drop(slot);
 }
 
 /// The socket and what is in flight on it.
 struct Conn {
-    stream: TcpStream,
+    io: Transport,
     /// Bytes of a frame that has not fully arrived.
     partial: Vec<u8>,
     assembler: Assembler,
@@ -126,10 +147,18 @@ enum Read {
 }
 
 impl Conn {
-    fn new(stream: TcpStream, leftover: Bytes, limit: usize) -> Conn {
+    fn new(
+        stream: TcpStream,
+        tls: Option<Box<rustls::ServerConnection>>,
+        leftover: Bytes,
+        limit: usize,
+    ) -> Conn {
+        let (io, early) = Transport::new(stream, tls);
+        let mut partial = leftover.to_vec();
+        partial.extend_from_slice(&early);
         Conn {
-            stream,
-            partial: leftover.to_vec(),
+            io,
+            partial,
             assembler: Assembler::new(limit),
             out: VecDeque::new(),
             written: 0,
@@ -164,7 +193,7 @@ impl Conn {
         let mut pending = if self.partial.is_empty() {
             Read::Nothing
         } else {
-            self.parse(&[])
+            self.parse(&mut [])
         };
         loop {
             let (units, violation) = match std::mem::replace(&mut pending, Read::Nothing) {
@@ -177,8 +206,13 @@ impl Conn {
                 heard_since_ping = true;
                 match unit {
                     Inbound::Text(text) => {
-                        if let Some(code) = self.message(app, member, limiter, ip, &text).await {
-                            return self.close(app, code).await;
+                        // Boxed, like every rare await here: the future's size is
+                        // what an idle connection costs, and it is the largest of
+                        // its await states.
+                        if let Some(code) =
+                            Box::pin(self.message(app, member, limiter, ip, &text)).await
+                        {
+                            return Box::pin(self.close(app, code)).await;
                         }
                     }
                     Inbound::Ping(payload) => pong_owed = Some(payload),
@@ -198,11 +232,16 @@ impl Conn {
                 }
             }
             if let Some(code) = violation {
-                return self.close(app, code).await;
+                return Box::pin(self.close(app, code)).await;
             }
-            // A pong answers only the latest ping, so a ping flood costs one pong per write.
-            if let Some(payload) = pong_owed.take() {
-                self.send(frame::encode(Opcode::Pong, &payload));
+            // A pong answers only the latest ping, and is queued only once
+            // everything before it is written: a peer that floods pings but
+            // never reads gets one pong per completed write, and its pings
+            // cannot grow our queue (they used to add one pong per read).
+            if self.out.is_empty() {
+                if let Some(payload) = pong_owed.take() {
+                    self.send(frame::encode(Opcode::Pong, &payload));
+                }
             }
             let close = if self.out.is_empty() {
                 std::mem::swap(&mut self.out, &mut self.spare);
@@ -220,21 +259,21 @@ impl Conn {
                 if code == CloseCode::TryAgainLater {
                     self.discard_unstarted();
                 }
-                return self.close(app, code).await;
+                return Box::pin(self.close(app, code)).await;
             }
-            if !self.out.is_empty() && self.flush(app).is_err() {
+            if self.io.has_output(&self.out) && self.flush(app).is_err() {
                 return None;
             }
 
             tokio::select! {
                 _ = member.outbox.ready() => {}
-                r = self.stream.readable(), if !self.read_closed => {
+                r = self.io.stream.readable(), if !self.read_closed => {
                     pending = match r {
                         Ok(()) => self.read(),
                         Err(_) => Read::Eof,
                     };
                 }
-                r = self.stream.writable(), if !self.out.is_empty() => {
+                r = self.io.stream.writable(), if self.io.has_output(&self.out) => {
                     if r.is_err() || self.flush(app).is_err() {
                         return None;
                     }
@@ -326,24 +365,24 @@ impl Conn {
 
     fn read(&mut self) -> Read {
         let mut chunk = [0u8; READ_CHUNK];
-        match self.stream.try_read(&mut chunk) {
-            Ok(0) => Read::Eof,
-            Ok(n) => self.parse(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Read::Nothing,
-            Err(_) => Read::Eof,
+        match self.io.read(&mut chunk) {
+            Received::InChunk(n) => self.parse(&mut chunk[..n]),
+            Received::Owned(mut plain) => self.parse(&mut plain),
+            Received::Nothing => Read::Nothing,
+            Received::Eof => Read::Eof,
         }
     }
 
-    /// Decodes every complete frame in `partial` + `fresh`; keeps the rest.
-    fn parse(&mut self, fresh: &[u8]) -> Read {
+    /// Decodes every complete frame in `partial` + `fresh` (unmasking in
+    /// place, so a read that holds whole frames is never copied); keeps the rest.
+    fn parse(&mut self, fresh: &mut [u8]) -> Read {
         let mut units = Vec::new();
-        let mut owned;
-        let buf: &mut [u8] = if self.partial.is_empty() {
-            owned = fresh.to_vec();
-            &mut owned
+        let mut partial = std::mem::take(&mut self.partial);
+        let buf: &mut [u8] = if partial.is_empty() {
+            fresh
         } else {
-            self.partial.extend_from_slice(fresh);
-            &mut self.partial
+            partial.extend_from_slice(fresh);
+            &mut partial
         };
         let mut at = 0;
         let verdict = loop {
@@ -366,8 +405,7 @@ impl Conn {
                 Err(code) => break Some(code),
             }
         };
-        let rest = buf[at..].to_vec();
-        self.partial = rest;
+        self.partial = buf[at..].to_vec();
         match verdict {
             Some(code) => Read::Violation(code, units),
             None => Read::Units(units),
@@ -376,47 +414,19 @@ impl Conn {
 
     /// Writes what the socket takes now. Ok(true) when everything is out.
     fn flush(&mut self, app: &App) -> io::Result<bool> {
-        let mut delivered = 0u64;
-        let now = Instant::now();
-        let result = loop {
-            if self.out.is_empty() {
-                break Ok(true);
-            }
-            let mut slices = [IoSlice::new(&[]); WRITE_BATCH];
-            let mut n = 0;
-            for (i, item) in self.out.iter().take(WRITE_BATCH).enumerate() {
-                let from = if i == 0 { self.written } else { 0 };
-                slices[n] = IoSlice::new(&item.frame[from..]);
-                n += 1;
-            }
-            match self.stream.try_write_vectored(&slices[..n]) {
-                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
-                Ok(mut wrote) => {
-                    while wrote > 0 {
-                        let Some(front) = self.out.front() else { break };
-                        let left = front.frame.len() - self.written;
-                        if wrote < left {
-                            self.written += wrote;
-                            break;
-                        }
-                        wrote -= left;
-                        self.written = 0;
-                        if let Some(done) = self.out.pop_front() {
-                            if let Some(at) = done.accepted_at {
-                                delivered += 1;
-                                app.metrics
-                                    .fanout_latency
-                                    .observe(now.duration_since(at).as_secs_f64());
-                            }
-                        }
-                    }
+        let (mut delivered, now, metrics) = (0u64, Instant::now(), &app.metrics);
+        let result = self
+            .io
+            .write(&mut self.out, &mut self.written, &mut |item| {
+                if let Some(at) = item.accepted_at {
+                    delivered += 1;
+                    metrics
+                        .fanout_latency
+                        .observe(now.duration_since(at).as_secs_f64());
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(false),
-                Err(e) => break Err(e),
-            }
-        };
+            });
         if delivered > 0 {
-            app.metrics.delivered.inc_by(delivered);
+            metrics.delivered.inc_by(delivered);
         }
         result
     }
@@ -425,7 +435,7 @@ impl Conn {
     async fn flush_all(&mut self, app: &App, limit: Duration) -> io::Result<()> {
         let deadline = tokio::time::Instant::now() + limit;
         while !self.flush(app)? {
-            tokio::time::timeout_at(deadline, self.stream.writable())
+            tokio::time::timeout_at(deadline, self.io.stream.writable())
                 .await
                 .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
         }
@@ -451,10 +461,12 @@ impl Conn {
         if self.flush_all(app, limit).await.is_err() {
             return Some(code);
         }
-        let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.stream).await;
+        self.io.close_notify();
+        let _ = self.flush_all(app, limit).await;
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.io.stream).await;
         let deadline = tokio::time::Instant::now() + limit;
         while !self.read_closed {
-            match tokio::time::timeout_at(deadline, self.stream.readable()).await {
+            match tokio::time::timeout_at(deadline, self.io.stream.readable()).await {
                 Ok(Ok(())) => match self.read() {
                     Read::Nothing => {}
                     Read::Units(units) if !units.iter().any(|u| matches!(u, Inbound::Close(_))) => {

@@ -243,7 +243,20 @@ pub async fn http_request(addr: SocketAddr, request: &str) -> (u16, String, Stri
     let mut s = TcpStream::connect(addr).await.expect("connect");
     s.write_all(request.as_bytes()).await.expect("write");
     let mut raw = Vec::new();
-    let _ = tokio::time::timeout(WAIT, s.read_to_end(&mut raw)).await;
+    let mut chunk = [0u8; 4096];
+    // Read to EOF, or only the head of a 101 (the socket then stays open).
+    let _ = tokio::time::timeout(WAIT, async {
+        loop {
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => raw.extend_from_slice(&chunk[..n]),
+            }
+            if raw.starts_with(b"HTTP/1.1 101") && raw.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+    })
+    .await;
     let text = String::from_utf8_lossy(&raw).to_string();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head
@@ -260,6 +273,18 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
+}
+
+/// Waits (bounded) until something listens on a loopback port.
+pub fn wait_listening(port: u16) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("nothing listens on port {port}");
 }
 
 /// The `ws-chat` binary as a child process on free ports.
@@ -300,14 +325,7 @@ impl Process {
     }
 
     fn wait_ready(&self) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::time::Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.admin_port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("ws-chat did not listen on its admin port");
+        wait_listening(self.admin_port);
     }
 
     pub fn addr(&self) -> SocketAddr {

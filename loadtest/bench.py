@@ -1,0 +1,264 @@
+#!/usr/bin/env python3
+"""The side-by-side benchmark: ws-chat, the Node reference and the floor.
+
+Each scenario runs against one freshly started server at a time (never two
+at once: they would compete for the 2 cores), with the compiled load
+generator. Writes loadtest/results/<YYYY-MM-DD>.md and .json.
+
+Environment: BENCH_QUICK=1 (small numbers, for a smoke run), BENCH_DURATION
+(measured seconds per fan-out scenario, default 20), BENCH_WARMUP (default 5),
+BENCH_SERVERS (comma list, default ws-chat,reference,floor), BENCH_ONLY
+(comma list of scenario ids), BENCH_OUT (output path without extension).
+Standard library only.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RELEASE = ROOT / "target" / "release"
+TOKEN = "dev-token"
+NOFILE = 65536
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_report import render_markdown  # noqa: E402
+
+
+def env_num(name: str, default: float) -> float:
+    raw = os.environ.get(name, "")
+    return float(raw) if raw else default
+
+
+QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+DURATION = env_num("BENCH_DURATION", 5 if QUICK else 20)
+WARMUP = env_num("BENCH_WARMUP", 2 if QUICK else 5)
+
+
+def scenarios() -> list[dict]:
+    def fanout(members: int, publishers: int) -> dict:
+        return {
+            "id": f"fanout-{members}",
+            "title": f"One room, {members} members, {publishers} publishers at 1.5 msg/s",
+            "mode": "fanout",
+            "args": ["--rooms", "1", "--members", str(members), "--publishers", str(publishers),
+                     "--rate", "1.5", "--warmup", str(WARMUP), "--duration", str(DURATION)],
+            "budget": WARMUP + DURATION + 90,
+        }
+
+    if QUICK:
+        idle_n, idle_rooms, storm_n = 1000, 10, 500
+        fan = [fanout(100, 20), fanout(200, 40)]
+    else:
+        idle_n, idle_rooms, storm_n = 10_000, 100, 5_000
+        fan = [fanout(200, 40), fanout(500, 100), fanout(1000, 200)]
+    return fan + [
+        {
+            "id": f"idle-{idle_n}",
+            "title": f"{idle_n:,} idle connections in {idle_rooms} rooms",
+            "mode": "idle",
+            "args": ["--connections", str(idle_n), "--rooms", str(idle_rooms), "--duration", "5",
+                     "--timeout", "120"],
+            "budget": 200,
+        },
+        {
+            "id": f"join-{storm_n}",
+            "title": f"{storm_n:,} clients joining one room as fast as possible",
+            "mode": "join-storm",
+            "args": ["--clients", str(storm_n), "--timeout", "120"],
+            "budget": 300,
+        },
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def raise_nofile() -> None:
+    """Runs in the child before exec: the equivalent of `ulimit -n 65536`."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, max(hard, NOFILE)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(NOFILE, hard), hard))
+
+
+def http_status(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as resp:
+            return resp.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+class Server:
+    """One server process started for one scenario run."""
+
+    SETTINGS = {
+        "ws-chat": "defaults, except: listen on 127.0.0.1 with free ports "
+                   "(CHAT__SERVER__HOST/PORT/ADMIN_HOST/ADMIN_PORT), CHAT_TOKEN=dev-token, "
+                   "CHAT__AUTH__ALLOWED_ORIGINS=http://localhost:<port>; per-IP limits stay on",
+        "reference": "node server.js, PORT and ALLOWED_ORIGINS only",
+        "floor": "target/release/floor --listen 127.0.0.1:<port>",
+    }
+
+    def __init__(self, name: str, log_dir: Path):
+        self.name = name
+        self.port = free_port()
+        self.origin = f"http://localhost:{self.port}"
+        self.log = open(log_dir / f"{name}.log", "ab")
+        env = dict(os.environ)
+        cwd = ROOT
+        if name == "ws-chat":
+            admin = free_port()
+            for k in ("PORT", "ALLOWED_ORIGINS"):
+                env.pop(k, None)
+            env.update({
+                "CHAT__SERVER__HOST": "127.0.0.1", "CHAT__SERVER__ADMIN_HOST": "127.0.0.1",
+                "CHAT__SERVER__PORT": str(self.port), "CHAT__SERVER__ADMIN_PORT": str(admin),
+                "CHAT_TOKEN": TOKEN, "CHAT__AUTH__ALLOWED_ORIGINS": self.origin,
+            })
+            cmd = [str(RELEASE / "ws-chat")]
+            self.ready_url = f"http://127.0.0.1:{admin}/readyz"
+            self.ready = lambda s: s == 200
+        elif name == "reference":
+            env.update({"PORT": str(self.port), "ALLOWED_ORIGINS": self.origin, "CHAT_TOKEN": TOKEN})
+            cmd = ["node", "server.js"]
+            cwd = ROOT / "target" / "reference"
+            self.ready_url = f"http://127.0.0.1:{self.port}/healthz"
+            self.ready = lambda s: s == 200
+        elif name == "floor":
+            cmd = [str(RELEASE / "floor"), "--listen", f"127.0.0.1:{self.port}"]
+            self.ready_url = f"http://127.0.0.1:{self.port}/"
+            self.ready = lambda s: s is not None  # any HTTP answer (404)
+        else:
+            raise SystemExit(f"unknown server {name}")
+        self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=self.log, stderr=self.log,
+                                     preexec_fn=raise_nofile)
+        deadline = time.monotonic() + 30
+        while not self.ready(http_status(self.ready_url)):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {self.proc.returncode} before it was ready")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{name} not ready within 30 s ({self.ready_url})")
+            time.sleep(0.1)
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/chat"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self.log.close()
+
+
+def run_one(scenario: dict, name: str, log_dir: Path) -> dict:
+    try:
+        server = Server(name, log_dir)
+    except (RuntimeError, OSError) as e:
+        return {"error": str(e)}
+    out = Path(tempfile.mkstemp(prefix="loadgen-", suffix=".json")[1])
+    cmd = [str(RELEASE / "loadgen"), "--mode", scenario["mode"], "--url", server.url,
+           "--origin", server.origin, "--token", TOKEN, "--label", name,
+           "--server-pid", str(server.proc.pid), "--json", str(out), *scenario["args"]]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=scenario["budget"],
+                              preexec_fn=raise_nofile)
+        (log_dir / f"loadgen-{scenario['id']}-{name}.txt").write_text(done.stdout + done.stderr)
+        alive = server.proc.poll() is None
+        if done.returncode != 0 or out.stat().st_size == 0:
+            return {"error": f"loadgen exited {done.returncode}: {done.stderr.strip()[-300:]}"}
+        report = json.loads(out.read_text())
+        if not alive:
+            report["server_died"] = True
+        return report
+    except subprocess.TimeoutExpired:
+        return {"error": f"loadgen did not finish within {scenario['budget']} s"}
+    finally:
+        server.stop()
+        out.unlink(missing_ok=True)
+
+
+def machine() -> dict:
+    def sh(*cmd: str) -> str:
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return "unknown"
+
+    model = next((line.split(":", 1)[1].strip() for line in sh("lscpu").splitlines()
+                  if line.startswith("Model name")), "unknown")
+    dirty = sh("git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no")
+    return {
+        "nproc": sh("nproc"), "cpu": model, "kernel": sh("uname", "-r"),
+        "memory": sh("sh", "-c", "free -h | awk '/Mem:/{print $2}'"),
+        "loadavg_at_start": Path("/proc/loadavg").read_text().split()[:3],
+        "node": sh("node", "--version"), "rustc": sh("rustc", "--version"),
+        "commit": sh("git", "-C", str(ROOT), "rev-parse", "--short", "HEAD") + (" (dirty)" if dirty else ""),
+    }
+
+
+def main() -> int:
+    servers = [s.strip() for s in os.environ.get("BENCH_SERVERS", "ws-chat,reference,floor").split(",") if s.strip()]
+    only = {s.strip() for s in os.environ.get("BENCH_ONLY", "").split(",") if s.strip()}
+    need = [RELEASE / "loadgen"] + [RELEASE / s for s in servers if s in ("ws-chat", "floor")]
+    missing = [str(p) for p in need if not p.exists()]
+    if "reference" in servers and not (ROOT / "target/reference/node_modules/ws").exists():
+        missing.append("target/reference (run scripts/install-deps.sh)")
+    if missing:
+        print("missing: " + ", ".join(missing) + "\nrun: make bench (it builds them)", file=sys.stderr)
+        return 1
+    raise_nofile()
+    today = datetime.date.today().isoformat()
+    out = Path(os.environ.get("BENCH_OUT", ROOT / "loadtest" / "results" / (today + ("-quick" if QUICK else ""))))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
+    command = "make bench" + (" BENCH_QUICK=1" if QUICK else "")
+    results = {"date": today, "quick": QUICK, "command": command, "machine": machine(),
+               "servers": servers, "settings": {s: Server.SETTINGS[s] for s in servers},
+               "duration_s": DURATION, "warmup_s": WARMUP, "scenarios": []}
+    for scenario in scenarios():
+        if only and scenario["id"] not in only:
+            continue
+        entry = {k: scenario[k] for k in ("id", "title", "mode")}
+        entry["loadgen_args"] = scenario["args"]
+        entry["results"] = {}
+        for name in servers:
+            print(f"== {scenario['id']} on {name}", flush=True)
+            report = run_one(scenario, name, log_dir)
+            entry["results"][name] = report
+            print("   " + (report.get("error") or "done"), flush=True)
+            time.sleep(1)
+        results["scenarios"].append(entry)
+        # Written after every scenario, so a stopped run still leaves numbers.
+        out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+        out.with_suffix(".md").write_text(render_markdown(results))
+    print(f"wrote {out}.md and {out}.json (server logs in {log_dir})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Renders the benchmark's results (bench.py's JSON) as Markdown tables:
+one table per scenario, servers side by side, with ws-chat's ratios."""
+from __future__ import annotations
+
+
+def _get(report: dict, path: str):
+    value = report
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _mib(kib):
+    return None if kib is None else kib / 1024
+
+
+def _fmt(value, digits: int) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:,.{digits}f}"
+
+
+# (label, how to compute it from one loadgen report, decimals)
+ROWS = {
+    "fanout": [
+        ("connected", lambda r: _get(r, "connected"), 0),
+        ("delivered / expected", lambda r: _get(r, "delivered_ratio"), 4),
+        ("not delivered within 3 s", lambda r: _get(r, "not_delivered_in_time"), 0),
+        ("deliveries per second", lambda r: _get(r, "deliveries_per_s"), 0),
+        ("latency p50 (ms)", lambda r: _get(r, "latency_ms.p50_ms"), 2),
+        ("latency p99 (ms)", lambda r: _get(r, "latency_ms.p99_ms"), 2),
+        ("latency p99.9 (ms)", lambda r: _get(r, "latency_ms.p999_ms"), 2),
+        ("latency max (ms)", lambda r: _get(r, "latency_ms.max_ms"), 2),
+        ("server CPU (cores busy)", lambda r: _get(r, "server_cpu_cores"), 3),
+        ("server CPU µs per delivery", lambda r: _get(r, "server_cpu_us_per_delivery"), 3),
+        ("server RSS under load (MiB)", lambda r: _mib(_get(r, "server_rss_loaded_kib")), 1),
+        ("rate_limited / other errors", lambda r: _pair(r, "rate_limited", "other_errors"), 0),
+        ("closed early / failed connects", lambda r: _pair(r, "closed_early", "connect_failed"), 0),
+        ("load generator CPU (cores)", lambda r: _get(r, "loadgen_cpu_cores"), 3),
+        ("other processes' CPU (cores)", lambda r: _get(r, "other_cpu_cores"), 3),
+    ],
+    "idle": [
+        ("connected", lambda r: _get(r, "connected"), 0),
+        ("time to connect and join all (s)", lambda r: _get(r, "connect_s"), 2),
+        ("server RSS before (MiB)", lambda r: _mib(_get(r, "server_rss_before_kib")), 1),
+        ("server RSS with all connected (MiB)", lambda r: _mib(_get(r, "server_rss_after_kib")), 1),
+        ("RSS per idle connection (KiB)", lambda r: _get(r, "server_rss_per_conn_kib"), 2),
+        ("server CPU while idle, 5 s (s)", lambda r: _get(r, "server_idle_cpu_s"), 2),
+        ("still open after hold", lambda r: _get(r, "still_open_after_hold"), 0),
+        ("closed early / failed connects", lambda r: _pair(r, "closed_early", "connect_failed"), 0),
+    ],
+    "join-storm": [
+        ("joined (got history)", lambda r: _get(r, "joined"), 0),
+        ("in (got presence after history)", lambda r: _get(r, "in_room"), 0),
+        ("time until all joined (s)", lambda r: _get(r, "all_joined_s"), 2),
+        ("time until all in (s)", lambda r: _get(r, "all_in_s"), 2),
+        ("presence events received", lambda r: _get(r, "presence_events"), 0),
+        ("server CPU until all in (s)", lambda r: _get(r, "server_cpu_s"), 2),
+        ("load generator CPU until all in (s)", lambda r: _get(r, "loadgen_cpu_s"), 2),
+        ("other processes' CPU until all in (s)", lambda r: _get(r, "other_cpu_s"), 2),
+        ("closed early / failed connects", lambda r: _pair(r, "closed_early", "connect_failed"), 0),
+    ],
+}
+
+
+def _pair(report: dict, a: str, b: str):
+    x, y = _get(report, a), _get(report, b)
+    return None if x is None and y is None else f"{x or 0:,} / {y or 0:,}"
+
+
+def _ratio(a, b) -> str:
+    if not isinstance(a, (int, float)) or not isinstance(b, (int, float)) or isinstance(a, bool):
+        return ""
+    if b == 0:
+        return "–" if a == 0 else "∞"
+    return f"{a / b:.2f}×"
+
+
+def scenario_table(entry: dict, servers: list[str]) -> str:
+    rows = ROWS[entry["mode"]]
+    results = entry["results"]
+    ratios = [(s, other) for s, other in (("ws-chat", "reference"), ("ws-chat", "floor"))
+              if s in servers and other in servers]
+    head = ["metric", *servers, *[f"{a} / {b}" for a, b in ratios]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, get, digits in rows:
+        values = {s: (None if "error" in results.get(s, {}) else get(results.get(s, {}))) for s in servers}
+        cells = [label] + [v if isinstance(v, str) else _fmt(v, digits) for v in values.values()]
+        cells += [_ratio(values[a], values[b]) for a, b in ratios]
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = []
+    for s in servers:
+        r = results.get(s, {})
+        if "error" in r:
+            notes.append(f"- **{s}**: run failed: {r['error']}")
+        if r.get("server_died"):
+            notes.append(f"- **{s}**: the server process died during the run")
+        if r.get("all_joined") is False or r.get("all_in") is False:
+            notes.append(f"- **{s}**: not every client got in within the time limit")
+        failures = r.get("failures") or {}
+        if failures:
+            top = ", ".join(f"{k} ×{v}" for k, v in sorted(failures.items(), key=lambda kv: -kv[1])[:4])
+            notes.append(f"- **{s}** failures: {top}")
+    return "\n".join(lines) + ("\n\n" + "\n".join(notes) if notes else "")
+
+
+def render_markdown(results: dict) -> str:
+    m = results["machine"]
+    servers = results["servers"]
+    out = [
+        f"# Benchmark {results['date']}" + (" (quick)" if results["quick"] else ""),
+        "",
+        f"Command: `{results['command']}` at commit {m['commit']}. "
+        f"Machine: {m['nproc']} cores, {m['cpu']}, {m['memory']} RAM, kernel {m['kernel']}; "
+        f"{m['node']}, {m['rustc']}.",
+        "",
+        f"Fan-out scenarios: {results['warmup_s']:g} s warm-up, then {results['duration_s']:g} s measured. "
+        "One server at a time; the load generator (`loadgen`, one thread) runs on the same 2 cores, "
+        "its CPU is in the tables. Latency = receive time minus the send time the publisher "
+        "wrote into the message; a delivery later than 3 s counts as not delivered.",
+        "",
+        "Server settings:",
+        "",
+        *[f"- {s}: {results['settings'][s]}" for s in servers],
+        "",
+    ]
+    for entry in results["scenarios"]:
+        out += [f"## {entry['title']}", "", f"`loadgen --mode {entry['mode']} {' '.join(entry['loadgen_args'])}`", ""]
+        out += [scenario_table(entry, servers), ""]
+    return "\n".join(out)

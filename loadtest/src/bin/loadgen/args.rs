@@ -1,0 +1,235 @@
+//! Command-line options of the load generator: parsing, defaults, validation.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const USAGE: &str = "\
+loadgen --mode fanout|idle|join-storm [options]
+
+  --url URL              ws://HOST:PORT/chat (default ws://127.0.0.1:8080/chat)
+  --origin ORIGIN        Origin header (default http://localhost:8080)
+  --token TOKEN          bearer token, sent as ?token= (default dev-token)
+  --label NAME           server name written into the report (default: the URL)
+  --rooms N              rooms (fanout default 1, idle default 100)
+  --members N            fanout: members per room, publishers included (200)
+  --publishers N         fanout: publishers per room (40)
+  --rate R               fanout: messages per second per publisher (1.5)
+  --warmup SECS          fanout: publishing before measuring starts (5)
+  --duration SECS        fanout: measured publishing time (20); idle: hold time (5)
+  --connections N        idle: connections in total (10000)
+  --clients N            join-storm: clients joining one room (5000)
+  --per-ip N             connections per loopback source address (32)
+  --connect-concurrency N  handshakes in flight at once (256)
+  --timeout SECS         give up connecting/joining after this (60)
+  --late-ms MS           a delivery later than this counts as not delivered (3000)
+  --server-pid PID       read the server's CPU time and RSS from /proc/PID
+  --threads N            runtime worker threads; 1 = current-thread (1)
+  --json FILE            also write the report as JSON
+";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Fanout,
+    Idle,
+    JoinStorm,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Fanout => "fanout",
+            Mode::Idle => "idle",
+            Mode::JoinStorm => "join-storm",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Args {
+    pub mode: Mode,
+    pub url: String,
+    pub server: SocketAddr,
+    pub origin: String,
+    pub token: String,
+    pub label: String,
+    pub rooms: usize,
+    pub members: usize,
+    pub publishers: usize,
+    pub rate: f64,
+    pub warmup: Duration,
+    pub duration: Duration,
+    pub connections: usize,
+    pub clients: usize,
+    pub per_ip: usize,
+    pub connect_concurrency: usize,
+    pub timeout: Duration,
+    pub late: Duration,
+    pub server_pid: Option<u32>,
+    pub threads: usize,
+    pub json: Option<PathBuf>,
+}
+
+fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
+    value
+        .parse()
+        .map_err(|_| format!("{flag}: not a valid number: {value}"))
+}
+
+fn seconds(flag: &str, value: &str) -> Result<Duration, String> {
+    let secs: f64 = number(flag, value)?;
+    if !(0.0..=86_400.0).contains(&secs) {
+        return Err(format!("{flag}: out of range: {value}"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// `ws://host:port/path` → the socket address to connect to.
+fn server_addr(url: &str) -> Result<SocketAddr, String> {
+    let rest = url
+        .strip_prefix("ws://")
+        .ok_or_else(|| format!("--url must start with ws:// (got {url})"))?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let with_port = if authority.contains(':') {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let with_port = with_port.replace("localhost", "127.0.0.1");
+    with_port
+        .parse()
+        .map_err(|e| format!("--url: host must be an IP address or localhost ({authority}): {e}"))
+}
+
+pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
+    let mut mode = None;
+    let mut url = "ws://127.0.0.1:8080/chat".to_string();
+    let mut args = Args {
+        mode: Mode::Fanout,
+        url: String::new(),
+        server: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        origin: "http://localhost:8080".into(),
+        token: "dev-token".into(),
+        label: String::new(),
+        rooms: 0,
+        members: 200,
+        publishers: 40,
+        rate: 1.5,
+        warmup: Duration::from_secs(5),
+        duration: Duration::ZERO,
+        connections: 10_000,
+        clients: 5_000,
+        per_ip: 32,
+        connect_concurrency: 256,
+        timeout: Duration::from_secs(60),
+        late: Duration::from_millis(3000),
+        server_pid: None,
+        threads: 1,
+        json: None,
+    };
+    let mut duration = None;
+    let mut it = argv.into_iter();
+    while let Some(flag) = it.next() {
+        if flag == "-h" || flag == "--help" {
+            return Err(USAGE.to_string());
+        }
+        let value = it
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value\n\n{USAGE}"))?;
+        let f = flag.as_str();
+        match f {
+            "--mode" => {
+                mode = Some(match value.as_str() {
+                    "fanout" => Mode::Fanout,
+                    "idle" => Mode::Idle,
+                    "join-storm" => Mode::JoinStorm,
+                    other => return Err(format!("--mode: unknown mode {other}")),
+                })
+            }
+            "--url" => url = value,
+            "--origin" => args.origin = value,
+            "--token" => args.token = value,
+            "--label" => args.label = value,
+            "--rooms" => args.rooms = number(f, &value)?,
+            "--members" => args.members = number(f, &value)?,
+            "--publishers" => args.publishers = number(f, &value)?,
+            "--rate" => args.rate = number(f, &value)?,
+            "--warmup" => args.warmup = seconds(f, &value)?,
+            "--duration" => duration = Some(seconds(f, &value)?),
+            "--connections" => args.connections = number(f, &value)?,
+            "--clients" => args.clients = number(f, &value)?,
+            "--per-ip" => args.per_ip = number(f, &value)?,
+            "--connect-concurrency" => args.connect_concurrency = number(f, &value)?,
+            "--timeout" => args.timeout = seconds(f, &value)?,
+            "--late-ms" => args.late = Duration::from_millis(number(f, &value)?),
+            "--server-pid" => args.server_pid = Some(number(f, &value)?),
+            "--threads" => args.threads = number(f, &value)?,
+            "--json" => args.json = Some(PathBuf::from(value)),
+            other => return Err(format!("unknown option {other}\n\n{USAGE}")),
+        }
+    }
+    args.mode = mode.ok_or_else(|| format!("--mode is required\n\n{USAGE}"))?;
+    args.server = server_addr(&url)?;
+    args.url = url;
+    if args.label.is_empty() {
+        args.label = args.url.clone();
+    }
+    if args.rooms == 0 {
+        args.rooms = if args.mode == Mode::Idle { 100 } else { 1 };
+    }
+    args.duration = duration.unwrap_or(match args.mode {
+        Mode::Fanout => Duration::from_secs(20),
+        _ => Duration::from_secs(5),
+    });
+    validate(&args)?;
+    Ok(args)
+}
+
+fn validate(a: &Args) -> Result<(), String> {
+    if a.per_ip == 0 || a.connect_concurrency == 0 || a.threads == 0 {
+        return Err("--per-ip, --connect-concurrency and --threads must be at least 1".into());
+    }
+    if a.mode == Mode::Fanout {
+        if a.members == 0 || a.publishers == 0 || a.publishers > a.members {
+            return Err("fanout needs 1 <= --publishers <= --members".into());
+        }
+        if !(a.rate > 0.0 && a.rate <= 1000.0) {
+            return Err("--rate must be in (0, 1000]".into());
+        }
+    }
+    let total = match a.mode {
+        Mode::Fanout => a.rooms * a.members,
+        Mode::Idle => a.connections,
+        Mode::JoinStorm => a.clients,
+    };
+    // 127.0.0.2 .. 127.0.255.251: 250 addresses per third octet.
+    if total.div_ceil(a.per_ip) > 250 * 255 {
+        return Err("too many connections for the loopback source addresses".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn fanout_defaults() {
+        let a = parse(argv("--mode fanout --url ws://localhost:9000/chat")).expect("parses");
+        assert_eq!(a.server, SocketAddr::from(([127, 0, 0, 1], 9000)));
+        assert_eq!((a.rooms, a.members, a.publishers), (1, 200, 40));
+        assert_eq!(a.duration, Duration::from_secs(20));
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        assert!(parse(argv("--url ws://127.0.0.1:1/chat")).is_err());
+        assert!(parse(argv("--mode fanout --publishers 9 --members 3")).is_err());
+        assert!(parse(argv("--mode fanout --url http://x/chat")).is_err());
+        assert!(parse(argv("--mode fanout --rate")).is_err());
+    }
+}

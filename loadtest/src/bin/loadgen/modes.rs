@@ -1,0 +1,267 @@
+//! The three scenarios (fanout, idle, join-storm): who connects where, the
+//! timeline, and the report each one produces.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::task::JoinHandle;
+
+use crate::args::{Args, Mode};
+use crate::conn::{self, Role, Shared};
+use crate::stats::{rss_kib, Counters, CpuMark, Latency};
+
+fn secs(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+fn round(x: f64, places: i32) -> f64 {
+    let f = 10f64.powi(places);
+    (x * f).round() / f
+}
+
+/// Waits, polling, until `done()` or the deadline; true if `done()`.
+async fn wait_until(deadline: Instant, mut done: impl FnMut() -> bool) -> bool {
+    while !done() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    true
+}
+
+fn spawn_all(shared: &Arc<Shared>, roles: Vec<Role>) -> Vec<JoinHandle<()>> {
+    roles
+        .into_iter()
+        .map(|role| tokio::spawn(conn::run(shared.clone(), role)))
+        .collect()
+}
+
+/// Tells every task to stop and waits (bounded) for them to hand in counts.
+async fn stop_all(shared: &Shared, tasks: Vec<JoinHandle<()>>) {
+    shared.stop.cancel();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    for task in tasks {
+        let abort = task.abort_handle();
+        if tokio::time::timeout_at(deadline, task).await.is_err() {
+            abort.abort();
+        }
+    }
+}
+
+/// Waits until every connection has joined (received `history`) or failed.
+async fn wait_joined(shared: &Shared, n: u64) -> bool {
+    let c = &shared.counters;
+    wait_until(Instant::now() + shared.args.timeout, || {
+        Counters::get(&c.joined) + Counters::get(&c.connect_failed) + Counters::get(&c.closed_early)
+            >= n
+    })
+    .await
+}
+
+fn common(shared: &Shared) -> Value {
+    let a = &shared.args;
+    let c = &shared.counters;
+    let failures = c.failures.lock().map(|m| m.clone()).unwrap_or_default();
+    json!({
+        "mode": a.mode.name(),
+        "label": a.label,
+        "url": a.url,
+        "per_ip": a.per_ip,
+        "connected": Counters::get(&c.connected),
+        "connect_failed": Counters::get(&c.connect_failed),
+        "joined": Counters::get(&c.joined),
+        "closed_early": Counters::get(&c.closed_early),
+        "rate_limited": Counters::get(&c.rate_limited),
+        "other_errors": Counters::get(&c.other_errors),
+        "failures": failures,
+    })
+}
+
+fn merge(mut base: Value, extra: Value) -> Value {
+    if let (Some(b), Value::Object(e)) = (base.as_object_mut(), extra) {
+        b.extend(e);
+    }
+    base
+}
+
+pub async fn run(args: Args) -> Result<Value, String> {
+    let shared = Arc::new(Shared::new(args.clone(), Latency::new()?));
+    match args.mode {
+        Mode::Fanout => fanout(shared).await,
+        Mode::Idle => idle(shared).await,
+        Mode::JoinStorm => join_storm(shared).await,
+    }
+}
+
+async fn fanout(shared: Arc<Shared>) -> Result<Value, String> {
+    let a = shared.args.clone();
+    let pid = a.server_pid;
+    let total = a.rooms * a.members;
+    let period = Duration::from_secs_f64(1.0 / a.rate);
+    // Publishers are spread through each room's member list (and so over
+    // source addresses), keeping every address far below per-IP limits.
+    let stride = a.members / a.publishers;
+    let roles = (0..total)
+        .map(|index| {
+            let room = index % a.rooms;
+            let rank = index / a.rooms;
+            let publisher = rank.is_multiple_of(stride) && rank / stride < a.publishers;
+            let phase = period.mul_f64((rank / stride) as f64 / a.publishers as f64);
+            Role {
+                index,
+                room: format!("bench-{room}"),
+                publish: publisher.then_some((period, phase)),
+            }
+        })
+        .collect();
+    let rss_before = pid.and_then(|p| rss_kib(Some(p)));
+    let t0 = Instant::now();
+    let tasks = spawn_all(&shared, roles);
+    let all_joined = wait_joined(&shared, total as u64).await;
+    let connect_s = secs(t0.elapsed());
+    let rss_connected = pid.and_then(|p| rss_kib(Some(p)));
+
+    let start = shared.now_us() + 200_000;
+    let from = start + a.warmup.as_micros() as u64;
+    let until = from + a.duration.as_micros() as u64;
+    shared.publish_from.store(start, Relaxed);
+    shared.measure_from.store(from, Relaxed);
+    shared.measure_until.store(until, Relaxed);
+    shared.go.cancel();
+    tokio::time::sleep_until(shared.instant_at(from)).await;
+    let cpu_from = CpuMark::now(pid);
+    tokio::time::sleep_until(shared.instant_at(until)).await;
+    let cpu_until = CpuMark::now(pid);
+    let rss_loaded = pid.and_then(|p| rss_kib(Some(p)));
+    // Stragglers: anything later than --late-ms counts as not delivered anyway.
+    tokio::time::sleep(a.late + Duration::from_millis(300)).await;
+    stop_all(&shared, tasks).await;
+
+    let c = &shared.counters;
+    let sent = Counters::get(&c.sent_measured);
+    let expected = sent * a.members as u64;
+    let delivered = Counters::get(&c.delivered_measured);
+    let late = Counters::get(&c.delivered_late);
+    let used = cpu_until.since(&cpu_from);
+    let (server_cpu, own_cpu) = (used.server, used.own);
+    let measured = a.duration.as_secs_f64();
+    let per_delivery = server_cpu
+        .filter(|_| delivered > 0)
+        .map(|s| round(s * 1e6 / delivered as f64, 3));
+    let lat = shared.latency.summary();
+    Ok(merge(
+        common(&shared),
+        json!({
+            "rooms": a.rooms, "members": a.members, "publishers": a.publishers,
+            "rate": a.rate, "warmup_s": secs(a.warmup), "duration_s": secs(a.duration),
+            "all_joined": all_joined, "connect_s": connect_s,
+            "sent": sent, "expected": expected, "delivered": delivered,
+            "delivered_ratio": if expected > 0 { round(delivered as f64 / expected as f64, 5) } else { 0.0 },
+            "not_delivered_in_time": expected.saturating_sub(delivered),
+            "late": late,
+            "deliveries_per_s": round(delivered as f64 / measured, 1),
+            "latency_ms": lat,
+            "server_cpu_s": server_cpu.map(|s| round(s, 2)),
+            "server_cpu_cores": server_cpu.map(|s| round(s / measured, 3)),
+            "server_cpu_us_per_delivery": per_delivery,
+            "server_rss_before_kib": rss_before,
+            "server_rss_connected_kib": rss_connected,
+            "server_rss_loaded_kib": rss_loaded,
+            "loadgen_cpu_s": own_cpu.map(|s| round(s, 2)),
+            "loadgen_cpu_cores": own_cpu.map(|s| round(s / measured, 3)),
+            "other_cpu_cores": used.others.map(|s| round(s / measured, 3)),
+        }),
+    ))
+}
+
+async fn idle(shared: Arc<Shared>) -> Result<Value, String> {
+    let a = shared.args.clone();
+    let pid = a.server_pid;
+    let n = a.connections;
+    let roles = (0..n)
+        .map(|index| Role {
+            index,
+            room: format!("idle-{}", index % a.rooms),
+            publish: None,
+        })
+        .collect();
+    let rss_before = pid.and_then(|p| rss_kib(Some(p)));
+    let t0 = Instant::now();
+    let tasks = spawn_all(&shared, roles);
+    let all_joined = wait_joined(&shared, n as u64).await;
+    let connect_s = secs(t0.elapsed());
+    // Let presence fan-out and allocator caches settle before measuring.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_after = pid.and_then(|p| rss_kib(Some(p)));
+    let cpu_from = CpuMark::now(pid);
+    tokio::time::sleep(a.duration).await;
+    let idle_cpu = CpuMark::now(pid).since(&cpu_from).server;
+    let still_open = Counters::get(&shared.counters.connected)
+        .saturating_sub(Counters::get(&shared.counters.closed_early));
+    stop_all(&shared, tasks).await;
+    let connected = Counters::get(&shared.counters.connected);
+    let per_conn = match (rss_before, rss_after) {
+        (Some(b), Some(a)) if connected > 0 => {
+            Some(round(a.saturating_sub(b) as f64 / connected as f64, 2))
+        }
+        _ => None,
+    };
+    Ok(merge(
+        common(&shared),
+        json!({
+            "rooms": a.rooms, "connections": n, "all_joined": all_joined,
+            "connect_s": connect_s,
+            "still_open_after_hold": still_open, "hold_s": secs(a.duration),
+            "server_rss_before_kib": rss_before, "server_rss_after_kib": rss_after,
+            "server_rss_per_conn_kib": per_conn,
+            "server_idle_cpu_s": idle_cpu.map(|s| round(s, 2)),
+        }),
+    ))
+}
+
+async fn join_storm(shared: Arc<Shared>) -> Result<Value, String> {
+    let a = shared.args.clone();
+    let n = a.clients;
+    let roles = (0..n)
+        .map(|index| Role {
+            index,
+            room: "storm".into(),
+            publish: None,
+        })
+        .collect();
+    let start = shared.now_us();
+    let cpu_from = CpuMark::now(a.server_pid);
+    let tasks = spawn_all(&shared, roles);
+    let c = &shared.counters;
+    let all_joined = wait_joined(&shared, n as u64).await;
+    let all_in = wait_until(Instant::now() + a.timeout, || {
+        shared.in_room.load(Relaxed)
+            + Counters::get(&c.connect_failed)
+            + Counters::get(&c.closed_early)
+            >= n as u64
+    })
+    .await;
+    let used = CpuMark::now(a.server_pid).since(&cpu_from);
+    // Presence events still on their way are counted for two more seconds.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop_all(&shared, tasks).await;
+    let ms = |us: u64| round(us.saturating_sub(start) as f64 / 1e6, 3);
+    Ok(merge(
+        common(&shared),
+        json!({
+            "clients": n,
+            "all_joined": all_joined,
+            "all_in": all_in,
+            "in_room": shared.in_room.load(Relaxed),
+            "all_joined_s": ms(shared.last_joined_us.load(Relaxed)),
+            "all_in_s": ms(shared.last_in_us.load(Relaxed)),
+            "presence_events": Counters::get(&c.presence),
+            "server_cpu_s": used.server.map(|s| round(s, 2)),
+            "loadgen_cpu_s": used.own.map(|s| round(s, 2)),
+            "other_cpu_s": used.others.map(|s| round(s, 2)),
+        }),
+    ))
+}

@@ -1,0 +1,21 @@
+# Load tests (k6) and the side-by-side benchmark; owned by loadtest/.
+TEST_TARGETS += loadtest
+
+.PHONY: loadtest loadtest-reference bench bench-quick loadgen
+loadtest: ## short k6 suite (fanout, connect storm, soak, abuse) against a fresh ws-chat
+	cargo build --quiet -p ws-chat
+	WS_CHAT_BIN=$${WS_CHAT_BIN:-target/debug/ws-chat} loadtest/k6/run.sh ws-chat
+
+loadtest-reference: ## the same k6 suite against the Node reference server
+	loadtest/k6/run.sh reference
+
+loadgen: ## build the compiled load generator and the floor server (release)
+	cargo build --release -p ws-chat-loadtest
+
+bench: ## release build, then ws-chat vs reference vs floor; writes loadtest/results/<date>.{md,json}
+	cargo build --release -p ws-chat -p ws-chat-loadtest
+	python3 loadtest/bench.py
+
+bench-quick: ## the benchmark with small numbers, for a smoke run (BENCH_QUICK=1)
+	cargo build --release -p ws-chat -p ws-chat-loadtest
+	BENCH_QUICK=1 python3 loadtest/bench.py
