@@ -8,6 +8,7 @@ pub const USAGE: &str = "\
 loadgen --mode fanout|idle|join-storm [options]
 
   --url URL              ws://HOST:PORT/chat (default ws://127.0.0.1:8080/chat)
+  --also-url URL         a second replica: odd-numbered connections go there
   --origin ORIGIN        Origin header (default http://localhost:8080)
   --token TOKEN          bearer token, sent as ?token= (default dev-token)
   --label NAME           server name written into the report (default: the URL)
@@ -50,6 +51,8 @@ pub struct Args {
     pub mode: Mode,
     pub url: String,
     pub server: SocketAddr,
+    /// A second replica (URL and address) for odd-numbered connections.
+    pub also: Option<(String, SocketAddr)>,
     pub origin: String,
     pub token: String,
     pub label: String,
@@ -108,6 +111,7 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
         mode: Mode::Fanout,
         url: String::new(),
         server: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        also: None,
         origin: "http://localhost:8080".into(),
         token: "dev-token".into(),
         label: String::new(),
@@ -147,6 +151,7 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
                 })
             }
             "--url" => url = value,
+            "--also-url" => args.also = Some((value.clone(), server_addr(&value)?)),
             "--origin" => args.origin = value,
             "--token" => args.token = value,
             "--label" => args.label = value,
