@@ -172,7 +172,7 @@ async fn no_token_real_or_near_miss_appears_in_logs_metrics_or_replies() {
         "xzq7-S3CRET-tok3n-41x9",
     ];
     let mut replies = String::new();
-    let mut send = |req: String| {
+    let send = |req: String| {
         let addr = p.addr();
         async move {
             let (status, head, body) = http_request(addr, &req).await;

@@ -228,7 +228,9 @@ pub async fn run(shared: Arc<Shared>, role: Role) {
                 if let Some((period, phase)) = role.publish {
                     let start = shared.instant_at(shared.publish_from.load(Relaxed)) + phase;
                     let mut t = interval_at(start, period);
-                    t.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                    // Open loop: a late tick is made up at once, so a busy
+                    // generator does not quietly lower the offered load.
+                    t.set_missed_tick_behavior(MissedTickBehavior::Burst);
                     ticker = Some(t);
                 }
             }
