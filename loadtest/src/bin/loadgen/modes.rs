@@ -132,9 +132,9 @@ async fn fanout(shared: Arc<Shared>) -> Result<Value, String> {
     shared.measure_until.store(until, Relaxed);
     shared.go.cancel();
     tokio::time::sleep_until(shared.instant_at(from)).await;
-    let cpu_from = CpuMark::now(pid);
+    let cpu_from = CpuMark::now_with(pid, &a.extra_pids);
     tokio::time::sleep_until(shared.instant_at(until)).await;
-    let cpu_until = CpuMark::now(pid);
+    let cpu_until = CpuMark::now_with(pid, &a.extra_pids);
     let rss_loaded = pid.and_then(|p| rss_kib(Some(p)));
     // Stragglers: anything later than --late-ms counts as not delivered anyway.
     tokio::time::sleep(a.late + Duration::from_millis(300)).await;
