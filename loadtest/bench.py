@@ -32,6 +32,7 @@ RELEASE = ROOT / "target" / "release"
 TOKEN = "dev-token"
 NOFILE = 65536
 
+sys.dont_write_bytecode = True  # no __pycache__ in the work tree
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_report import render_markdown  # noqa: E402
 
@@ -110,6 +111,8 @@ def http_status(url: str) -> int | None:
 class Server:
     """One server process started for one scenario run."""
 
+    metrics_url: str | None = None
+
     SETTINGS = {
         "ws-chat": "defaults, except: listen on 127.0.0.1 with free ports "
                    "(CHAT__SERVER__HOST/PORT/ADMIN_HOST/ADMIN_PORT), CHAT_TOKEN=dev-token, "
@@ -136,6 +139,7 @@ class Server:
             })
             cmd = [str(RELEASE / "ws-chat")]
             self.ready_url = f"http://127.0.0.1:{admin}/readyz"
+            self.metrics_url = f"http://127.0.0.1:{admin}/metrics"
             self.ready = lambda s: s == 200
         elif name == "reference":
             env.update({"PORT": str(self.port), "ALLOWED_ORIGINS": self.origin, "CHAT_TOKEN": TOKEN})
@@ -175,6 +179,30 @@ class Server:
         self.log.close()
 
 
+# ws-chat's own counters that explain lost deliveries; read after the run.
+COUNTERS = ("wschat_drops_total", "wschat_slow_consumer_closes_total",
+            "wschat_messages_delivered_total", "wschat_rate_limited_total",
+            "wschat_upgrade_rejections_total")
+
+
+def server_counters(url: str) -> dict:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            text = resp.read().decode("utf-8", "replace")
+    except (urllib.error.URLError, OSError):
+        return {}
+    found = {}
+    for line in text.splitlines():
+        if line.startswith(COUNTERS):
+            name, _, value = line.rpartition(" ")
+            try:
+                if float(value) > 0:
+                    found[name] = float(value)
+            except ValueError:
+                continue
+    return found
+
+
 def run_one(scenario: dict, name: str, log_dir: Path) -> dict:
     try:
         server = Server(name, log_dir)
@@ -189,11 +217,14 @@ def run_one(scenario: dict, name: str, log_dir: Path) -> dict:
                               preexec_fn=raise_nofile)
         (log_dir / f"loadgen-{scenario['id']}-{name}.txt").write_text(done.stdout + done.stderr)
         alive = server.proc.poll() is None
+        counters = server_counters(server.metrics_url) if alive and server.metrics_url else {}
         if done.returncode != 0 or out.stat().st_size == 0:
             return {"error": f"loadgen exited {done.returncode}: {done.stderr.strip()[-300:]}"}
         report = json.loads(out.read_text())
         if not alive:
             report["server_died"] = True
+        if counters:
+            report["server_counters"] = counters
         return report
     except subprocess.TimeoutExpired:
         return {"error": f"loadgen did not finish within {scenario['budget']} s"}
@@ -236,7 +267,9 @@ def main() -> int:
     out = Path(os.environ.get("BENCH_OUT", ROOT / "loadtest" / "results" / (today + ("-quick" if QUICK else ""))))
     out.parent.mkdir(parents=True, exist_ok=True)
     log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
-    command = "make bench" + (" BENCH_QUICK=1" if QUICK else "")
+    knobs = [f"{k}={os.environ[k]}" for k in ("BENCH_QUICK", "BENCH_DURATION", "BENCH_WARMUP",
+                                               "BENCH_SERVERS", "BENCH_ONLY") if os.environ.get(k)]
+    command = " ".join([*knobs, "make bench"])
     results = {"date": today, "quick": QUICK, "command": command, "machine": machine(),
                "servers": servers, "settings": {s: Server.SETTINGS[s] for s in servers},
                "duration_s": DURATION, "warmup_s": WARMUP, "scenarios": []}

@@ -30,6 +30,7 @@ def _fmt(value, digits: int) -> str:
 ROWS = {
     "fanout": [
         ("connected", lambda r: _get(r, "connected"), 0),
+        ("messages sent / scheduled", lambda r: _get(r, "sent_ratio"), 4),
         ("delivered / expected", lambda r: _get(r, "delivered_ratio"), 4),
         ("not delivered within 3 s", lambda r: _get(r, "not_delivered_in_time"), 0),
         ("deliveries per second", lambda r: _get(r, "deliveries_per_s"), 0),
@@ -58,8 +59,8 @@ ROWS = {
     "join-storm": [
         ("joined (got history)", lambda r: _get(r, "joined"), 0),
         ("in (got presence after history)", lambda r: _get(r, "in_room"), 0),
-        ("time until all joined (s)", lambda r: _get(r, "all_joined_s"), 2),
-        ("time until all in (s)", lambda r: _get(r, "all_in_s"), 2),
+        ("time until all joined (s)", lambda r: _unless(r, "all_joined", "all_joined_s"), 2),
+        ("time until all in (s)", lambda r: _unless(r, "all_in", "all_in_s"), 2),
         ("presence events received", lambda r: _get(r, "presence_events"), 0),
         ("server CPU until all in (s)", lambda r: _get(r, "server_cpu_s"), 2),
         ("load generator CPU until all in (s)", lambda r: _get(r, "loadgen_cpu_s"), 2),
@@ -67,6 +68,14 @@ ROWS = {
         ("closed early / failed connects", lambda r: _pair(r, "closed_early", "connect_failed"), 0),
     ],
 }
+
+
+def _unless(report: dict, flag: str, key: str):
+    """The time, or "not all (last at X s)" when the limit ran out first."""
+    value = _get(report, key)
+    if _get(report, flag) is False and value is not None:
+        return f"not all; last at {value:,.2f}"
+    return value
 
 
 def _pair(report: dict, a: str, b: str):
@@ -103,6 +112,10 @@ def scenario_table(entry: dict, servers: list[str]) -> str:
             notes.append(f"- **{s}**: the server process died during the run")
         if r.get("all_joined") is False or r.get("all_in") is False:
             notes.append(f"- **{s}**: not every client got in within the time limit")
+        counters = r.get("server_counters") or {}
+        if counters:
+            shown = ", ".join(f"`{k}` {v:,.0f}" for k, v in counters.items())
+            notes.append(f"- **{s}** counters after the run: {shown}")
         failures = r.get("failures") or {}
         if failures:
             top = ", ".join(f"{k} ×{v}" for k, v in sorted(failures.items(), key=lambda kv: -kv[1])[:4])

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Auth;
-use crate::broker::{Backend, MemoryBroker};
+use crate::broker::{Backend, MemoryBroker, RedisBroker};
 use crate::config::{BrokerKind, Settings, SettingsError, Sources};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
@@ -50,18 +50,24 @@ impl App {
                 settings.rooms.history,
                 settings.broker.history_ttl,
             )),
-            BrokerKind::Redis => {
-                return Err(SettingsError(vec![
-                    "broker.kind: redis is not available in this build yet".into(),
-                ]))
-            }
+            BrokerKind::Redis => Backend::Redis(
+                RedisBroker::new(
+                    &settings.broker,
+                    settings.rooms.history,
+                    rooms.clone(),
+                    metrics.clone(),
+                )
+                .map_err(|e| SettingsError(vec![e]))?,
+            ),
         };
         let auth = Auth::new(&settings).map_err(|e| SettingsError(vec![e]))?;
         let tls = match settings.tls.enabled() {
             true => Some(Tls::new(&settings.tls).map_err(|e| SettingsError(vec![e]))?),
             false => None,
         };
-        metrics.broker_up.set(1);
+        if settings.broker.kind == BrokerKind::Memory {
+            metrics.broker_up.set(1);
+        }
         Ok(Arc::new(App {
             auth,
             limits: Limits::new(&settings.limits),

@@ -168,6 +168,10 @@ pub struct BrokerSettings {
     pub redis_password_file: String,
     #[serde(with = "duration")]
     pub history_ttl: Duration,
+    /// How long a replica's presence count stays counted without a refresh
+    /// (a replica that dies stops counting within this time).
+    #[serde(with = "duration")]
+    pub presence_ttl: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -363,6 +367,9 @@ impl Settings {
         }
         if !(0.0..=1.0).contains(&self.telemetry.sample_ratio) {
             p.push("telemetry.sample_ratio: must be between 0.0 and 1.0".into());
+        }
+        if self.broker.presence_ttl < std::time::Duration::from_millis(300) {
+            p.push("broker.presence_ttl: must be at least 300ms".into());
         }
         p
     }

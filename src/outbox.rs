@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use bytes::Bytes;
-use tokio::sync::Notify;
+use std::task::{Context, Poll, Waker};
 
 use crate::close::CloseCode;
 
@@ -39,12 +39,18 @@ struct State {
     queue: VecDeque<Outgoing>,
     consecutive_drops: u32,
     close: Option<CloseCode>,
+    /// Set by a push into an empty queue or a close request; cleared when
+    /// the owner sees it. Like a semaphore permit of one.
+    signalled: bool,
+    /// The owner task, parked until signalled. Kept under the queue's own
+    /// lock rather than in a `Notify`, so an idle connection carries no
+    /// future for it.
+    waker: Option<Waker>,
 }
 
 /// The queue and the wake-up of the task that drains it.
 pub struct Outbox {
     state: Mutex<State>,
-    notify: Notify,
     capacity: u32,
     drop_limit: u32,
 }
@@ -57,8 +63,9 @@ impl Outbox {
                 queue: VecDeque::new(),
                 consecutive_drops: 0,
                 close: None,
+                signalled: false,
+                waker: None,
             }),
-            notify: Notify::new(),
             capacity: capacity.min(u32::MAX as usize) as u32,
             drop_limit,
         }
@@ -79,19 +86,17 @@ impl Outbox {
             if s.consecutive_drops >= self.drop_limit {
                 s.close = Some(CloseCode::TryAgainLater);
                 s.queue.clear();
-                drop(s);
-                self.notify.notify_one();
+                Self::signal(s);
                 return Pushed::SlowConsumer;
             }
             return Pushed::QueueFull;
         }
         let was_empty = s.queue.is_empty();
         s.queue.push_back(item);
-        drop(s);
         // The drainer empties the queue in one go, so only the first frame
         // after that needs to wake it.
         if was_empty {
-            self.notify.notify_one();
+            Self::signal(s);
         }
         Pushed::Queued
     }
@@ -102,8 +107,17 @@ impl Outbox {
         if s.close.is_none() {
             s.close = Some(code);
         }
+        Self::signal(s);
+    }
+
+    /// Marks the outbox signalled and wakes its owner (after unlocking).
+    fn signal(mut s: std::sync::MutexGuard<'_, State>) {
+        s.signalled = true;
+        let waker = s.waker.take();
         drop(s);
-        self.notify.notify_one();
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 
     /// The close requested, if any.
@@ -111,9 +125,17 @@ impl Outbox {
         self.lock().close
     }
 
-    /// Waits until there is something to drain or a close was requested.
-    pub async fn ready(&self) {
-        self.notify.notified().await
+    /// Ready once there is something new to drain or a close was requested
+    /// since the last time it was ready.
+    pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut s = self.lock();
+        if std::mem::take(&mut s.signalled) {
+            return Poll::Ready(());
+        }
+        if !s.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            s.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
     }
 
     /// Moves every queued frame into `into` (which must be empty), swapping

@@ -7,8 +7,10 @@
 //! Queued frames leave in one vectored write, not one syscall per frame.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::io;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -124,6 +126,18 @@ async fn enter(
     if let Some(code) = ended {
         member.outbox.request_close(code);
     }
+}
+
+/// Queue slots a drained connection keeps for its next frames.
+const KEEP_QUEUE: usize = 4;
+
+/// What woke the session.
+#[derive(Default)]
+struct Events {
+    outbox: bool,
+    read: Option<bool>,
+    write: Option<bool>,
+    heartbeat: bool,
 }
 
 /// The socket and what is in flight on it.
@@ -267,33 +281,58 @@ impl Conn {
                 return None;
             }
 
-            tokio::select! {
-                _ = member.outbox.ready() => {}
-                r = self.io.stream.readable(), if !self.read_closed => {
-                    pending = match r {
-                        Ok(()) => self.read(),
-                        Err(_) => Read::Eof,
-                    };
-                }
-                r = self.io.stream.writable(), if self.io.has_output(&self.out) => {
-                    if r.is_err() || self.flush(app).is_err() {
-                        return None;
+            // One poll over every source instead of select!: readiness lives
+            // in the socket's and the outbox's own waker slots, so waiting
+            // holds no futures and an idle connection stays small.
+            let want_write = self.io.has_output(&self.out);
+            let (read_closed, stream) = (self.read_closed, &self.io.stream);
+            let ev = std::future::poll_fn(|cx| {
+                let mut ev = Events {
+                    outbox: member.outbox.poll_ready(cx).is_ready(),
+                    ..Events::default()
+                };
+                if !read_closed {
+                    if let Poll::Ready(r) = stream.poll_read_ready(cx) {
+                        ev.read = Some(r.is_ok());
                     }
                 }
-                () = &mut heartbeat => {
-                    if !heard_since_ping {
-                        app.metrics.heartbeat_timeouts.inc();
-                        return None;
+                if want_write {
+                    if let Poll::Ready(r) = stream.poll_write_ready(cx) {
+                        ev.write = Some(r.is_ok());
                     }
-                    heard_since_ping = false;
-                    self.send(frame::encode(Opcode::Ping, b""));
-                    app.metrics.pings.inc();
-                    if self.out.len() == 1 {
-                        member.outbox.shrink();
-                        self.spare = VecDeque::new();
-                    }
-                    heartbeat.as_mut().reset(tokio::time::Instant::now() + interval);
                 }
+                ev.heartbeat = heartbeat.as_mut().poll(cx).is_ready();
+                let any = ev.outbox || ev.read.is_some() || ev.write.is_some() || ev.heartbeat;
+                if any {
+                    Poll::Ready(ev)
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+            if let Some(ok) = ev.write {
+                if !ok || self.flush(app).is_err() {
+                    return None;
+                }
+            }
+            if let Some(ok) = ev.read {
+                pending = if ok { self.read() } else { Read::Eof };
+            }
+            if ev.heartbeat {
+                if !heard_since_ping {
+                    app.metrics.heartbeat_timeouts.inc();
+                    return None;
+                }
+                heard_since_ping = false;
+                self.send(frame::encode(Opcode::Ping, b""));
+                app.metrics.pings.inc();
+                if self.out.len() == 1 {
+                    member.outbox.shrink();
+                    self.spare = VecDeque::new();
+                }
+                heartbeat
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + interval);
             }
         }
     }
@@ -442,6 +481,16 @@ impl Conn {
             });
         if delivered > 0 {
             metrics.delivered.inc_by(delivered);
+        }
+        if matches!(result, Ok(true)) {
+            // A burst (the presence events of a join storm, say) grows the
+            // queues; give that back once drained. Small batches keep their
+            // buffer, so steady traffic allocates nothing.
+            for queue in [&mut self.out, &mut self.spare] {
+                if queue.is_empty() && queue.capacity() > KEEP_QUEUE {
+                    *queue = VecDeque::new();
+                }
+            }
         }
         result
     }

@@ -9,10 +9,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::broker::{Broker, BrokerError, History, Since};
+use crate::broker::{new_message, Broker, BrokerError, History, Since};
 use crate::frame;
 use crate::metrics::Metrics;
-use crate::protocol::{self, Message};
+use crate::protocol;
 use crate::rooms::{Delivery, Rooms};
 
 /// One life of a room's history. A pruned room comes back with a new epoch,
@@ -88,14 +88,7 @@ impl Broker for MemoryBroker {
         accepted_at: Instant,
     ) -> Result<u64, BrokerError> {
         let started = Instant::now();
-        let mut message = Message {
-            id: uuid::Uuid::new_v4().to_string(),
-            room: room.to_string(),
-            from: from.to_string(),
-            text: text.to_string(),
-            sent_at: protocol::now_rfc3339(),
-            seq: 0,
-        };
+        let mut message = new_message(room, from, text);
         let log = self.log(room);
         let mut log = lock(&log);
         log.seq += 1;

@@ -12,8 +12,10 @@ use std::time::Instant;
 use tracing::Instrument;
 
 pub mod memory;
+pub mod redis;
 
 pub use memory::MemoryBroker;
+pub use redis::RedisBroker;
 
 /// Where a reconnecting client left off.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -40,6 +42,18 @@ pub struct History {
 pub enum BrokerError {
     #[error("broker unavailable: {0}")]
     Unavailable(String),
+}
+
+/// A new message, stamped now, with `seq` 0 until the broker assigns one.
+pub(crate) fn new_message(room: &str, from: &str, text: &str) -> crate::protocol::Message {
+    crate::protocol::Message {
+        id: uuid::Uuid::new_v4().to_string(),
+        room: room.to_string(),
+        from: from.to_string(),
+        text: text.to_string(),
+        sent_at: crate::protocol::now_rfc3339(),
+        seq: 0,
+    }
 }
 
 /// What every broker does.
@@ -86,6 +100,7 @@ pub trait Broker: Send + Sync + 'static {
 /// The configured broker.
 pub enum Backend {
     Memory(MemoryBroker),
+    Redis(RedisBroker),
 }
 
 impl Backend {
@@ -93,6 +108,7 @@ impl Backend {
     pub fn system(&self) -> &'static str {
         match self {
             Backend::Memory(_) => "memory",
+            Backend::Redis(_) => "redis",
         }
     }
 }
@@ -110,12 +126,14 @@ impl Broker for Backend {
         let span = crate::telemetry::spans::publish_span(self.system());
         match self {
             Backend::Memory(b) => b.publish(room, from, text, at).instrument(span).await,
+            Backend::Redis(b) => b.publish(room, from, text, at).instrument(span).await,
         }
     }
 
     async fn history(&self, room: &str, since: &Since) -> Result<History, BrokerError> {
         match self {
             Backend::Memory(b) => b.history(room, since).await,
+            Backend::Redis(b) => b.history(room, since).await,
         }
     }
 
@@ -127,30 +145,35 @@ impl Broker for Backend {
     ) -> Result<(), BrokerError> {
         match self {
             Backend::Memory(b) => b.presence(room, local, events).await,
+            Backend::Redis(b) => b.presence(room, local, events).await,
         }
     }
 
     async fn watch(&self, room: &str) -> Result<(), BrokerError> {
         match self {
             Backend::Memory(b) => b.watch(room).await,
+            Backend::Redis(b) => b.watch(room).await,
         }
     }
 
     fn unwatch(&self, room: &str) {
         match self {
             Backend::Memory(b) => b.unwatch(room),
+            Backend::Redis(b) => b.unwatch(room),
         }
     }
 
     fn is_ready(&self) -> bool {
         match self {
             Backend::Memory(b) => b.is_ready(),
+            Backend::Redis(b) => b.is_ready(),
         }
     }
 
     fn prune(&self) {
         match self {
             Backend::Memory(b) => b.prune(),
+            Backend::Redis(b) => b.prune(),
         }
     }
 }

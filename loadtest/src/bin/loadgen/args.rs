@@ -8,6 +8,7 @@ pub const USAGE: &str = "\
 loadgen --mode fanout|idle|join-storm [options]
 
   --url URL              ws://HOST:PORT/chat (default ws://127.0.0.1:8080/chat)
+  --also-url URL         a second replica: odd-numbered connections go there
   --origin ORIGIN        Origin header (default http://localhost:8080)
   --token TOKEN          bearer token, sent as ?token= (default dev-token)
   --label NAME           server name written into the report (default: the URL)
@@ -24,6 +25,8 @@ loadgen --mode fanout|idle|join-storm [options]
   --timeout SECS         give up connecting/joining after this (60)
   --late-ms MS           a delivery later than this counts as not delivered (3000)
   --server-pid PID       read the server's CPU time and RSS from /proc/PID
+  --extra-pid PID        fanout: add this process's CPU to the server's
+                         (a second replica, redis-server); repeatable
   --threads N            runtime worker threads; 1 = current-thread (1)
   --json FILE            also write the report as JSON
 ";
@@ -50,6 +53,8 @@ pub struct Args {
     pub mode: Mode,
     pub url: String,
     pub server: SocketAddr,
+    /// A second replica (URL and address) for odd-numbered connections.
+    pub also: Option<(String, SocketAddr)>,
     pub origin: String,
     pub token: String,
     pub label: String,
@@ -66,6 +71,8 @@ pub struct Args {
     pub timeout: Duration,
     pub late: Duration,
     pub server_pid: Option<u32>,
+    /// More processes whose CPU counts as the server's (fanout).
+    pub extra_pids: Vec<u32>,
     pub threads: usize,
     pub json: Option<PathBuf>,
 }
@@ -108,6 +115,7 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
         mode: Mode::Fanout,
         url: String::new(),
         server: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        also: None,
         origin: "http://localhost:8080".into(),
         token: "dev-token".into(),
         label: String::new(),
@@ -124,6 +132,7 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
         timeout: Duration::from_secs(60),
         late: Duration::from_millis(3000),
         server_pid: None,
+        extra_pids: Vec::new(),
         threads: 1,
         json: None,
     };
@@ -147,6 +156,7 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
                 })
             }
             "--url" => url = value,
+            "--also-url" => args.also = Some((value.clone(), server_addr(&value)?)),
             "--origin" => args.origin = value,
             "--token" => args.token = value,
             "--label" => args.label = value,
@@ -163,6 +173,7 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--timeout" => args.timeout = seconds(f, &value)?,
             "--late-ms" => args.late = Duration::from_millis(number(f, &value)?),
             "--server-pid" => args.server_pid = Some(number(f, &value)?),
+            "--extra-pid" => args.extra_pids.push(number(f, &value)?),
             "--threads" => args.threads = number(f, &value)?,
             "--json" => args.json = Some(PathBuf::from(value)),
             other => return Err(format!("unknown option {other}\n\n{USAGE}")),

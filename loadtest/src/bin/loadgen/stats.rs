@@ -173,6 +173,15 @@ impl CpuMark {
         }
     }
 
+    /// Like [`CpuMark::now`], with the CPU of `extra` processes added to the server's.
+    pub fn now_with(server_pid: Option<u32>, extra: &[u32]) -> Self {
+        let mut mark = Self::now(server_pid);
+        for pid in extra {
+            mark.server = mark.server.zip(cpu_seconds(Some(*pid))).map(|(a, b)| a + b);
+        }
+        mark
+    }
+
     pub fn since(&self, earlier: &CpuMark) -> CpuUsed {
         let diff = |a: Option<f64>, b: Option<f64>| Some(a? - b?);
         let server = diff(self.server, earlier.server);

@@ -1,0 +1,264 @@
+//! The connection to Redis and the tasks that keep it useful: up/down
+//! tracking (readiness, `wschat_broker_up`, reconnect counting), the one task
+//! that subscribes and unsubscribes rooms in order, and the presence refresh.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::receiver::Event;
+use super::{script, unavailable, Shared};
+use crate::broker::{BrokerError, Since};
+use crate::config::{redact_url, BrokerSettings};
+use crate::metrics::Metrics;
+
+/// How often a down broker checks whether Redis is back.
+const PROBE_DOWN: Duration = Duration::from_millis(100);
+/// How often an up broker checks that Redis still answers.
+const PROBE_UP: Duration = Duration::from_secs(1);
+/// Longest wait between reconnect attempts (keeps recovery under 2 s).
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
+
+/// Whether Redis answers, as last seen; the receiver is told about recoveries.
+pub(super) struct Status {
+    up: AtomicBool,
+    ever_up: AtomicBool,
+    metrics: Arc<Metrics>,
+    pub(super) events: mpsc::UnboundedSender<Event>,
+}
+
+impl Status {
+    pub(super) fn new(metrics: Arc<Metrics>, events: mpsc::UnboundedSender<Event>) -> Status {
+        metrics.broker_up.set(0);
+        Status {
+            up: AtomicBool::new(false),
+            ever_up: AtomicBool::new(false),
+            metrics,
+            events,
+        }
+    }
+
+    /// Whether the last command or probe succeeded.
+    pub(super) fn is_up(&self) -> bool {
+        self.up.load(Ordering::Acquire)
+    }
+
+    /// Redis answered. After an outage this counts a reconnect and asks the
+    /// receiver to backfill what pub/sub missed.
+    pub(super) fn set_up(&self) {
+        if self.up.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.metrics.broker_up.set(1);
+        if self.ever_up.swap(true, Ordering::AcqRel) {
+            self.metrics.broker_reconnects.inc();
+            tracing::info!("redis is back; backfilling rooms");
+            let _ = self.events.send(Event::Resync);
+        } else {
+            tracing::info!("redis connected");
+        }
+    }
+
+    /// Redis did not answer or the connection dropped.
+    pub(super) fn set_down(&self) {
+        if self.up.swap(false, Ordering::AcqRel) {
+            self.metrics.broker_up.set(0);
+            tracing::warn!("redis unavailable");
+        }
+    }
+
+    fn push(&self, info: PushInfo) -> Result<(), ()> {
+        if info.kind == PushKind::Disconnection {
+            // Before the receiver sees it: publishes fail fast from now on.
+            self.set_down();
+        }
+        self.events.send(Event::Push(info)).map_err(|_| ())
+    }
+}
+
+/// A lazily connecting RESP3 manager: retries forever with a short backoff,
+/// resubscribes by itself, and hands pushes to the receiver.
+pub(super) fn connect(
+    settings: &BrokerSettings,
+    status: Arc<Status>,
+) -> Result<ConnectionManager, String> {
+    let shown = redact_url(&settings.redis_url);
+    let info = settings
+        .redis_url
+        .as_str()
+        .into_connection_info()
+        .map_err(|e| format!("broker.redis_url `{shown}`: {e}"))?;
+    let mut redis = info
+        .redis_settings()
+        .clone()
+        .set_protocol(ProtocolVersion::RESP3);
+    if !settings.redis_password_file.is_empty() {
+        let password = std::fs::read_to_string(&settings.redis_password_file)
+            .map_err(|e| format!("broker.redis_password_file: {e}"))?;
+        // The password is never logged; only the file name is.
+        redis = redis.set_password(password.trim_end_matches(['\r', '\n']));
+    }
+    let client = redis::Client::open(info.set_redis_settings(redis))
+        .map_err(|e| format!("broker.redis_url `{shown}`: {e}"))?;
+    let config = ConnectionManagerConfig::new()
+        .set_push_sender(move |info| status.push(info))
+        .set_automatic_resubscription()
+        // The default (6 retries) gives up silently: the subscription is then
+        // gone for good. Never give up; back off at most MAX_BACKOFF.
+        .set_number_of_retries(usize::MAX)
+        .set_min_delay(Duration::from_millis(20))
+        .set_max_delay(MAX_BACKOFF)
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(Some(Duration::from_secs(1)));
+    ConnectionManager::new_lazy_with_config(client, config)
+        .map_err(|e| format!("broker.redis_url `{shown}`: {e}"))
+}
+
+/// Probes Redis: fast while it is down, slowly while it is up.
+pub(super) async fn health(shared: Arc<Shared>, stop: CancellationToken) {
+    loop {
+        let wait = if shared.status.is_up() {
+            PROBE_UP
+        } else {
+            PROBE_DOWN
+        };
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        let mut conn = shared.conn.clone();
+        let _ = shared
+            .call(redis::cmd("PING").query_async::<String>(&mut conn))
+            .await;
+    }
+}
+
+/// A subscription change, applied in arrival order by one task.
+pub(super) enum SubCmd {
+    /// Subscribe (if not yet) and answer when the room is carried.
+    Watch(Arc<str>, oneshot::Sender<Result<(), BrokerError>>),
+    /// Unsubscribe unless the room got local members again.
+    Unwatch(Arc<str>),
+}
+
+/// Applies subscription changes one at a time, so an UNSUBSCRIBE can never
+/// overtake a later SUBSCRIBE of the same room.
+pub(super) async fn subscriptions(
+    shared: Arc<Shared>,
+    mut rx: mpsc::UnboundedReceiver<SubCmd>,
+    stop: CancellationToken,
+) {
+    loop {
+        let cmd = tokio::select! {
+            () = stop.cancelled() => return,
+            cmd = rx.recv() => match cmd {
+                Some(cmd) => cmd,
+                None => return,
+            },
+        };
+        match cmd {
+            SubCmd::Watch(room, reply) => {
+                let result = watch(&shared, &room).await;
+                if result.is_err() {
+                    shared.metrics.broker_error("subscribe");
+                }
+                let _ = reply.send(result);
+            }
+            SubCmd::Unwatch(room) => {
+                if shared.rooms.get(&room).is_some() || !shared.watched().contains(&room) {
+                    continue;
+                }
+                let mut conn = shared.conn.clone();
+                match shared.call(conn.unsubscribe(script::channel(&room))).await {
+                    Ok(()) => {
+                        shared.watched().remove(&room);
+                        let _ = shared.status.events.send(Event::Gone(room));
+                    }
+                    Err(e) => {
+                        // Still subscribed; messages for it are ignored and the
+                        // next Watch finds it carried.
+                        shared.metrics.broker_error("subscribe");
+                        tracing::debug!(error = %e, "unsubscribe failed");
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn watch(shared: &Shared, room: &Arc<str>) -> Result<(), BrokerError> {
+    if shared.watched().contains(room) {
+        return Ok(());
+    }
+    // The receiver starts a clean track before any message can arrive.
+    let events = &shared.status.events;
+    events
+        .send(Event::Fresh(room.clone()))
+        .map_err(|_| unavailable("broker stopped"))?;
+    let mut conn = shared.conn.clone();
+    if let Err(e) = shared.call(conn.subscribe(script::channel(room))).await {
+        let _ = events.send(Event::Gone(room.clone()));
+        return Err(e);
+    }
+    shared.watched().insert(room.clone());
+    // Where the room stands now: the receiver's baseline for backfills if
+    // pub/sub breaks before any message arrives.
+    let read = shared.read(room, &Since::default(), 0).await?;
+    let _ = events.send(Event::Seen {
+        room: room.clone(),
+        epoch: read.epoch,
+        seq: read.last_seq,
+    });
+    Ok(())
+}
+
+/// Sets this replica's count in `room` and publishes `events`.
+pub(super) async fn set_presence(
+    shared: &Shared,
+    room: &str,
+    local_online: usize,
+    events: &[String],
+) -> Result<(), BrokerError> {
+    let mut inv = shared.scripts.presence.prepare_invoke();
+    inv.key(script::online_key(room))
+        .arg(&shared.replica)
+        .arg(local_online)
+        .arg(shared.limits.presence_ttl.as_millis() as u64)
+        .arg(script::channel(room))
+        .arg(""); // trace
+    for text in events {
+        inv.arg(text);
+    }
+    let mut conn = shared.conn.clone();
+    let _online: u64 = shared.call(inv.invoke_async(&mut conn)).await?;
+    Ok(())
+}
+
+/// Renews this replica's counts every third of the presence TTL, so they
+/// expire only when the replica is gone.
+pub(super) async fn refresh_presence(shared: Arc<Shared>, stop: CancellationToken) {
+    let every = shared.limits.presence_ttl / 3;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        if !shared.status.is_up() {
+            continue;
+        }
+        let rooms: Vec<Arc<str>> = shared.watched().iter().cloned().collect();
+        for room in rooms {
+            let local = shared.rooms.get(&room).map_or(0, |r| r.local_online());
+            if let Err(e) = set_presence(&shared, &room, local, &[]).await {
+                shared.metrics.broker_error("presence");
+                tracing::debug!(error = %e, "presence refresh failed");
+                break;
+            }
+        }
+    }
+}

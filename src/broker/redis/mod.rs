@@ -1,0 +1,290 @@
+//! The Redis broker: many replicas share `seq`, history, fan-out and presence
+//! through one Redis.
+//!
+//! - A message is accepted by one Lua script (seq, log, TTL, publish; see
+//!   [`script`]). The publishing session awaits only that script; every
+//!   replica, the publishing one included, delivers the message when it comes
+//!   back on pub/sub.
+//! - One task per process ([`receiver`]) reads pub/sub and is the only one
+//!   that hands messages to [`Rooms`], so a room's deliveries go out in seq
+//!   order. It drops duplicates by seq and backfills gaps from the log.
+//! - A replica subscribes to a room's channel while it has local members
+//!   ([`link`] serializes SUBSCRIBE/UNSUBSCRIBE in one task).
+//! - One RESP3 [`ConnectionManager`] carries commands and pub/sub. It retries
+//!   forever and resubscribes by itself; every command has its own deadline,
+//!   so a session never waits on a dead Redis for long.
+
+mod link;
+mod receiver;
+pub mod script;
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use redis::aio::ConnectionManager;
+use redis::RedisResult;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::broker::{new_message, Broker, BrokerError, History, Since};
+use crate::config::BrokerSettings;
+use crate::metrics::Metrics;
+use crate::rooms::Rooms;
+
+use link::{Status, SubCmd};
+use receiver::Event;
+use script::Scripts;
+
+/// Every Redis command gets at most this long (including waiting for a
+/// reconnect) before the operation fails as unavailable.
+const OP_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The broker's settings that matter at run time.
+struct Limits {
+    history_size: usize,
+    history_ttl_ms: u64,
+    presence_ttl: Duration,
+}
+
+/// What the broker's tasks share.
+struct Shared {
+    conn: ConnectionManager,
+    scripts: Scripts,
+    status: Arc<Status>,
+    rooms: Arc<Rooms>,
+    metrics: Arc<Metrics>,
+    limits: Limits,
+    /// This process's id in presence counts.
+    replica: String,
+    /// Rooms this replica is subscribed to.
+    watched: Mutex<HashSet<Arc<str>>>,
+}
+
+/// A room's history as read from the log, with each message's seq.
+struct Read {
+    epoch: Arc<str>,
+    last_seq: u64,
+    entries: Vec<(u64, Arc<str>)>,
+}
+
+fn unavailable(why: impl std::fmt::Display) -> BrokerError {
+    BrokerError::Unavailable(why.to_string())
+}
+
+impl Shared {
+    fn watched(&self) -> MutexGuard<'_, HashSet<Arc<str>>> {
+        self.watched.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs one Redis operation with the deadline; tracks up/down from the result.
+    async fn call<T>(&self, op: impl Future<Output = RedisResult<T>>) -> Result<T, BrokerError> {
+        match tokio::time::timeout(OP_TIMEOUT, op).await {
+            Ok(Ok(v)) => {
+                self.status.set_up();
+                Ok(v)
+            }
+            Ok(Err(e)) => {
+                if e.is_io_error() || e.is_unrecoverable_error() || e.is_timeout() {
+                    self.status.set_down();
+                }
+                Err(unavailable(format_args!("redis: {e}")))
+            }
+            Err(_) => {
+                self.status.set_down();
+                Err(unavailable("redis: no answer in time"))
+            }
+        }
+    }
+
+    /// Reads up to `count` messages after `since` (see the HISTORY script).
+    async fn read(&self, room: &str, since: &Since, count: usize) -> Result<Read, BrokerError> {
+        let mut inv = self.scripts.history.prepare_invoke();
+        inv.key(script::meta_key(room))
+            .key(script::log_key(room))
+            .arg(uuid::Uuid::new_v4().to_string())
+            .arg(self.limits.history_ttl_ms)
+            .arg(since.seq.map(|s| s.to_string()).unwrap_or_default())
+            .arg(since.epoch.as_deref().unwrap_or(""))
+            .arg(count);
+        let mut conn = self.conn.clone();
+        let values: Vec<redis::Value> = self.call(inv.invoke_async(&mut conn)).await?;
+        parse_read(values).ok_or_else(|| unavailable("redis: unexpected history reply"))
+    }
+}
+
+fn parse_read(values: Vec<redis::Value>) -> Option<Read> {
+    let mut it = values.into_iter();
+    let epoch: String = redis::from_redis_value(it.next()?).ok()?;
+    let last_seq: u64 = redis::from_redis_value(it.next()?).ok()?;
+    let mut entries = Vec::new();
+    while let Some(id) = it.next() {
+        let id: String = redis::from_redis_value(id).ok()?;
+        let json: String = redis::from_redis_value(it.next()?).ok()?;
+        entries.push((script::seq_of_id(&id)?, json.into()));
+    }
+    Some(Read {
+        epoch: epoch.into(),
+        last_seq,
+        entries,
+    })
+}
+
+/// History, seq, fan-out and presence shared by every replica through Redis.
+pub struct RedisBroker {
+    shared: Arc<Shared>,
+    subs: mpsc::UnboundedSender<SubCmd>,
+    /// Stops the background tasks when the broker goes away.
+    _stop: DropGuard,
+}
+
+impl RedisBroker {
+    /// Connects lazily (the broker reports not ready until Redis answers) and
+    /// starts the receiver, subscription, health and presence-refresh tasks.
+    /// Fails only on settings: a bad URL or an unreadable password file.
+    pub fn new(
+        settings: &BrokerSettings,
+        history_size: usize,
+        rooms: Arc<Rooms>,
+        metrics: Arc<Metrics>,
+    ) -> Result<RedisBroker, String> {
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let status = Arc::new(Status::new(metrics.clone(), events_tx));
+        let conn = link::connect(settings, status.clone())?;
+        let shared = Arc::new(Shared {
+            conn,
+            scripts: Scripts::default(),
+            status,
+            rooms,
+            metrics,
+            limits: Limits {
+                history_size,
+                history_ttl_ms: settings.history_ttl.as_millis().max(1) as u64,
+                presence_ttl: settings.presence_ttl,
+            },
+            replica: uuid::Uuid::new_v4().to_string(),
+            watched: Mutex::new(HashSet::new()),
+        });
+        let stop = CancellationToken::new();
+        let (subs, subs_rx) = mpsc::unbounded_channel();
+        tokio::spawn(receiver::run(shared.clone(), events_rx, stop.clone()));
+        tokio::spawn(link::subscriptions(shared.clone(), subs_rx, stop.clone()));
+        tokio::spawn(link::health(shared.clone(), stop.clone()));
+        tokio::spawn(link::refresh_presence(shared.clone(), stop.clone()));
+        Ok(RedisBroker {
+            shared,
+            subs,
+            _stop: stop.drop_guard(),
+        })
+    }
+}
+
+/// Microseconds since the Unix epoch at `at` (for latency across replicas).
+fn unix_micros(at: Instant) -> u64 {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    now.saturating_sub(at.elapsed()).as_micros() as u64
+}
+
+impl Broker for RedisBroker {
+    async fn publish(
+        &self,
+        room: &str,
+        from: &str,
+        text: &str,
+        accepted_at: Instant,
+    ) -> Result<u64, BrokerError> {
+        let s = &self.shared;
+        if !s.status.is_up() {
+            return Err(unavailable("redis is down"));
+        }
+        let started = Instant::now();
+        let message = new_message(room, from, text);
+        let json = serde_json::to_string(&message).map_err(unavailable)?;
+        // `seq` is the last field: the script appends the number it assigns.
+        let prefix = json
+            .strip_suffix("0}")
+            .filter(|p| p.ends_with("\"seq\":"))
+            .ok_or_else(|| unavailable("message JSON does not end with seq"))?;
+        let mut inv = s.scripts.publish.prepare_invoke();
+        inv.key(script::meta_key(room))
+            .key(script::log_key(room))
+            .arg(uuid::Uuid::new_v4().to_string())
+            .arg(s.limits.history_size)
+            .arg(s.limits.history_ttl_ms)
+            .arg(script::channel(room))
+            .arg(prefix)
+            // The publishing span's W3C traceparent ("" unless this trace is recorded).
+            .arg(crate::telemetry::current_traceparent().unwrap_or_default())
+            .arg(unix_micros(accepted_at));
+        let mut conn = s.conn.clone();
+        let (seq, _epoch): (u64, String) = s.call(inv.invoke_async(&mut conn)).await?;
+        s.metrics
+            .broker_latency
+            .observe(started.elapsed().as_secs_f64());
+        Ok(seq)
+    }
+
+    async fn history(&self, room: &str, since: &Since) -> Result<History, BrokerError> {
+        let s = &self.shared;
+        let read = s.read(room, since, s.limits.history_size).await?;
+        // Messages the history already holds may not have been delivered here
+        // yet (their pushes can trail this reply). Wait until they are, so the
+        // joiner, held pending until it is activated after `last_seq`, cannot
+        // receive one of them twice. After the deadline, go on regardless.
+        let (done, delivered) = oneshot::channel();
+        let barrier = Event::Barrier {
+            room: room.into(),
+            epoch: read.epoch.clone(),
+            seq: read.last_seq,
+            done,
+        };
+        if s.status.events.send(barrier).is_ok() {
+            let _ = tokio::time::timeout(OP_TIMEOUT, delivered).await;
+        }
+        Ok(History {
+            epoch: read.epoch,
+            last_seq: read.last_seq,
+            messages: read.entries.into_iter().map(|(_, json)| json).collect(),
+        })
+    }
+
+    async fn presence(
+        &self,
+        room: &str,
+        local_online: usize,
+        events: Vec<String>,
+    ) -> Result<(), BrokerError> {
+        let s = &self.shared;
+        if !s.status.is_up() {
+            return Err(unavailable("redis is down"));
+        }
+        link::set_presence(s, room, local_online, &events).await
+    }
+
+    async fn watch(&self, room: &str) -> Result<(), BrokerError> {
+        let (tx, rx) = oneshot::channel();
+        self.subs
+            .send(SubCmd::Watch(room.into(), tx))
+            .map_err(|_| unavailable("broker stopped"))?;
+        match tokio::time::timeout(OP_TIMEOUT * 5, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(unavailable("broker stopped")),
+            Err(_) => Err(unavailable("subscribing took too long")),
+        }
+    }
+
+    fn unwatch(&self, room: &str) {
+        let _ = self.subs.send(SubCmd::Unwatch(room.into()));
+    }
+
+    fn is_ready(&self) -> bool {
+        self.shared.status.is_up()
+    }
+
+    fn prune(&self) {
+        // Redis expires idle rooms itself (PEXPIRE in every script).
+    }
+}

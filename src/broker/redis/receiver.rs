@@ -1,0 +1,302 @@
+//! The pub/sub receiver: the one task that hands this replica's rooms their
+//! messages, in seq order, each exactly once.
+//!
+//! Per watched room it keeps the epoch and the last seq delivered. A message
+//! at or below that seq is a duplicate and dropped; one further ahead means
+//! pub/sub lost something (a reconnect, a resubscribe): the gap is read from
+//! the room's log first. After a disconnection every room is marked stale and
+//! backfilled as soon as Redis answers again. Backfills run inline, so live
+//! messages queue behind them and order holds.
+//!
+//! redis-rs forwards pushes through a task of its own, so a push can reach
+//! this queue after the reply of a command that Redis answered later. Nothing
+//! here relies on push/reply order: a freshly subscribed room buffers its
+//! messages until its baseline arrives, and a history read waits (a barrier)
+//! until the room has been delivered up to the seq the history ends at.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use redis::{PushInfo, PushKind, Value};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::script::{self, Envelope};
+use super::Shared;
+use crate::broker::memory::message_frame;
+use crate::broker::Since;
+use crate::frame;
+use crate::protocol;
+use crate::rooms::Delivery;
+
+/// How often stale rooms are retried while Redis is up.
+const RETRY: Duration = Duration::from_millis(500);
+
+/// What the receiver is told, in order.
+pub(super) enum Event {
+    /// A push from Redis: a pub/sub message, or the connection dropped.
+    Push(PushInfo),
+    /// About to subscribe this room: start a clean track.
+    Fresh(Arc<str>),
+    /// Where a freshly subscribed room stood right after subscribing.
+    Seen {
+        room: Arc<str>,
+        epoch: Arc<str>,
+        seq: u64,
+    },
+    /// Unsubscribed: forget the room.
+    Gone(Arc<str>),
+    /// Redis answers again after an outage: backfill stale rooms.
+    Resync,
+    /// Answer once `room` has been delivered up to `seq` of `epoch`.
+    Barrier {
+        room: Arc<str>,
+        epoch: Arc<str>,
+        seq: u64,
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// A message that arrived before its room's baseline.
+struct Early {
+    seq: u64,
+    epoch: Arc<str>,
+    at: Option<Instant>,
+    json: Arc<str>,
+}
+
+/// A history read waiting for its room to catch up.
+struct Waiter {
+    room: Arc<str>,
+    epoch: Arc<str>,
+    seq: u64,
+    done: oneshot::Sender<()>,
+}
+
+/// What this replica has delivered in one room.
+#[derive(Default)]
+struct Track {
+    epoch: Option<Arc<str>>,
+    /// The last seq delivered; `None` until a baseline is known.
+    last: Option<u64>,
+    /// Pub/sub may have missed messages: read the log before trusting it.
+    stale: bool,
+    /// Messages received before the baseline (`Seen`).
+    early: Vec<Early>,
+}
+
+impl Track {
+    /// Whether a history read ending at `seq` of `epoch` may go on.
+    fn caught_up(&self, epoch: &str, seq: u64) -> bool {
+        self.epoch.as_deref() != Some(epoch) || self.last.is_some_and(|l| l >= seq)
+    }
+}
+
+/// Runs until stopped.
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    mut rx: mpsc::UnboundedReceiver<Event>,
+    stop: CancellationToken,
+) {
+    let mut tracks: HashMap<Arc<str>, Track> = HashMap::new();
+    let mut waiters: Vec<Waiter> = Vec::new();
+    let mut retry = tokio::time::interval(RETRY);
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let event = tokio::select! {
+            () = stop.cancelled() => return,
+            e = rx.recv() => match e {
+                Some(e) => e,
+                None => return,
+            },
+            _ = retry.tick() => Event::Resync,
+        };
+        match event {
+            Event::Push(info) => push(&shared, &mut tracks, info).await,
+            Event::Fresh(room) => {
+                tracks.insert(room, Track::default());
+            }
+            Event::Seen { room, epoch, seq } => {
+                if let Some(t) = tracks.get_mut(&room) {
+                    if t.last.is_none() {
+                        t.epoch = Some(epoch);
+                        t.last = Some(seq);
+                        for e in std::mem::take(&mut t.early) {
+                            message(&shared, &room, t, e).await;
+                        }
+                    }
+                }
+            }
+            Event::Gone(room) => {
+                tracks.remove(&room);
+            }
+            Event::Barrier {
+                room,
+                epoch,
+                seq,
+                done,
+            } => waiters.push(Waiter {
+                room,
+                epoch,
+                seq,
+                done,
+            }),
+            Event::Resync => {
+                if !shared.status.is_up() {
+                    continue;
+                }
+                for (room, track) in tracks.iter_mut().filter(|(_, t)| t.stale) {
+                    if !backfill(&shared, room, track).await {
+                        break;
+                    }
+                }
+            }
+        }
+        if !waiters.is_empty() {
+            for w in std::mem::take(&mut waiters) {
+                let ready = tracks
+                    .get(&w.room)
+                    .is_none_or(|t| t.caught_up(&w.epoch, w.seq));
+                if ready {
+                    let _ = w.done.send(());
+                } else if !w.done.is_closed() {
+                    waiters.push(w);
+                }
+            }
+        }
+    }
+}
+
+async fn push(shared: &Shared, tracks: &mut HashMap<Arc<str>, Track>, info: PushInfo) {
+    match info.kind {
+        PushKind::Disconnection => {
+            for t in tracks.values_mut() {
+                t.stale = true;
+            }
+        }
+        PushKind::Message => {
+            let [Value::BulkString(channel), Value::BulkString(payload)] = &info.data[..] else {
+                return;
+            };
+            let Some(room) = script::room_of_channel(channel) else {
+                return;
+            };
+            // Rooms this replica no longer watches are ignored.
+            let Some(room) = tracks.get_key_value(room).map(|(k, _)| k.clone()) else {
+                return;
+            };
+            let Some(track) = tracks.get_mut(&room) else {
+                return;
+            };
+            match Envelope::parse(payload) {
+                Some(Envelope::Message {
+                    seq,
+                    epoch,
+                    accepted_at_us,
+                    json,
+                    ..
+                }) => {
+                    let early = Early {
+                        seq,
+                        epoch: epoch.into(),
+                        at: instant_of(accepted_at_us),
+                        json: json.into(),
+                    };
+                    message(shared, &room, track, early).await;
+                }
+                Some(Envelope::Presence { online, text, .. }) => {
+                    let frame = frame::text(&protocol::presence_event(text, online));
+                    shared.rooms.deliver(
+                        &room,
+                        Delivery {
+                            seq: None,
+                            frame,
+                            accepted_at: None,
+                        },
+                    );
+                }
+                None => tracing::warn!("malformed envelope on a room channel"),
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Delivers a live message unless it is a duplicate; fills a gap before it.
+/// Before the room's baseline is known the message is kept for later.
+async fn message(shared: &Shared, room: &Arc<str>, track: &mut Track, m: Early) {
+    let Some(last) = track.last else {
+        track.early.push(m);
+        return;
+    };
+    let same_epoch = track.epoch.as_deref() == Some(&*m.epoch);
+    let gap = track.stale || !same_epoch || m.seq > last + 1;
+    if gap && !backfill(shared, room, track).await {
+        // Kept in the log: the next resync delivers it, in order.
+        return;
+    }
+    if track.epoch.as_deref() == Some(&*m.epoch) && track.last.is_some_and(|l| m.seq > l) {
+        deliver(shared, room, m.seq, &m.json, m.at);
+        track.last = Some(m.seq);
+    }
+}
+
+/// Reads what the room's log holds after the track's last seq (all of it if
+/// the epoch changed) and delivers it. False if Redis could not answer.
+async fn backfill(shared: &Shared, room: &Arc<str>, track: &mut Track) -> bool {
+    let Some(last) = track.last else {
+        // Nothing delivered and no baseline: members still joining read history.
+        track.stale = false;
+        return true;
+    };
+    let since = Since {
+        seq: Some(last),
+        epoch: track.epoch.as_deref().map(str::to_string),
+    };
+    let read = match shared.read(room, &since, shared.limits.history_size).await {
+        Ok(read) => read,
+        Err(e) => {
+            shared.metrics.broker_error("history");
+            tracing::debug!(error = %e, "backfill failed");
+            track.stale = true;
+            return false;
+        }
+    };
+    let mut last = last;
+    if track.epoch.as_deref() != Some(&*read.epoch) {
+        tracing::warn!(%room, "room history was lost in redis; new epoch");
+        track.epoch = Some(read.epoch);
+        last = 0;
+    }
+    for (seq, json) in read.entries {
+        if seq > last {
+            deliver(shared, room, seq, &json, None);
+            last = seq;
+        }
+    }
+    // Messages trimmed from the log before we could read them are gone.
+    track.last = Some(last.max(read.last_seq));
+    track.stale = false;
+    true
+}
+
+fn deliver(shared: &Shared, room: &str, seq: u64, json: &str, at: Option<Instant>) {
+    shared.rooms.deliver(
+        room,
+        Delivery {
+            seq: Some(seq),
+            frame: message_frame(json),
+            accepted_at: at,
+        },
+    );
+}
+
+/// The local instant of a Unix-µs timestamp (clocks of one host agree).
+fn instant_of(unix_us: u64) -> Option<Instant> {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .ok()?
+        .as_micros() as u64;
+    Instant::now().checked_sub(Duration::from_micros(now.saturating_sub(unix_us)))
+}

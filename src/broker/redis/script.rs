@@ -1,0 +1,238 @@
+//! The Redis side of the broker: key names, the three Lua scripts, and the
+//! pub/sub envelope they publish.
+//!
+//! Keys of one room share the hash tag `{room}`, so a cluster would keep them
+//! on one slot:
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `wschat:{room}:meta` | hash | `seq` (last assigned), `epoch` (this life of the history) |
+//! | `wschat:{room}:log` | stream | one entry per message, id `<seq>-0`, field `m` = message JSON |
+//! | `wschat:{room}:online` | hash | replica id → `<local count>:<expiry ms, Redis clock>` |
+//! | `wschat:{room}:ev` | channel | envelopes of messages and presence events |
+//!
+//! `seq` and `epoch` live in one hash, so losing the data loses both at once:
+//! the next script call creates a new epoch and `seq` starts again at 1, in
+//! the same atomic step.
+
+use redis::Script;
+
+/// The hash holding a room's `seq` and `epoch`.
+pub fn meta_key(room: &str) -> String {
+    format!("wschat:{{{room}}}:meta")
+}
+
+/// The stream holding a room's history.
+pub fn log_key(room: &str) -> String {
+    format!("wschat:{{{room}}}:log")
+}
+
+/// The hash of per-replica online counts.
+pub fn online_key(room: &str) -> String {
+    format!("wschat:{{{room}}}:online")
+}
+
+/// The pub/sub channel of a room.
+pub fn channel(room: &str) -> String {
+    format!("wschat:{{{room}}}:ev")
+}
+
+/// The room a channel name belongs to.
+pub fn room_of_channel(channel: &[u8]) -> Option<&str> {
+    let s = std::str::from_utf8(channel).ok()?;
+    s.strip_prefix("wschat:{")?.strip_suffix("}:ev")
+}
+
+/// Accepts one message. KEYS: meta, log. ARGV: epoch candidate, history
+/// size, TTL ms, channel, the message JSON up to and including `"seq":`,
+/// trace, accepted-at (µs since the Unix epoch). Returns `{seq, epoch}`.
+///
+/// In one atomic step: create the epoch if the room has none (then drop any
+/// orphaned log), take the next seq, append to the log trimmed to about the
+/// history size, renew the idle TTL, and publish the envelope. Because the
+/// publish happens inside the script, pub/sub order is seq order.
+const PUBLISH: &str = r"
+if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1 then
+  redis.call('DEL', KEYS[2])
+end
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+local json = ARGV[5] .. seq .. '}'
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], seq .. '-0', 'm', json)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('PUBLISH', ARGV[4],
+  'm\n' .. seq .. '\n' .. epoch .. '\n' .. ARGV[7] .. '\n' .. ARGV[6] .. '\n' .. json)
+return {seq, epoch}
+";
+
+/// Reads history. KEYS: meta, log. ARGV: epoch candidate, TTL ms, after-seq
+/// (`''`: none), after-epoch (`''`: trust the seq), count. Returns
+/// `{epoch, seq, id1, json1, id2, json2, ...}` oldest first: at most `count`
+/// newest messages with seq above after-seq when the epoch matches, else the
+/// newest `count`. A room without history gets its epoch here, so a client
+/// that joins an empty room already holds the epoch later messages carry.
+const HISTORY: &str = r"
+if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1 then
+  redis.call('DEL', KEYS[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+local out = {epoch, seq}
+local count = tonumber(ARGV[5])
+local after = 0
+if ARGV[3] ~= '' and (ARGV[4] == '' or ARGV[4] == epoch) then
+  after = tonumber(ARGV[3])
+end
+if count == 0 or after >= seq then
+  return out
+end
+local low = '-'
+if after > 0 then low = '(' .. after .. '-0' end
+local rows = redis.call('XREVRANGE', KEYS[2], '+', low, 'COUNT', count)
+for i = #rows, 1, -1 do
+  out[#out + 1] = rows[i][1]
+  out[#out + 1] = rows[i][2][2]
+end
+return out
+";
+
+/// Sets this replica's online count and announces events. KEYS: online.
+/// ARGV: replica id, local count, presence TTL ms, channel, trace, then the
+/// event texts. Returns the room-wide count.
+///
+/// Each replica's count carries its own expiry on Redis's clock; expired
+/// entries (replicas that died without cleaning up) are removed and not
+/// counted. With no texts this is the periodic refresh.
+const PRESENCE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[3])
+if tonumber(ARGV[2]) > 0 then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. (now + ttl))
+else
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
+local total = 0
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local count, expires = string.match(all[i + 1], '^(%d+):(%d+)$')
+  if count and tonumber(expires) > now then
+    total = total + tonumber(count)
+  else
+    redis.call('HDEL', KEYS[1], all[i])
+  end
+end
+redis.call('PEXPIRE', KEYS[1], ttl)
+for i = 6, #ARGV do
+  redis.call('PUBLISH', ARGV[4], 'p\n' .. total .. '\n' .. ARGV[5] .. '\n' .. ARGV[i])
+end
+return total
+";
+
+/// The compiled scripts (their SHA1s; redis-rs loads them on NOSCRIPT, for
+/// example after Redis restarted).
+pub struct Scripts {
+    pub publish: Script,
+    pub history: Script,
+    pub presence: Script,
+}
+
+impl Default for Scripts {
+    /// Hashes the three scripts.
+    fn default() -> Scripts {
+        Scripts {
+            publish: Script::new(PUBLISH),
+            history: Script::new(HISTORY),
+            presence: Script::new(PRESENCE),
+        }
+    }
+}
+
+/// One pub/sub envelope, as published by the scripts.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Envelope<'a> {
+    /// `m\n<seq>\n<epoch>\n<accepted-at µs>\n<trace>\n<message JSON>`
+    Message {
+        seq: u64,
+        epoch: &'a str,
+        accepted_at_us: u64,
+        trace: &'a str,
+        json: &'a str,
+    },
+    /// `p\n<online>\n<trace>\n<text>`
+    Presence {
+        online: u64,
+        trace: &'a str,
+        text: &'a str,
+    },
+}
+
+impl<'a> Envelope<'a> {
+    /// Parses an envelope; `None` for anything malformed (never panics).
+    pub fn parse(raw: &'a [u8]) -> Option<Envelope<'a>> {
+        let s = std::str::from_utf8(raw).ok()?;
+        let (kind, rest) = s.split_once('\n')?;
+        match kind {
+            "m" => {
+                let mut it = rest.splitn(5, '\n');
+                Some(Envelope::Message {
+                    seq: it.next()?.parse().ok()?,
+                    epoch: it.next()?,
+                    accepted_at_us: it.next()?.parse().ok()?,
+                    trace: it.next()?,
+                    json: it.next()?,
+                })
+            }
+            "p" => {
+                let mut it = rest.splitn(3, '\n');
+                Some(Envelope::Presence {
+                    online: it.next()?.parse().ok()?,
+                    trace: it.next()?,
+                    text: it.next()?,
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The seq of a log entry id `<seq>-0`.
+pub fn seq_of_id(id: &str) -> Option<u64> {
+    id.split('-').next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_parse_and_garbage_is_refused() {
+        let raw = b"m\n7\nep-1\n1700000000000000\n\n{\"seq\":7,\"text\":\"a\\nb\"}";
+        assert_eq!(
+            Envelope::parse(raw),
+            Some(Envelope::Message {
+                seq: 7,
+                epoch: "ep-1",
+                accepted_at_us: 1_700_000_000_000_000,
+                trace: "",
+                json: "{\"seq\":7,\"text\":\"a\\nb\"}",
+            })
+        );
+        assert_eq!(
+            Envelope::parse(b"p\n3\n00-ab-cd-01\nana joined"),
+            Some(Envelope::Presence {
+                online: 3,
+                trace: "00-ab-cd-01",
+                text: "ana joined"
+            })
+        );
+        for bad in [&b"m\nx\ne\n1\n\n{}"[..], b"p\n", b"q\n1", b"", b"\xff"] {
+            assert_eq!(Envelope::parse(bad), None);
+        }
+        assert_eq!(room_of_channel(channel("lobby").as_bytes()), Some("lobby"));
+        assert_eq!(room_of_channel(b"other"), None);
+        assert_eq!(seq_of_id("42-0"), Some(42));
+    }
+}

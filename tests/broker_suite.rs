@@ -1,0 +1,219 @@
+//! One broker test suite, run against both brokers: the memory broker (one
+//! server) and the Redis broker (two servers on one `redis-server`, so every
+//! case also crosses replicas). Each case asks for "replica 0" and "replica
+//! 1"; with one server both are the same.
+
+mod common;
+
+use std::future::Future;
+use std::time::Duration;
+
+use common::redis::{wait_readyz, RedisServer};
+use common::{Client, TestServer};
+use serde_json::Value;
+
+/// The servers of one case, and the Redis they share, if any.
+struct Cluster {
+    servers: Vec<TestServer>,
+    _redis: Option<RedisServer>,
+}
+
+impl Cluster {
+    fn replica(&self, i: usize) -> &TestServer {
+        &self.servers[i % self.servers.len()]
+    }
+}
+
+type Env = Vec<(&'static str, String)>;
+
+/// Limits high enough that the cases are not rate limited.
+fn base_env() -> Env {
+    vec![
+        ("CHAT__LIMITS__MESSAGE_BURST", "1000".into()),
+        ("CHAT__LIMITS__IP_MESSAGE_BURST", "1000".into()),
+    ]
+}
+
+async fn start(env: &Env) -> TestServer {
+    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    TestServer::start(&vars).await
+}
+
+async fn memory(extra: Env) -> Cluster {
+    let mut env = base_env();
+    env.extend(extra);
+    Cluster {
+        servers: vec![start(&env).await],
+        _redis: None,
+    }
+}
+
+async fn redis(extra: Env) -> Cluster {
+    let r = RedisServer::start();
+    let mut env = base_env();
+    env.extend(r.env());
+    env.extend(extra);
+    let servers = vec![start(&env).await, start(&env).await];
+    for s in &servers {
+        wait_readyz(s.admin, 200, Duration::from_secs(5)).await;
+    }
+    Cluster {
+        servers,
+        _redis: Some(r),
+    }
+}
+
+/// Reads `n` messages; panics on a timeout.
+async fn messages(c: &mut Client, n: usize) -> Vec<Value> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        out.push(c.next_message().await);
+    }
+    out
+}
+
+/// Asserts that nothing but presence arrives for a moment.
+async fn quiet(c: &mut Client) {
+    use futures_util::StreamExt;
+    let until = tokio::time::Instant::now() + Duration::from_millis(300);
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(until, c.ws.next()).await {
+        if let Ok(text) = msg.to_text() {
+            assert!(!text.contains(r#""type":"message""#), "extra: {text}");
+        }
+    }
+}
+
+fn seqs(msgs: &[Value]) -> Vec<u64> {
+    msgs.iter().filter_map(|m| m["seq"].as_u64()).collect()
+}
+
+async fn seq_order_and_exactly_once<F, Fut>(setup: F)
+where
+    F: FnOnce(Env) -> Fut,
+    Fut: Future<Output = Cluster>,
+{
+    let c = setup(vec![]).await;
+    let (mut a, _) = c.replica(0).join("name=a&room=eo").await;
+    let (mut b, _) = c.replica(1).join("name=b&room=eo").await;
+    let (mut d, _) = c.replica(0).join("name=d&room=eo").await;
+    let send = |mut client: Client, tag: &'static str| async move {
+        for i in 0..30 {
+            client.say(&format!("{tag}{i}")).await;
+        }
+        client
+    };
+    let (ha, hb) = (tokio::spawn(send(a, "a")), tokio::spawn(send(b, "b")));
+    a = ha.await.expect("sender a");
+    b = hb.await.expect("sender b");
+    for client in [&mut a, &mut b, &mut d] {
+        let got = messages(client, 60).await;
+        assert_eq!(seqs(&got), (1..=60).collect::<Vec<u64>>(), "seq order");
+        for tag in ["a", "b"] {
+            let mine: Vec<String> = got
+                .iter()
+                .filter_map(|m| m["text"].as_str())
+                .filter(|t| t.starts_with(tag))
+                .map(str::to_string)
+                .collect();
+            let sent: Vec<String> = (0..30).map(|i| format!("{tag}{i}")).collect();
+            assert_eq!(mine, sent, "each sender's messages once, in order");
+        }
+        quiet(client).await;
+    }
+}
+
+async fn history_is_capped_and_shared<F, Fut>(setup: F)
+where
+    F: FnOnce(Env) -> Fut,
+    Fut: Future<Output = Cluster>,
+{
+    let c = setup(vec![("CHAT__ROOMS__HISTORY", "5".into())]).await;
+    let (mut w, _) = c.replica(0).join("room=cap").await;
+    for i in 1..=8 {
+        w.say(&format!("m{i}")).await;
+        assert_eq!(w.next_message().await["seq"], i);
+    }
+    let (_, history) = c.replica(1).join("room=cap").await;
+    let msgs = history["messages"].as_array().expect("messages").clone();
+    assert_eq!(
+        seqs(&msgs),
+        vec![4, 5, 6, 7, 8],
+        "the newest 5, oldest first"
+    );
+    assert_eq!(msgs[0]["text"], "m4");
+}
+
+async fn since_and_epoch_resume<F, Fut>(setup: F)
+where
+    F: FnOnce(Env) -> Fut,
+    Fut: Future<Output = Cluster>,
+{
+    let c = setup(vec![]).await;
+    let (mut w, first) = c.replica(0).join("room=since").await;
+    let epoch = first["epoch"].as_str().expect("epoch").to_string();
+    for i in 1..=6 {
+        w.say(&format!("m{i}")).await;
+        w.next_message().await;
+    }
+    let r1 = c.replica(1);
+    let (_, h) = r1.join(&format!("room=since&since=3&epoch={epoch}")).await;
+    assert_eq!(h["epoch"], epoch.as_str(), "one epoch across replicas");
+    assert_eq!(seqs(h["messages"].as_array().expect("messages")), [4, 5, 6]);
+    let (_, h) = r1.join("room=since&since=3&epoch=some-other-life").await;
+    assert_eq!(
+        seqs(h["messages"].as_array().expect("messages")),
+        [1, 2, 3, 4, 5, 6],
+        "a stale epoch gets the full history"
+    );
+    let (_, h) = r1.join("room=since&since=5").await;
+    assert_eq!(seqs(h["messages"].as_array().expect("messages")), [6]);
+    let (_, h) = r1.join(&format!("room=since&since=6&epoch={epoch}")).await;
+    assert_eq!(h["messages"], Value::Array(vec![]));
+}
+
+async fn presence_counts_every_replica<F, Fut>(setup: F)
+where
+    F: FnOnce(Env) -> Fut,
+    Fut: Future<Output = Cluster>,
+{
+    let c = setup(vec![]).await;
+    let (mut a, _) = c.replica(0).join("name=a&room=pr").await;
+    assert_eq!(presence(&mut a).await, ("a joined".into(), 1));
+    let (mut b, _) = c.replica(1).join("name=b&room=pr").await;
+    assert_eq!(presence(&mut b).await, ("b joined".into(), 2));
+    assert_eq!(presence(&mut a).await, ("b joined".into(), 2));
+    b.bye().await;
+    assert_eq!(presence(&mut a).await, ("b left".into(), 1));
+}
+
+/// The next presence event as (text, online).
+async fn presence(c: &mut Client) -> (String, u64) {
+    let p = c.next_of("presence").await;
+    let text = p["message"].as_str().unwrap_or_default().to_string();
+    (text, p["online"].as_u64().unwrap_or(u64::MAX))
+}
+
+macro_rules! broker_suite {
+    ($($backend:ident),*) => {$(
+        mod $backend {
+            #[tokio::test]
+            async fn seq_order_and_exactly_once() {
+                super::seq_order_and_exactly_once(super::$backend).await;
+            }
+            #[tokio::test]
+            async fn history_is_capped_and_shared() {
+                super::history_is_capped_and_shared(super::$backend).await;
+            }
+            #[tokio::test]
+            async fn since_and_epoch_resume() {
+                super::since_and_epoch_resume(super::$backend).await;
+            }
+            #[tokio::test]
+            async fn presence_counts_every_replica() {
+                super::presence_counts_every_replica(super::$backend).await;
+            }
+        }
+    )*};
+}
+
+broker_suite!(memory, redis);

@@ -1,0 +1,155 @@
+//! A real `redis-server` per test: on a free port, without persistence or
+//! with an append-only file in a temp dir, killed with SIGKILL and restarted
+//! on the same port for the failure cases. A missing `redis-server` fails the
+//! test with a message saying how to install it; it is never skipped.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One `redis-server` child process.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    persistent: bool,
+    password: Option<String>,
+}
+
+impl RedisServer {
+    /// No persistence (`--save "" --appendonly no`): a restart loses everything.
+    pub fn start() -> RedisServer {
+        Self::launch(false, None)
+    }
+
+    /// Append-only file in a temp dir, fsync on every write: a restart keeps
+    /// every acknowledged write.
+    pub fn start_persistent() -> RedisServer {
+        Self::launch(true, None)
+    }
+
+    /// No persistence, `requirepass` set.
+    pub fn start_with_password(password: &str) -> RedisServer {
+        Self::launch(false, Some(password.to_string()))
+    }
+
+    fn launch(persistent: bool, password: Option<String>) -> RedisServer {
+        let mut s = RedisServer {
+            port: super::free_port(),
+            child: None,
+            dir: tempfile::tempdir().expect("temp dir for redis"),
+            persistent,
+            password,
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--dir", &self.dir.path().to_string_lossy()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if self.persistent {
+            cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
+        } else {
+            cmd.args(["--appendonly", "no"]);
+        }
+        if let Some(pw) = &self.password {
+            cmd.args(["--requirepass", pw]);
+        }
+        let child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+                "redis-server is not installed: these tests need it \
+                 (Debian package redis-server; run scripts/install-deps.sh)"
+            ),
+            Err(e) => panic!("cannot start redis-server: {e}"),
+        };
+        self.child = Some(child);
+        self.wait_ping();
+    }
+
+    fn wait_ping(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.try_query(&["PING"]).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server on port {} did not answer PING", self.port);
+    }
+
+    /// `redis://127.0.0.1:<port>` (no password in it).
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Runs one command; panics on failure.
+    pub fn query(&self, args: &[&str]) -> redis::Value {
+        self.try_query(args)
+            .unwrap_or_else(|e| panic!("redis {args:?}: {e}"))
+    }
+
+    fn try_query(&self, args: &[&str]) -> redis::RedisResult<redis::Value> {
+        let mut info = redis::IntoConnectionInfo::into_connection_info(self.url().as_str())?;
+        if let Some(pw) = &self.password {
+            let r = info.redis_settings().clone().set_password(pw);
+            info = info.set_redis_settings(r);
+        }
+        let client = redis::Client::open(info)?;
+        let mut conn = client.get_connection_with_timeout(Duration::from_millis(500))?;
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd.query(&mut conn)
+    }
+
+    /// SIGKILL, and wait until it is gone.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts again on the same port (and data dir) and waits for PING.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// The `CHAT__BROKER__*` settings that point a server here.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("CHAT__BROKER__KIND", "redis".to_string()),
+            ("CHAT__BROKER__REDIS_URL", self.url()),
+        ]
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `/readyz` on an admin address until it answers `status`; returns how
+/// long that took. Panics after `within`.
+pub async fn wait_readyz(admin: std::net::SocketAddr, status: u16, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let (got, _) = super::http_get(admin, "/readyz").await;
+        if got == status {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "/readyz still {got}, not {status}, after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,257 @@
+//! The Redis broker when things go wrong: Redis killed and restarted with and
+//! without persistence, connections killed under traffic (gap backfill), a
+//! replica dying without cleanup (presence expiry), and AUTH from a file.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::redis::{wait_readyz, RedisServer};
+use common::{Client, Process, TestServer};
+use serde_json::Value;
+
+async fn server(r: &RedisServer, extra: &[(&str, &str)]) -> TestServer {
+    let env = r.env();
+    let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    vars.extend([
+        ("CHAT__LIMITS__MESSAGE_BURST", "10000"),
+        ("CHAT__LIMITS__IP_MESSAGE_BURST", "10000"),
+    ]);
+    vars.extend_from_slice(extra);
+    let s = TestServer::start(&vars).await;
+    wait_readyz(s.admin, 200, Duration::from_secs(5)).await;
+    s
+}
+
+/// The next `message` or `error` event (presence skipped).
+async fn outcome(c: &mut Client) -> Value {
+    loop {
+        let v = c.next().await;
+        if v["type"] == "message" || v["type"] == "error" {
+            return v;
+        }
+    }
+}
+
+/// Sends until a message is accepted; returns it and how long that took.
+async fn send_until_accepted(c: &mut Client, text: &str) -> (Value, Duration) {
+    let started = Instant::now();
+    loop {
+        c.say(text).await;
+        let v = outcome(c).await;
+        if v["type"] == "message" {
+            return (v["message"].clone(), started.elapsed());
+        }
+        assert_eq!(v["code"], "unavailable", "{v}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never accepted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Kills Redis under two replicas, checks what clients and probes see during
+/// the outage, restarts it and returns (time to first cross-replica delivery,
+/// the two clients).
+async fn outage(
+    r: &mut RedisServer,
+    a_srv: &TestServer,
+    b_srv: &TestServer,
+    room: &str,
+) -> (Duration, Client, Client) {
+    let (mut a, _) = a_srv.join(&format!("name=a&room={room}")).await;
+    let (mut b, _) = b_srv.join(&format!("name=b&room={room}")).await;
+    for i in 1..=5 {
+        a.say(&format!("before{i}")).await;
+        assert_eq!(a.next_message().await["seq"], i);
+        assert_eq!(b.next_message().await["seq"], i);
+    }
+    r.kill();
+    wait_readyz(a_srv.admin, 503, Duration::from_secs(3)).await;
+    assert_eq!(common::http_get(a_srv.admin, "/healthz").await.0, 200);
+    assert_eq!(a_srv.metric("wschat_broker_up").await, 0.0);
+    for i in 0..3 {
+        a.say(&format!("during{i}")).await;
+        let v = outcome(&mut a).await;
+        assert_eq!(
+            (v["type"].as_str(), v["code"].as_str()),
+            (Some("error"), Some("unavailable")),
+            "{v}"
+        );
+    }
+    r.restart();
+    let back = Instant::now();
+    let (sent, _) = send_until_accepted(&mut a, "after").await;
+    let got = b.next_message().await;
+    assert_eq!(got["id"], sent["id"], "the other replica delivers it");
+    let took = back.elapsed();
+    wait_readyz(a_srv.admin, 200, Duration::from_secs(2)).await;
+    assert!(a_srv.metric("wschat_broker_reconnects_total").await >= 1.0);
+    (took, a, b)
+}
+
+#[tokio::test]
+async fn redis_restart_without_persistence_gives_a_new_epoch_and_fanout_resumes() {
+    let mut r = RedisServer::start();
+    let (s1, s2) = (server(&r, &[]).await, server(&r, &[]).await);
+    let (_, before) = s1.join("room=np").await;
+    let old_epoch = before["epoch"].as_str().expect("epoch").to_string();
+    let (took, mut a, mut b) = outage(&mut r, &s1, &s2, "np").await;
+    assert!(
+        took < Duration::from_secs(2),
+        "fan-out resumed after {took:?}"
+    );
+    // The data is gone: a new epoch, seq from 1, and the old history is not
+    // served as if it were still there.
+    let (_, h) = s2.join(&format!("room=np&since=5&epoch={old_epoch}")).await;
+    assert_ne!(h["epoch"], old_epoch.as_str());
+    let texts: Vec<&str> = h["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert_eq!(texts, ["after"]);
+    a.say("next").await;
+    for c in [&mut a, &mut b] {
+        let m = c.next_message().await;
+        assert_eq!(
+            (m["text"].as_str(), m["seq"].as_u64()),
+            (Some("next"), Some(2))
+        );
+    }
+}
+
+#[tokio::test]
+async fn redis_restart_with_persistence_keeps_history_and_loses_no_accepted_message() {
+    let mut r = RedisServer::start_persistent();
+    let (s1, s2) = (server(&r, &[]).await, server(&r, &[]).await);
+    let (_, first) = s1.join("room=keep").await;
+    let epoch = first["epoch"].as_str().expect("epoch").to_string();
+    let (took, mut a, mut b) = outage(&mut r, &s1, &s2, "keep").await;
+    assert!(
+        took < Duration::from_secs(2),
+        "fan-out resumed after {took:?}"
+    );
+    for i in 7..=10 {
+        a.say(&format!("m{i}")).await;
+    }
+    // b saw 1..=6 so far (5 before, "after"); the rest arrive in order.
+    for seq in 7..=10 {
+        assert_eq!(b.next_message().await["seq"], seq);
+    }
+    let (_, h) = s2.join(&format!("room=keep&since=0&epoch={epoch}")).await;
+    assert_eq!(h["epoch"], epoch.as_str(), "same life of the history");
+    let seqs: Vec<u64> = h["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["seq"].as_u64())
+        .collect();
+    assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn messages_missed_while_resubscribing_are_backfilled_exactly_once() {
+    let r = RedisServer::start();
+    let (s1, s2) = (server(&r, &[]).await, server(&r, &[]).await);
+    let (mut a, _) = s1.join("name=a&room=gap").await;
+    let (mut b, _) = s2.join("name=b&room=gap").await;
+    let killer = {
+        let port = r.port;
+        tokio::task::spawn_blocking(move || {
+            for _ in 0..6 {
+                std::thread::sleep(Duration::from_millis(120));
+                let _ = std::process::Command::new("redis-cli")
+                    .args(["-p", &port.to_string(), "CLIENT", "KILL", "TYPE", "pubsub"])
+                    .output();
+            }
+        })
+    };
+    let (mut accepted, mut refused) = (0u64, 0u64);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(1000) {
+        a.say("x").await;
+        match outcome(&mut a).await["type"].as_str() {
+            Some("message") => accepted += 1,
+            _ => refused += 1,
+        }
+    }
+    killer.await.expect("killer");
+    a.say("last").await;
+    while outcome(&mut a).await["type"] != "message" {
+        a.say("last").await;
+    }
+    accepted += 1;
+    let mut seqs = Vec::new();
+    while seqs.len() < accepted as usize {
+        seqs.push(b.next_message().await["seq"].as_u64().expect("seq"));
+    }
+    assert_eq!(
+        seqs,
+        (1..=accepted).collect::<Vec<_>>(),
+        "{refused} refused"
+    );
+    assert!(
+        accepted > 20,
+        "too little traffic to mean anything: {accepted}"
+    );
+}
+
+#[tokio::test]
+async fn a_replica_that_dies_stops_being_counted() {
+    let r = RedisServer::start();
+    let env = r.env();
+    let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    vars.push(("CHAT__BROKER__PRESENCE_TTL", "1s"));
+    let doomed = Process::start(&vars, &[]);
+    wait_readyz(doomed.admin_addr(), 200, Duration::from_secs(5)).await;
+    let s = server(&r, &[("CHAT__BROKER__PRESENCE_TTL", "1s")]).await;
+    let (_ghost, _) = common::connect(&doomed.url("name=ghost&room=d"), Some(common::ORIGIN))
+        .await
+        .map(|c| (c, ()))
+        .expect("joined the doomed replica");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (mut b, _) = s.join("name=b&room=d").await;
+    assert_eq!(b.next_of("presence").await["online"], 2);
+    drop(doomed); // SIGKILL: no leave, no cleanup
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (mut c, _) = s.join("name=c&room=d").await;
+    let p = c.next_of("presence").await;
+    assert_eq!(p["online"], 2, "b and c only: {p}");
+}
+
+#[tokio::test]
+async fn the_password_comes_from_a_file_and_a_wrong_one_is_not_ready() {
+    let r = RedisServer::start_with_password("s3cret-pw");
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("pw");
+    std::fs::write(&file, "s3cret-pw\n").expect("write");
+    let path = file.to_string_lossy().to_string();
+    let s = server(&r, &[("CHAT__BROKER__REDIS_PASSWORD_FILE", &path)]).await;
+    let (mut a, _) = s.join("room=pw").await;
+    a.say("hi").await;
+    assert_eq!(a.next_message().await["text"], "hi");
+
+    let env = r.env();
+    let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    vars.push(("CHAT__BROKER__REDIS_PASSWORD_FILE", ""));
+    let anon = TestServer::start(&vars).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(common::http_get(anon.admin, "/readyz").await.0, 503);
+
+    let missing = ws_chat::Settings::load(&ws_chat::Sources::from_env([
+        ("CHAT_TOKEN", "t"),
+        ("CHAT__BROKER__KIND", "redis"),
+        ("CHAT__BROKER__REDIS_PASSWORD_FILE", "/nonexistent/pw"),
+    ]))
+    .expect("settings");
+    let err = ws_chat::App::new(missing, ws_chat::Sources::default())
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string().contains("broker.redis_password_file"),
+        "{err}"
+    );
+}
