@@ -21,6 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 use redis::{PushInfo, PushKind, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::script::{self, Envelope};
 use super::Shared;
@@ -29,6 +30,7 @@ use crate::broker::Since;
 use crate::frame;
 use crate::protocol;
 use crate::rooms::Delivery;
+use crate::telemetry::spans;
 
 /// How often stale rooms are retried while Redis is up.
 const RETRY: Duration = Duration::from_millis(500);
@@ -194,8 +196,8 @@ async fn push(shared: &Shared, tracks: &mut HashMap<Arc<str>, Track>, info: Push
                     seq,
                     epoch,
                     accepted_at_us,
+                    trace,
                     json,
-                    ..
                 }) => {
                     let early = Early {
                         seq,
@@ -203,7 +205,10 @@ async fn push(shared: &Shared, tracks: &mut HashMap<Arc<str>, Track>, info: Push
                         at: instant_of(accepted_at_us),
                         json: json.into(),
                     };
-                    message(shared, &room, track, early).await;
+                    // Continue the publisher's trace (if sampled) around this
+                    // replica's fan-out.
+                    let span = spans::receive_span("redis", Some(trace).filter(|t| !t.is_empty()));
+                    message(shared, &room, track, early).instrument(span).await;
                 }
                 Some(Envelope::Presence { online, text, .. }) => {
                     let frame = frame::text(&protocol::presence_event(text, online));
@@ -282,7 +287,7 @@ async fn backfill(shared: &Shared, room: &Arc<str>, track: &mut Track) -> bool {
 }
 
 fn deliver(shared: &Shared, room: &str, seq: u64, json: &str, at: Option<Instant>) {
-    shared.rooms.deliver(
+    let recipients = shared.rooms.deliver(
         room,
         Delivery {
             seq: Some(seq),
@@ -290,6 +295,7 @@ fn deliver(shared: &Shared, room: &str, seq: u64, json: &str, at: Option<Instant
             accepted_at: at,
         },
     );
+    spans::fan_out_here(seq, recipients);
 }
 
 /// The local instant of a Unix-µs timestamp (clocks of one host agree).
