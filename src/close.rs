@@ -85,11 +85,6 @@ impl CloseCode {
             CloseCode::TryAgainLater => "1013",
         }
     }
-
-    /// Inverse of [`CloseCode::code`] for codes stored in atomics.
-    pub fn from_code(code: u16) -> Option<CloseCode> {
-        CloseCode::ALL.into_iter().find(|c| c.code() == code)
-    }
 }
 
 /// The label for connections that ended without a close handshake.
@@ -108,7 +103,6 @@ mod tests {
     #[test]
     fn codes_round_trip_and_reasons_fit_a_control_frame() {
         for c in CloseCode::ALL {
-            assert_eq!(CloseCode::from_code(c.code()), Some(c));
             assert_eq!(c.label(), c.code().to_string());
             assert!(c.reason().len() <= 123);
         }

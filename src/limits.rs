@@ -143,11 +143,6 @@ impl Limits {
         }
     }
 
-    /// Open connections now (all IPs).
-    pub fn open_connections(&self) -> usize {
-        self.settings.max_connections as usize - self.global.available_permits()
-    }
-
     /// Keys held by the keyed limiters (for tests of pruning).
     pub fn tracked_ips(&self) -> usize {
         self.ip_connects.len() + self.ip_messages.len()
@@ -186,7 +181,9 @@ mod tests {
         assert_eq!(limits.admit(b).err(), Some(LimitRefusal::Capacity));
         drop(a1);
         let _b2 = limits.admit(b).unwrap();
-        assert_eq!(limits.open_connections(), 3);
+        assert_eq!(limits.admit(b).err(), Some(LimitRefusal::IpCap));
+        let c = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 4));
+        assert_eq!(limits.admit(c).err(), Some(LimitRefusal::Capacity));
     }
 
     #[test]

@@ -147,14 +147,6 @@ impl Outbox {
         s.consecutive_drops = 0;
         s.close
     }
-
-    /// Frees the queue's memory when it is idle.
-    pub fn shrink(&self) {
-        let mut s = self.lock();
-        if s.queue.is_empty() {
-            s.queue = VecDeque::new();
-        }
-    }
 }
 
 #[cfg(test)]

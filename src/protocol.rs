@@ -90,11 +90,6 @@ pub fn system_event(name: &str, client_id: &str) -> Vec<u8> {
     }))
 }
 
-/// The `message` event carrying one message.
-pub fn message_event(message: &Message) -> Vec<u8> {
-    json(&serde_json::json!({ "type": "message", "message": message }))
-}
-
 /// The `presence` event.
 pub fn presence_event(text: &str, online: u64) -> Vec<u8> {
     json(&serde_json::json!({ "type": "presence", "message": text, "online": online }))

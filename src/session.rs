@@ -326,10 +326,6 @@ impl Conn {
                 heard_since_ping = false;
                 self.send(frame::encode(Opcode::Ping, b""));
                 app.metrics.pings.inc();
-                if self.out.len() == 1 {
-                    member.outbox.shrink();
-                    self.spare = VecDeque::new();
-                }
                 heartbeat
                     .as_mut()
                     .reset(tokio::time::Instant::now() + interval);
