@@ -7,8 +7,10 @@ generator. Writes loadtest/results/<YYYY-MM-DD>.md and .json.
 
 Environment: BENCH_QUICK=1 (small numbers, for a smoke run), BENCH_DURATION
 (measured seconds per fan-out scenario, default 20), BENCH_WARMUP (default 5),
-BENCH_SERVERS (comma list, default ws-chat,reference,floor), BENCH_ONLY
-(comma list of scenario ids), BENCH_OUT (output path without extension).
+BENCH_SERVERS (comma list, default ws-chat,reference,floor; "baseline" is an
+earlier ws-chat build, run like ws-chat from the binary named by
+BENCH_BASELINE), BENCH_ONLY (comma list of scenario ids), BENCH_OUT (output
+path without extension).
 Standard library only.
 """
 from __future__ import annotations
@@ -119,6 +121,7 @@ class Server:
                    "CHAT__AUTH__ALLOWED_ORIGINS=http://localhost:<port>; per-IP limits stay on",
         "reference": "node server.js, PORT and ALLOWED_ORIGINS only",
         "floor": "target/release/floor --listen 127.0.0.1:<port>",
+        "baseline": "an earlier ws-chat build ($BENCH_BASELINE), same settings as ws-chat",
     }
 
     def __init__(self, name: str, log_dir: Path):
@@ -128,7 +131,7 @@ class Server:
         self.log = open(log_dir / f"{name}.log", "ab")
         env = dict(os.environ)
         cwd = ROOT
-        if name == "ws-chat":
+        if name in ("ws-chat", "baseline"):
             admin = free_port()
             for k in ("PORT", "ALLOWED_ORIGINS"):
                 env.pop(k, None)
@@ -137,7 +140,7 @@ class Server:
                 "CHAT__SERVER__PORT": str(self.port), "CHAT__SERVER__ADMIN_PORT": str(admin),
                 "CHAT_TOKEN": TOKEN, "CHAT__AUTH__ALLOWED_ORIGINS": self.origin,
             })
-            cmd = [str(RELEASE / "ws-chat")]
+            cmd = [str(RELEASE / "ws-chat") if name == "ws-chat" else os.environ["BENCH_BASELINE"]]
             self.ready_url = f"http://127.0.0.1:{admin}/readyz"
             self.metrics_url = f"http://127.0.0.1:{admin}/metrics"
             self.ready = lambda s: s == 200
@@ -259,6 +262,8 @@ def main() -> int:
     missing = [str(p) for p in need if not p.exists()]
     if "reference" in servers and not (ROOT / "target/reference/node_modules/ws").exists():
         missing.append("target/reference (run scripts/install-deps.sh)")
+    if "baseline" in servers and not Path(os.environ.get("BENCH_BASELINE", "/nonexistent")).exists():
+        missing.append("BENCH_BASELINE (an earlier ws-chat binary)")
     if missing:
         print("missing: " + ", ".join(missing) + "\nrun: make bench (it builds them)", file=sys.stderr)
         return 1
@@ -268,7 +273,8 @@ def main() -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
     knobs = [f"{k}={os.environ[k]}" for k in ("BENCH_QUICK", "BENCH_DURATION", "BENCH_WARMUP",
-                                               "BENCH_SERVERS", "BENCH_ONLY") if os.environ.get(k)]
+                                               "BENCH_SERVERS", "BENCH_ONLY", "BENCH_BASELINE")
+             if os.environ.get(k)]
     command = " ".join([*knobs, "make bench"])
     results = {"date": today, "quick": QUICK, "command": command, "machine": machine(),
                "servers": servers, "settings": {s: Server.SETTINGS[s] for s in servers},

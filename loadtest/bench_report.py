@@ -94,7 +94,8 @@ def _ratio(a, b) -> str:
 def scenario_table(entry: dict, servers: list[str]) -> str:
     rows = ROWS[entry["mode"]]
     results = entry["results"]
-    ratios = [(s, other) for s, other in (("ws-chat", "reference"), ("ws-chat", "floor"))
+    ratios = [(s, other) for s, other in (("ws-chat", "reference"), ("ws-chat", "floor"),
+                                                 ("ws-chat", "baseline"), ("baseline", "floor"))
               if s in servers and other in servers]
     head = ["metric", *servers, *[f"{a} / {b}" for a, b in ratios]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

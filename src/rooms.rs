@@ -8,13 +8,22 @@
 //! A joining member is first *pending*: frames delivered while its history is
 //! being read are held for it, then released after the history, skipping what
 //! the history already had (by `seq`). Nothing is lost or shown twice.
+//!
+//! Delivery has two steps: [`Rooms::deliver`] queues the frame for every
+//! member (under the broker's ordering lock, so it must be quick), and the
+//! returned [`Fanout`] then has it written to the members that are idle,
+//! without waking their tasks (see `outbox`), by the room's *sweep*: one task
+//! at a time per room that writes each idle member's whole queue. Frames that
+//! arrive while a sweep runs ride the next one, so under load each write
+//! carries several frames (the kernel's cost is per write, not per frame),
+//! and when traffic is light a frame goes out at once.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -55,7 +64,13 @@ struct Pending {
 pub struct Room {
     pub name: Arc<str>,
     inner: Mutex<RoomInner>,
+    /// IDLE, SWEEPING, or AGAIN (frames came in during the running sweep).
+    sweep: AtomicU8,
 }
+
+const IDLE: u8 = 0;
+const SWEEPING: u8 = 1;
+const AGAIN: u8 = 2;
 
 struct RoomInner {
     members: Vec<Arc<Member>>,
@@ -75,6 +90,42 @@ impl Room {
         inner.members.len() + inner.pending.len()
     }
 
+    fn snapshot(&self) -> Arc<[Arc<Member>]> {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        inner
+            .snapshot
+            .get_or_insert_with(|| inner.members.iter().cloned().collect())
+            .clone()
+    }
+
+    /// Writes every idle member's queue; repeats while frames came in
+    /// during the sweep. Only one sweep of a room runs at a time.
+    fn sweep(&self, metrics: &Metrics) {
+        loop {
+            self.sweep.store(SWEEPING, Ordering::SeqCst);
+            let mut delivered = 0u64;
+            for member in self.snapshot().iter() {
+                member.outbox.flush_direct(&mut |item| {
+                    if let Some(at) = item.accepted_at {
+                        delivered += 1;
+                        metrics.fanout_latency.observe(at.elapsed().as_secs_f64());
+                    }
+                });
+            }
+            if delivered > 0 {
+                metrics.delivered.inc_by(delivered);
+            }
+            if self
+                .sweep
+                .compare_exchange(SWEEPING, IDLE, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                return;
+            }
+        }
+    }
+
     /// Runs `f` on the room's presence state under its lock.
     pub fn with_presence<T>(&self, f: impl FnOnce(&mut PresenceState) -> T) -> T {
         f(&mut self.lock().presence)
@@ -84,6 +135,8 @@ impl Room {
 /// Every room with local members.
 pub struct Rooms {
     shards: Box<[Shard]>,
+    /// How long a sweep waits before it writes (`session.flush_delay`).
+    flush_delay: Duration,
     next_id: AtomicU64,
     metrics: Arc<Metrics>,
 }
@@ -97,8 +150,9 @@ pub struct Joined {
 
 impl Rooms {
     /// No rooms yet.
-    pub fn new(metrics: Arc<Metrics>) -> Rooms {
+    pub fn new(metrics: Arc<Metrics>, flush_delay: Duration) -> Rooms {
         Rooms {
+            flush_delay,
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             next_id: AtomicU64::new(1),
             metrics,
@@ -136,6 +190,7 @@ impl Rooms {
                         pending: Vec::new(),
                         presence: PresenceState::default(),
                     }),
+                    sweep: AtomicU8::new(IDLE),
                 })
             })
             .clone();
@@ -191,21 +246,23 @@ impl Rooms {
     }
 
     /// Queues `delivery` for every local member of `room`. Callers deliver a
-    /// room's frames in order (the broker serializes them per room).
-    pub fn deliver(&self, room: &str, delivery: Delivery) -> usize {
+    /// room's frames in order (the broker serializes them per room), then
+    /// release that order and let the [`Fanout`] write.
+    pub fn deliver(&self, room: &str, delivery: Delivery) -> Fanout<'_> {
         let Some(room) = self.get(room) else {
-            return 0;
+            return Fanout {
+                rooms: self,
+                room: None,
+                recipients: 0,
+            };
         };
         let snapshot = {
             let mut inner = room.lock();
             for p in &mut inner.pending {
                 p.held.push(delivery.clone());
             }
-            let inner = &mut *inner;
-            inner
-                .snapshot
-                .get_or_insert_with(|| inner.members.iter().cloned().collect())
-                .clone()
+            drop(inner);
+            room.snapshot()
         };
         let mut tally = Tally::default();
         for member in snapshot.iter() {
@@ -215,7 +272,11 @@ impl Rooms {
             }));
         }
         tally.record(&self.metrics);
-        snapshot.len()
+        Fanout {
+            rooms: self,
+            recipients: snapshot.len(),
+            room: (tally.deferred > 0).then_some(room),
+        }
     }
 
     fn push(&self, member: &Member, d: Delivery) {
@@ -225,6 +286,9 @@ impl Rooms {
             accepted_at: d.accepted_at,
         }));
         tally.record(&self.metrics);
+        if tally.deferred > 0 {
+            member.outbox.wake_deferred();
+        }
     }
 
     /// Calls `f` for every local member of every room (revocation, drain).
@@ -245,9 +309,66 @@ impl Rooms {
     }
 }
 
+/// A delivery queued for a room's members, still to be written to the idle
+/// ones. Dropping it has the room swept (see the module doc), so a frame is
+/// never left unsent.
+#[must_use = "a dropped Fanout is written at once; hold it until the ordering lock is released"]
+pub struct Fanout<'a> {
+    rooms: &'a Rooms,
+    /// The room, when some member left the frame to its sweep.
+    room: Option<Arc<Room>>,
+    recipients: usize,
+}
+
+impl Fanout<'_> {
+    /// How many local members the frame was queued for.
+    pub fn recipients(&self) -> usize {
+        self.recipients
+    }
+
+    /// Has the frame written: by a new sweep of the room, or by the one
+    /// already running (which will go round again).
+    pub fn flush(self) {}
+}
+
+impl Drop for Fanout<'_> {
+    fn drop(&mut self) {
+        let Some(room) = self.room.take() else {
+            return;
+        };
+        let mut state = room.sweep.load(Ordering::SeqCst);
+        loop {
+            let next = if state == IDLE { SWEEPING } else { AGAIN };
+            match room
+                .sweep
+                .compare_exchange(state, next, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) if state == IDLE => break,
+                Ok(_) => return,
+                Err(now) => state = now,
+            }
+        }
+        // A task of its own: the caller (a publisher's session, the Redis
+        // receiver) goes back to its own work, and rooms sweep in parallel.
+        let (metrics, delay) = (self.rooms.metrics.clone(), self.rooms.flush_delay);
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    room.sweep(&metrics)
+                });
+            }
+            Err(_) => room.sweep(&metrics),
+        }
+    }
+}
+
 /// Drop counts of one fan-out, recorded once instead of per recipient.
 #[derive(Default)]
 struct Tally {
+    deferred: u64,
     full: u64,
     slow: u64,
     closed: u64,
@@ -257,6 +378,7 @@ impl Tally {
     fn add(&mut self, pushed: Pushed) {
         match pushed {
             Pushed::Queued => {}
+            Pushed::Deferred => self.deferred += 1,
             Pushed::QueueFull => self.full += 1,
             Pushed::SlowConsumer => self.slow += 1,
             Pushed::Closed => self.closed += 1,

@@ -48,6 +48,7 @@ pub async fn run(
         ip,
         slot,
     } = admission;
+    let mut conn = Conn::new(stream, tls, leftover, app.settings.limits.max_message_bytes);
     let member = Arc::new(Member {
         id: app.rooms.next_id(),
         name: name.into(),
@@ -58,9 +59,12 @@ pub async fn run(
             app.settings.session.slow_consumer_drops,
         ),
     });
+    if let Some(stream) = conn.io.plain() {
+        member.outbox.attach(stream);
+    }
+    conn.owner = Some(member.clone());
     app.metrics.accepted.inc();
     app.metrics.connections.inc();
-    let mut conn = Conn::new(stream, tls, leftover, app.settings.limits.max_message_bytes);
     let client_id = uuid::Uuid::new_v4().to_string();
     conn.send(frame::text(&protocol::system_event(
         &member.name,
@@ -74,6 +78,7 @@ pub async fn run(
     let outcome = conn.serve(&app, &member, &limiter, ip).await;
     app.metrics.closed(outcome);
     app.metrics.connections.dec();
+    member.outbox.detach();
     drop(conn);
 
     let last = app.rooms.leave(&member);
@@ -152,6 +157,8 @@ struct Conn {
     /// The outbox's previous buffer, swapped back in on the next drain.
     spare: VecDeque<Outgoing>,
     read_closed: bool,
+    /// The member whose outbox feeds this connection.
+    owner: Option<Arc<Member>>,
 }
 
 enum Read {
@@ -180,10 +187,18 @@ impl Conn {
             written: 0,
             spare: VecDeque::new(),
             read_closed: false,
+            owner: None,
         }
     }
 
     fn send(&mut self, frame: Bytes) {
+        // With nothing of ours in flight, fan-out may be writing directly:
+        // take the socket back first.
+        if self.out.is_empty() {
+            if let Some(owner) = &self.owner {
+                owner.outbox.hold();
+            }
+        }
         self.out.push_back(Outgoing {
             frame,
             accepted_at: None,
@@ -285,6 +300,9 @@ impl Conn {
             // in the socket's and the outbox's own waker slots, so waiting
             // holds no futures and an idle connection stays small.
             let want_write = self.io.has_output(&self.out);
+            if !want_write {
+                member.outbox.idle();
+            }
             let (read_closed, stream) = (self.read_closed, &self.io.stream);
             let ev = std::future::poll_fn(|cx| {
                 let mut ev = Events {
@@ -523,7 +541,7 @@ impl Conn {
         }
         self.io.close_notify();
         let _ = self.flush_all(app, limit).await;
-        let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.io.stream).await;
+        self.io.shutdown();
         let deadline = tokio::time::Instant::now() + limit;
         while !self.read_closed {
             match tokio::time::timeout_at(deadline, self.io.stream.readable()).await {

@@ -212,14 +212,17 @@ async fn push(shared: &Shared, tracks: &mut HashMap<Arc<str>, Track>, info: Push
                 }
                 Some(Envelope::Presence { online, text, .. }) => {
                     let frame = frame::text(&protocol::presence_event(text, online));
-                    shared.rooms.deliver(
-                        &room,
-                        Delivery {
-                            seq: None,
-                            frame,
-                            accepted_at: None,
-                        },
-                    );
+                    shared
+                        .rooms
+                        .deliver(
+                            &room,
+                            Delivery {
+                                seq: None,
+                                frame,
+                                accepted_at: None,
+                            },
+                        )
+                        .flush();
                 }
                 None => tracing::warn!("malformed envelope on a room channel"),
             }
@@ -287,7 +290,7 @@ async fn backfill(shared: &Shared, room: &Arc<str>, track: &mut Track) -> bool {
 }
 
 fn deliver(shared: &Shared, room: &str, seq: u64, json: &str, at: Option<Instant>) {
-    let recipients = shared.rooms.deliver(
+    let fanout = shared.rooms.deliver(
         room,
         Delivery {
             seq: Some(seq),
@@ -295,7 +298,8 @@ fn deliver(shared: &Shared, room: &str, seq: u64, json: &str, at: Option<Instant
             accepted_at: at,
         },
     );
-    spans::fan_out_here(seq, recipients);
+    spans::fan_out_here(seq, fanout.recipients());
+    fanout.flush();
 }
 
 /// The local instant of a Unix-µs timestamp (clocks of one host agree).
