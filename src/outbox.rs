@@ -169,7 +169,13 @@ impl Outbox {
         };
         let mut written = 0;
         match transport::write_plain(stream, &mut st.queue, &mut written, done) {
-            Ok(true) => st.consecutive_drops = 0,
+            Ok(true) => {
+                st.consecutive_drops = 0;
+                // Most connections are idle most of the time: hold no buffer
+                // between messages (one allocation per write is noise next to
+                // the write itself).
+                st.queue = VecDeque::new();
+            }
             result => {
                 if written > 0 {
                     if let Some(front) = st.queue.front_mut() {
@@ -190,6 +196,7 @@ impl Outbox {
         let mut s = self.lock();
         if s.queue.is_empty() && s.stream.is_some() && s.close.is_none() {
             s.direct = true;
+            s.queue = VecDeque::new();
         }
     }
 

@@ -65,11 +65,14 @@ pub async fn run(
     conn.owner = Some(member.clone());
     app.metrics.accepted.inc();
     app.metrics.connections.inc();
-    let client_id = uuid::Uuid::new_v4().to_string();
-    conn.send(frame::text(&protocol::system_event(
-        &member.name,
-        &client_id,
-    )));
+    {
+        // Scoped so that it is not kept in the future across the awaits.
+        let client_id = uuid::Uuid::new_v4().to_string();
+        conn.send(frame::text(&protocol::system_event(
+            &member.name,
+            &client_id,
+        )));
+    }
 
     let joined = app.rooms.join(&member);
     Box::pin(enter(&app, &member, &joined, &since, &mut conn)).await;
@@ -132,9 +135,6 @@ async fn enter(
         member.outbox.request_close(code);
     }
 }
-
-/// Queue slots a drained connection keeps for its next frames.
-const KEEP_QUEUE: usize = 4;
 
 /// What woke the session.
 #[derive(Default)]
@@ -497,14 +497,11 @@ impl Conn {
             metrics.delivered.inc_by(delivered);
         }
         if matches!(result, Ok(true)) {
-            // A burst (the presence events of a join storm, say) grows the
-            // queues; give that back once drained. Small batches keep their
-            // buffer, so steady traffic allocates nothing.
-            for queue in [&mut self.out, &mut self.spare] {
-                if queue.is_empty() && queue.capacity() > KEEP_QUEUE {
-                    *queue = VecDeque::new();
-                }
-            }
+            // Steady traffic is written by the fan-out (see `outbox`), so
+            // these buffers serve bursts and own frames: an idle connection
+            // holds none of them.
+            self.out = VecDeque::new();
+            self.spare = VecDeque::new();
         }
         result
     }
