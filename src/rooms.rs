@@ -21,7 +21,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -66,6 +66,8 @@ pub struct Room {
     inner: Mutex<RoomInner>,
     /// IDLE, SWEEPING, or AGAIN (frames came in during the running sweep).
     sweep: AtomicU8,
+    /// Parts of the running sweep pass still writing.
+    parts_left: AtomicUsize,
 }
 
 const IDLE: u8 = 0;
@@ -99,36 +101,72 @@ impl Room {
             .clone()
     }
 
-    /// Writes every idle member's queue; repeats while frames came in
-    /// during the sweep. Only one sweep of a room runs at a time.
-    fn sweep(&self, metrics: &Metrics) {
-        loop {
-            self.sweep.store(SWEEPING, Ordering::SeqCst);
-            let mut delivered = 0u64;
-            for member in self.snapshot().iter() {
-                member.outbox.flush_direct(&mut |item| {
-                    if let Some(at) = item.accepted_at {
-                        delivered += 1;
-                        metrics.fanout_latency.observe(at.elapsed().as_secs_f64());
-                    }
-                });
-            }
-            if delivered > 0 {
-                metrics.delivered.inc_by(delivered);
-            }
-            if self
-                .sweep
-                .compare_exchange(SWEEPING, IDLE, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
-            {
-                return;
-            }
+    /// One pass of the room's sweep: writes every idle member's queue.
+    /// A big room's members are split between tasks so that every core
+    /// writes (the last member's wait is the fan-out's latency); this task
+    /// writes the first part. Only one pass of a room runs at a time.
+    fn sweep_pass(self: &Arc<Room>, metrics: &Arc<Metrics>) {
+        self.sweep.store(SWEEPING, Ordering::SeqCst);
+        let members = self.snapshot();
+        let parts = (members.len() / SWEEP_SPLIT).clamp(1, parallelism());
+        let per = members.len().div_ceil(parts).max(1);
+        self.parts_left.store(parts, Ordering::SeqCst);
+        for p in 1..parts {
+            let (room, members, metrics) = (self.clone(), members.clone(), metrics.clone());
+            tokio::spawn(async move {
+                let end = ((p + 1) * per).min(members.len());
+                write_idle(&members[(p * per).min(end)..end], &metrics);
+                room.sweep_part_done(&metrics);
+            });
+        }
+        write_idle(&members[..per.min(members.len())], metrics);
+        self.sweep_part_done(metrics);
+    }
+
+    /// The last part of a pass to finish ends the sweep, or starts another
+    /// pass (on a task of its own) if frames came in meanwhile.
+    fn sweep_part_done(self: &Arc<Room>, metrics: &Arc<Metrics>) {
+        if self.parts_left.fetch_sub(1, Ordering::SeqCst) != 1 {
+            return;
+        }
+        if self
+            .sweep
+            .compare_exchange(SWEEPING, IDLE, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            let (room, metrics) = (self.clone(), metrics.clone());
+            tokio::spawn(async move { room.sweep_pass(&metrics) });
         }
     }
 
     /// Runs `f` on the room's presence state under its lock.
     pub fn with_presence<T>(&self, f: impl FnOnce(&mut PresenceState) -> T) -> T {
         f(&mut self.lock().presence)
+    }
+}
+
+/// Members per sweep task, at least: below this a second task costs more
+/// than it saves.
+const SWEEP_SPLIT: usize = 64;
+
+fn parallelism() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Writes what each of `members` left to the fan-out (see `outbox`).
+fn write_idle(members: &[Arc<Member>], metrics: &Metrics) {
+    let mut delivered = 0u64;
+    for member in members {
+        member.outbox.flush_direct(&mut |item| {
+            if let Some(at) = item.accepted_at {
+                delivered += 1;
+                metrics.fanout_latency.observe(at.elapsed().as_secs_f64());
+            }
+        });
+    }
+    if delivered > 0 {
+        metrics.delivered.inc_by(delivered);
     }
 }
 
@@ -191,6 +229,7 @@ impl Rooms {
                         presence: PresenceState::default(),
                     }),
                     sweep: AtomicU8::new(IDLE),
+                    parts_left: AtomicUsize::new(0),
                 })
             })
             .clone();
@@ -254,6 +293,7 @@ impl Rooms {
                 rooms: self,
                 room: None,
                 recipients: 0,
+                inline: true,
             };
         };
         let snapshot = {
@@ -276,6 +316,7 @@ impl Rooms {
             rooms: self,
             recipients: snapshot.len(),
             room: (tally.deferred > 0).then_some(room),
+            inline: true,
         }
     }
 
@@ -318,6 +359,8 @@ pub struct Fanout<'a> {
     /// The room, when some member left the frame to its sweep.
     room: Option<Arc<Room>>,
     recipients: usize,
+    /// Whether the sweep's first pass may run on the caller's task.
+    inline: bool,
 }
 
 impl Fanout<'_> {
@@ -326,9 +369,15 @@ impl Fanout<'_> {
         self.recipients
     }
 
-    /// Has the frame written: by a new sweep of the room, or by the one
-    /// already running (which will go round again).
+    /// Has the frame written: by a new sweep of the room, part of it on this
+    /// task, or by the one already running (which will go round again).
     pub fn flush(self) {}
+
+    /// Like [`Fanout::flush`], but never writes on this task: for a caller
+    /// that feeds every room from one task (the Redis receiver).
+    pub fn flush_elsewhere(mut self) {
+        self.inline = false;
+    }
 }
 
 impl Drop for Fanout<'_> {
@@ -348,19 +397,26 @@ impl Drop for Fanout<'_> {
                 Err(now) => state = now,
             }
         }
-        // A task of its own: the caller (a publisher's session, the Redis
-        // receiver) goes back to its own work, and rooms sweep in parallel.
         let (metrics, delay) = (self.rooms.metrics.clone(), self.rooms.flush_delay);
         match tokio::runtime::Handle::try_current() {
+            // The first pass starts here, at once: a spawned task would wait
+            // its turn in the run queue. Later passes run on tasks of their own.
+            Ok(_) if delay.is_zero() && self.inline => room.sweep_pass(&metrics),
             Ok(rt) => {
                 rt.spawn(async move {
                     if !delay.is_zero() {
                         tokio::time::sleep(delay).await;
                     }
-                    room.sweep(&metrics)
+                    room.sweep_pass(&metrics)
                 });
             }
-            Err(_) => room.sweep(&metrics),
+            // Outside a runtime (unit tests) frames wait for their owners.
+            Err(_) => {
+                room.sweep.store(IDLE, Ordering::SeqCst);
+                for member in room.snapshot().iter() {
+                    member.outbox.wake_deferred();
+                }
+            }
         }
     }
 }

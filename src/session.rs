@@ -237,6 +237,13 @@ impl Conn {
                 heard_since_ping = true;
                 match unit {
                     Inbound::Text(text) => {
+                        // A ping that came before this message is answered
+                        // before its echo, which fan-out may write at once.
+                        if self.out.is_empty() {
+                            if let Some(payload) = pong_owed.take() {
+                                self.send(frame::encode(Opcode::Pong, &payload));
+                            }
+                        }
                         // Boxed, like every rare await here: the future's size is
                         // what an idle connection costs, and it is the largest of
                         // its await states.

@@ -222,7 +222,7 @@ async fn push(shared: &Shared, tracks: &mut HashMap<Arc<str>, Track>, info: Push
                                 accepted_at: None,
                             },
                         )
-                        .flush();
+                        .flush_elsewhere();
                 }
                 None => tracing::warn!("malformed envelope on a room channel"),
             }
@@ -299,7 +299,8 @@ fn deliver(shared: &Shared, room: &str, seq: u64, json: &str, at: Option<Instant
         },
     );
     spans::fan_out_here(seq, fanout.recipients());
-    fanout.flush();
+    // One task receives every room: it only queues, sweeps write.
+    fanout.flush_elsewhere();
 }
 
 /// The local instant of a Unix-µs timestamp (clocks of one host agree).
