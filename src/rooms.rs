@@ -149,6 +149,10 @@ impl Room {
 /// than it saves.
 const SWEEP_SPLIT: usize = 64;
 
+/// Rooms up to this size have the first pass on the publisher's task; a
+/// bigger one would hold that task (and its worker thread) for too long.
+const INLINE_MAX: usize = 1024;
+
 fn parallelism() -> usize {
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -401,7 +405,9 @@ impl Drop for Fanout<'_> {
         match tokio::runtime::Handle::try_current() {
             // The first pass starts here, at once: a spawned task would wait
             // its turn in the run queue. Later passes run on tasks of their own.
-            Ok(_) if delay.is_zero() && self.inline => room.sweep_pass(&metrics),
+            Ok(_) if delay.is_zero() && self.inline && self.recipients <= INLINE_MAX => {
+                room.sweep_pass(&metrics)
+            }
             Ok(rt) => {
                 rt.spawn(async move {
                     if !delay.is_zero() {
