@@ -42,7 +42,7 @@ impl App {
     /// Builds the server state from validated settings.
     pub fn new(settings: Settings, sources: Sources) -> Result<Arc<App>, SettingsError> {
         let metrics = Arc::new(Metrics::new());
-        let rooms = Arc::new(Rooms::new(metrics.clone(), settings.session.flush_delay));
+        let rooms = Arc::new(Rooms::new(metrics.clone()));
         let broker = match settings.broker.kind {
             BrokerKind::Memory => Backend::Memory(MemoryBroker::new(
                 rooms.clone(),

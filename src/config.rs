@@ -140,10 +140,6 @@ pub struct SessionSettings {
     pub slow_consumer_drops: u32,
     #[serde(with = "duration")]
     pub close_timeout: Duration,
-    /// How long a room's frames wait before they are written, so that one
-    /// write carries several; 0 writes at once (batching only under load).
-    #[serde(with = "duration")]
-    pub flush_delay: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -372,9 +368,6 @@ impl Settings {
         if !(0.0..=1.0).contains(&self.telemetry.sample_ratio) {
             p.push("telemetry.sample_ratio: must be between 0.0 and 1.0".into());
         }
-        if self.session.flush_delay > std::time::Duration::from_millis(100) {
-            p.push("session.flush_delay: must be at most 100ms".into());
-        }
         if self.broker.presence_ttl < std::time::Duration::from_millis(300) {
             p.push("broker.presence_ttl: must be at least 300ms".into());
         }
@@ -569,11 +562,9 @@ mod tests {
             ("CHAT__AUTH__TOKENS", ""),
             ("CHAT__SERVER__TRUSTED_PROXIES", "10.0.0.0/33"),
             ("CHAT__AUTH__ALLOWED_ORIGINS", "localhost:8080"),
-            ("CHAT__SESSION__FLUSH_DELAY", "1s"),
         ]))
         .unwrap_err();
         let text = e.to_string();
-        assert!(text.contains("session.flush_delay"), "{text}");
         assert!(text.contains("auth.tokens"), "{text}");
         assert!(text.contains("server.trusted_proxies"), "{text}");
         assert!(text.contains("auth.allowed_origins"), "{text}");

@@ -48,7 +48,6 @@ pub async fn run(
         ip,
         slot,
     } = admission;
-    let mut conn = Conn::new(stream, tls, leftover, app.settings.limits.max_message_bytes);
     let member = Arc::new(Member {
         id: app.rooms.next_id(),
         name: name.into(),
@@ -59,12 +58,9 @@ pub async fn run(
             app.settings.session.slow_consumer_drops,
         ),
     });
-    if let Some(stream) = conn.io.plain() {
-        member.outbox.attach(stream);
-    }
-    conn.owner = Some(member.clone());
     app.metrics.accepted.inc();
     app.metrics.connections.inc();
+    let mut conn = Conn::new(stream, tls, leftover, app.settings.limits.max_message_bytes);
     {
         // Scoped so that it is not kept in the future across the awaits.
         let client_id = uuid::Uuid::new_v4().to_string();
@@ -81,7 +77,6 @@ pub async fn run(
     let outcome = conn.serve(&app, &member, &limiter, ip).await;
     app.metrics.closed(outcome);
     app.metrics.connections.dec();
-    member.outbox.detach();
     drop(conn);
 
     let last = app.rooms.leave(&member);
@@ -157,8 +152,6 @@ struct Conn {
     /// The outbox's previous buffer, swapped back in on the next drain.
     spare: VecDeque<Outgoing>,
     read_closed: bool,
-    /// The member whose outbox feeds this connection.
-    owner: Option<Arc<Member>>,
 }
 
 enum Read {
@@ -187,18 +180,10 @@ impl Conn {
             written: 0,
             spare: VecDeque::new(),
             read_closed: false,
-            owner: None,
         }
     }
 
     fn send(&mut self, frame: Bytes) {
-        // With nothing of ours in flight, fan-out may be writing directly:
-        // take the socket back first.
-        if self.out.is_empty() {
-            if let Some(owner) = &self.owner {
-                owner.outbox.hold();
-            }
-        }
         self.out.push_back(Outgoing {
             frame,
             accepted_at: None,
@@ -237,13 +222,6 @@ impl Conn {
                 heard_since_ping = true;
                 match unit {
                     Inbound::Text(text) => {
-                        // A ping that came before this message is answered
-                        // before its echo, which fan-out may write at once.
-                        if self.out.is_empty() {
-                            if let Some(payload) = pong_owed.take() {
-                                self.send(frame::encode(Opcode::Pong, &payload));
-                            }
-                        }
                         // Boxed, like every rare await here: the future's size is
                         // what an idle connection costs, and it is the largest of
                         // its await states.
@@ -307,9 +285,6 @@ impl Conn {
             // in the socket's and the outbox's own waker slots, so waiting
             // holds no futures and an idle connection stays small.
             let want_write = self.io.has_output(&self.out);
-            if !want_write {
-                member.outbox.idle();
-            }
             let (read_closed, stream) = (self.read_closed, &self.io.stream);
             let ev = std::future::poll_fn(|cx| {
                 let mut ev = Events {
@@ -504,9 +479,10 @@ impl Conn {
             metrics.delivered.inc_by(delivered);
         }
         if matches!(result, Ok(true)) {
-            // Steady traffic is written by the fan-out (see `outbox`), so
-            // these buffers serve bursts and own frames: an idle connection
-            // holds none of them.
+            // Most connections are idle most of the time: once everything is
+            // written, hold no buffer (the outbox gets the empty `spare` on
+            // the next drain). One allocation per drained batch is noise
+            // next to the write itself.
             self.out = VecDeque::new();
             self.spare = VecDeque::new();
         }
@@ -545,7 +521,7 @@ impl Conn {
         }
         self.io.close_notify();
         let _ = self.flush_all(app, limit).await;
-        self.io.shutdown();
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.io.stream).await;
         let deadline = tokio::time::Instant::now() + limit;
         while !self.read_closed {
             match tokio::time::timeout_at(deadline, self.io.stream.readable()).await {

@@ -3,7 +3,6 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read as _, Write as _};
-use std::sync::Arc;
 
 use rustls::ServerConnection;
 use tokio::net::TcpStream;
@@ -29,8 +28,7 @@ pub enum Received {
 
 /// A connection's socket.
 pub struct Transport {
-    /// Shared with the outbox, which writes to a plain socket directly.
-    pub stream: Arc<TcpStream>,
+    pub stream: TcpStream,
     tls: Option<Box<ServerConnection>>,
 }
 
@@ -54,10 +52,7 @@ impl io::Write for SocketWriter<'_> {
 impl Transport {
     /// Wraps a socket; with TLS, also returns plaintext rustls already holds.
     pub fn new(stream: TcpStream, tls: Option<Box<ServerConnection>>) -> (Transport, Vec<u8>) {
-        let mut t = Transport {
-            stream: Arc::new(stream),
-            tls,
-        };
+        let mut t = Transport { stream, tls };
         let mut early = Vec::new();
         if let Some(tls) = t.tls.as_mut() {
             let _ = tls.reader().read_to_end(&mut early);
@@ -95,16 +90,6 @@ impl Transport {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Received::Owned(plain),
             Err(_) => Received::Eof,
         }
-    }
-
-    /// The socket, if frames may be written to it as they are (not TLS).
-    pub fn plain(&self) -> Option<Arc<TcpStream>> {
-        self.tls.is_none().then(|| self.stream.clone())
-    }
-
-    /// Ends our side of the TCP stream (after any TLS close_notify is out).
-    pub fn shutdown(&self) {
-        let _ = socket2::SockRef::from(&*self.stream).shutdown(std::net::Shutdown::Write);
     }
 
     /// Whether bytes are waiting to go out (queued frames or TLS records).
@@ -155,9 +140,7 @@ fn advance(
     }
 }
 
-/// Writes queued frames to a plain socket until it would block; `written`
-/// is how much of the first frame is already out. Ok(true) when all are.
-pub(crate) fn write_plain(
+fn write_plain(
     stream: &TcpStream,
     out: &mut VecDeque<Outgoing>,
     written: &mut usize,

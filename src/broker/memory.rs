@@ -89,8 +89,8 @@ impl Broker for MemoryBroker {
     ) -> Result<u64, BrokerError> {
         let started = Instant::now();
         let mut message = new_message(room, from, text);
-        let entry = self.log(room);
-        let mut log = lock(&entry);
+        let log = self.log(room);
+        let mut log = lock(&log);
         log.seq += 1;
         message.seq = log.seq;
         let json: Arc<str> = serde_json::to_string(&message)
@@ -112,12 +112,8 @@ impl Broker for MemoryBroker {
             frame,
             accepted_at: Some(accepted_at),
         };
-        let fanout = self.rooms.deliver(room, delivery);
-        // The next message of the room may be numbered while this one is
-        // being written: every member's queue already has it in order.
-        drop(log);
-        crate::telemetry::spans::fan_out_here(message.seq, fanout.recipients());
-        fanout.flush();
+        let recipients = self.rooms.deliver(room, delivery);
+        crate::telemetry::spans::fan_out_here(message.seq, recipients);
         Ok(message.seq)
     }
 
@@ -146,16 +142,14 @@ impl Broker for MemoryBroker {
     ) -> Result<(), BrokerError> {
         for text in events {
             let frame = frame::text(&protocol::presence_event(&text, local_online as u64));
-            self.rooms
-                .deliver(
-                    room,
-                    Delivery {
-                        seq: None,
-                        frame,
-                        accepted_at: None,
-                    },
-                )
-                .flush();
+            self.rooms.deliver(
+                room,
+                Delivery {
+                    seq: None,
+                    frame,
+                    accepted_at: None,
+                },
+            );
         }
         Ok(())
     }

@@ -212,17 +212,14 @@ async fn push(shared: &Shared, tracks: &mut HashMap<Arc<str>, Track>, info: Push
                 }
                 Some(Envelope::Presence { online, text, .. }) => {
                     let frame = frame::text(&protocol::presence_event(text, online));
-                    shared
-                        .rooms
-                        .deliver(
-                            &room,
-                            Delivery {
-                                seq: None,
-                                frame,
-                                accepted_at: None,
-                            },
-                        )
-                        .flush_elsewhere();
+                    shared.rooms.deliver(
+                        &room,
+                        Delivery {
+                            seq: None,
+                            frame,
+                            accepted_at: None,
+                        },
+                    );
                 }
                 None => tracing::warn!("malformed envelope on a room channel"),
             }
@@ -290,7 +287,7 @@ async fn backfill(shared: &Shared, room: &Arc<str>, track: &mut Track) -> bool {
 }
 
 fn deliver(shared: &Shared, room: &str, seq: u64, json: &str, at: Option<Instant>) {
-    let fanout = shared.rooms.deliver(
+    let recipients = shared.rooms.deliver(
         room,
         Delivery {
             seq: Some(seq),
@@ -298,9 +295,7 @@ fn deliver(shared: &Shared, room: &str, seq: u64, json: &str, at: Option<Instant
             accepted_at: at,
         },
     );
-    spans::fan_out_here(seq, fanout.recipients());
-    // One task receives every room: it only queues, sweeps write.
-    fanout.flush_elsewhere();
+    spans::fan_out_here(seq, recipients);
 }
 
 /// The local instant of a Unix-µs timestamp (clocks of one host agree).
