@@ -149,7 +149,7 @@ struct Conn {
     /// Frames being written; the first may be partly written.
     out: VecDeque<Outgoing>,
     written: usize,
-    /// The outbox's previous buffer, swapped back in on the next drain.
+    /// Empty between drains: given to the outbox in exchange for its queue.
     spare: VecDeque<Outgoing>,
     read_closed: bool,
 }
@@ -260,12 +260,12 @@ impl Conn {
                 }
             }
             let close = if self.out.is_empty() {
-                std::mem::swap(&mut self.out, &mut self.spare);
-                let close = member.outbox.drain_into(&mut self.out);
-                std::mem::swap(&mut self.out, &mut self.spare);
+                // Buffers rotate, frames are never copied: the outbox gets
+                // `spare` (empty), `out` gets the frames.
+                let close = member.outbox.drain_into(&mut self.spare);
                 if !self.spare.is_empty() {
                     app.metrics.queue_depth.observe(self.spare.len() as f64);
-                    self.out.append(&mut self.spare);
+                    std::mem::swap(&mut self.out, &mut self.spare);
                 }
                 close
             } else {
@@ -480,9 +480,8 @@ impl Conn {
         }
         if matches!(result, Ok(true)) {
             // Most connections are idle most of the time: once everything is
-            // written, hold no buffer (the outbox gets the empty `spare` on
-            // the next drain). One allocation per drained batch is noise
-            // next to the write itself.
+            // written, hold no buffer. One allocation per drained batch (the
+            // outbox's, on its next push) is noise next to the write itself.
             self.out = VecDeque::new();
             self.spare = VecDeque::new();
         }

@@ -283,43 +283,41 @@ async fn the_page_and_health_answer_with_security_headers() {
 /// arriving: every member still gets every message once, in `seq` order.
 #[tokio::test]
 async fn overlapping_fan_outs_deliver_every_message_once_in_order() {
-    {
-        let s = TestServer::start(&[
-            ("CHAT__LIMITS__MESSAGE_BURST", "100"),
-            ("CHAT__LIMITS__IP_MESSAGE_BURST", "1000"),
-        ])
-        .await;
-        let (publishers, each, listeners) = (6usize, 15usize, 20usize);
-        let mut members = Vec::new();
-        for i in 0..listeners + publishers {
-            members.push(s.join(&format!("name=m{i}&room=busy")).await.0);
-        }
-        let senders = members.split_off(listeners);
-        let sending: Vec<_> = senders
-            .into_iter()
-            .enumerate()
-            .map(|(p, mut c)| {
-                tokio::spawn(async move {
-                    for n in 0..each {
-                        c.say(&format!("p{p} n{n}")).await;
-                    }
-                    c
-                })
-            })
-            .collect();
-        let total = (publishers * each) as u64;
-        for (i, m) in members.iter_mut().enumerate() {
-            let mut last = 0;
-            while last < total {
-                let msg = m.next_message().await;
-                let seq = msg["seq"].as_u64().expect("seq");
-                assert_eq!(seq, last + 1, "member {i}");
-                last = seq;
-            }
-        }
-        for task in sending {
-            task.await.expect("publisher");
-        }
-        s.stop().await;
+    let s = TestServer::start(&[
+        ("CHAT__LIMITS__MESSAGE_BURST", "100"),
+        ("CHAT__LIMITS__IP_MESSAGE_BURST", "1000"),
+    ])
+    .await;
+    let (publishers, each, listeners) = (6usize, 15usize, 20usize);
+    let mut members = Vec::new();
+    for i in 0..listeners + publishers {
+        members.push(s.join(&format!("name=m{i}&room=busy")).await.0);
     }
+    let senders = members.split_off(listeners);
+    let sending: Vec<_> = senders
+        .into_iter()
+        .enumerate()
+        .map(|(p, mut c)| {
+            tokio::spawn(async move {
+                for n in 0..each {
+                    c.say(&format!("p{p} n{n}")).await;
+                }
+                c
+            })
+        })
+        .collect();
+    let total = (publishers * each) as u64;
+    for (i, m) in members.iter_mut().enumerate() {
+        let mut last = 0;
+        while last < total {
+            let msg = m.next_message().await;
+            let seq = msg["seq"].as_u64().expect("seq");
+            assert_eq!(seq, last + 1, "member {i}");
+            last = seq;
+        }
+    }
+    for task in sending {
+        task.await.expect("publisher");
+    }
+    s.stop().await;
 }
