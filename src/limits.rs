@@ -129,10 +129,12 @@ impl Limits {
 
     /// A fresh per-connection message limiter.
     pub fn connection_limiter(&self) -> DefaultDirectRateLimiter {
-        RateLimiter::direct(quota(
-            self.settings.message_burst,
-            self.settings.message_refill,
-        ))
+        // A clone of the shared clock: `RateLimiter::direct` builds a new
+        // quanta clock, whose CPU probing was 15 % of a connect storm's CPU.
+        RateLimiter::direct_with_clock(
+            quota(self.settings.message_burst, self.settings.message_refill),
+            self.clock.clone(),
+        )
     }
 
     /// Forgets IPs whose limiters are back to full, and frees the space.

@@ -194,10 +194,12 @@ async fn idle(shared: Arc<Shared>) -> Result<Value, String> {
         })
         .collect();
     let rss_before = pid.and_then(|p| rss_kib(Some(p)));
+    let connect_from = CpuMark::now(pid);
     let t0 = Instant::now();
     let tasks = spawn_all(&shared, roles);
     let all_joined = wait_joined(&shared, n as u64, t0 + a.timeout).await;
     let connect_s = secs(t0.elapsed());
+    let connect_cpu = CpuMark::now(pid).since(&connect_from);
     // Let presence fan-out and allocator caches settle before measuring.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_after = pid.and_then(|p| rss_kib(Some(p)));
@@ -219,6 +221,9 @@ async fn idle(shared: Arc<Shared>) -> Result<Value, String> {
         json!({
             "rooms": a.rooms, "connections": n, "all_joined": all_joined,
             "connect_s": connect_s,
+            // Who used the cores while connecting: both share the same two.
+            "connect_server_cpu_s": connect_cpu.server.map(|s| round(s, 2)),
+            "connect_loadgen_cpu_s": connect_cpu.own.map(|s| round(s, 2)),
             "still_open_after_hold": still_open, "hold_s": secs(a.duration),
             "server_rss_before_kib": rss_before, "server_rss_after_kib": rss_after,
             "server_rss_per_conn_kib": per_conn,
