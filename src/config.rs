@@ -148,6 +148,10 @@ pub struct RoomSettings {
     pub history: usize,
     #[serde(with = "duration")]
     pub presence_interval: Duration,
+    /// The widest gap between a room's presence events while joins and
+    /// leaves keep coming (the gap doubles per coalesced event).
+    #[serde(with = "duration")]
+    pub presence_max_interval: Duration,
 }
 
 /// Which broker carries messages between sessions.
@@ -368,6 +372,9 @@ impl Settings {
         if !(0.0..=1.0).contains(&self.telemetry.sample_ratio) {
             p.push("telemetry.sample_ratio: must be between 0.0 and 1.0".into());
         }
+        if self.rooms.presence_max_interval < self.rooms.presence_interval {
+            p.push("rooms.presence_max_interval: must be at least rooms.presence_interval".into());
+        }
         if self.broker.presence_ttl < std::time::Duration::from_millis(300) {
             p.push("broker.presence_ttl: must be at least 300ms".into());
         }
@@ -562,12 +569,14 @@ mod tests {
             ("CHAT__AUTH__TOKENS", ""),
             ("CHAT__SERVER__TRUSTED_PROXIES", "10.0.0.0/33"),
             ("CHAT__AUTH__ALLOWED_ORIGINS", "localhost:8080"),
+            ("CHAT__ROOMS__PRESENCE_INTERVAL", "2s"),
         ]))
         .unwrap_err();
         let text = e.to_string();
         assert!(text.contains("auth.tokens"), "{text}");
         assert!(text.contains("server.trusted_proxies"), "{text}");
         assert!(text.contains("auth.allowed_origins"), "{text}");
+        assert!(text.contains("rooms.presence_max_interval"), "{text}");
     }
 
     #[test]
