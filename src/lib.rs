@@ -2,7 +2,7 @@
 //! `http` (accept) → `gate` (upgrade decision) → `session` (one connection)
 //! → `broker` (seq, history, replicas) → `rooms` (fan-out) → `outbox` (each
 //! connection's queue). `main.rs` only parses arguments and wires signals.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod app;
 pub mod auth;
@@ -11,6 +11,7 @@ pub mod close;
 pub mod config;
 pub mod frame;
 pub mod gate;
+pub mod heap;
 pub mod http;
 pub mod inbound;
 pub mod limits;
@@ -65,6 +66,7 @@ pub async fn run(
     tokio::spawn(http::serve(admin, app.clone(), http::Listener::Admin));
     tokio::spawn(reload::watch(app.clone(), control.reload.clone()));
     tokio::spawn(prune(app.clone()));
+    tokio::spawn(heap::trim_after_churn(app.clone()));
     control.shutdown.cancelled().await;
     shutdown::drain(&app).await;
     app.stopped.cancel();
