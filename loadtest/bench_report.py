@@ -49,6 +49,8 @@ ROWS = {
     "idle": [
         ("connected", lambda r: _get(r, "connected"), 0),
         ("time to connect and join all (s)", lambda r: _get(r, "connect_s"), 2),
+        ("server CPU while connecting (s)", lambda r: _get(r, "connect_server_cpu_s"), 2),
+        ("load generator CPU while connecting (s)", lambda r: _get(r, "connect_loadgen_cpu_s"), 2),
         ("server RSS before (MiB)", lambda r: _mib(_get(r, "server_rss_before_kib")), 1),
         ("server RSS with all connected (MiB)", lambda r: _mib(_get(r, "server_rss_after_kib")), 1),
         ("RSS per idle connection (KiB)", lambda r: _get(r, "server_rss_per_conn_kib"), 2),
