@@ -104,7 +104,7 @@ impl PresenceState {
     /// Takes the gathered events when their scheduled time has come: changes
     /// arrived within the gap, so the next gap is twice as long (up to the max).
     pub fn flush_coalesced(&mut self, now: Instant, pacing: Pacing) -> Vec<String> {
-        self.gap = (self.gap.max(pacing.base) * 2)
+        self.gap = (self.gap.max(pacing.base).saturating_mul(2))
             .min(pacing.max)
             .max(pacing.base);
         self.flush(now)
