@@ -10,7 +10,10 @@ Environment: BENCH_QUICK=1 (small numbers, for a smoke run), BENCH_DURATION
 BENCH_SERVERS (comma list, default ws-chat,reference,floor; "baseline" is an
 earlier ws-chat build, run like ws-chat from the binary named by
 BENCH_BASELINE), BENCH_ONLY (comma list of scenario ids), BENCH_OUT (output
-path without extension).
+path without extension), BENCH_PROFILE=1 (record each server with `perf`
+during the measured fan-out window and report how much of its CPU is the
+kernel's TCP send path: the part no server that writes once per delivery
+can avoid).
 Standard library only.
 """
 from __future__ import annotations
@@ -24,6 +27,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -47,6 +51,7 @@ def env_num(name: str, default: float) -> float:
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 DURATION = env_num("BENCH_DURATION", 5 if QUICK else 20)
 WARMUP = env_num("BENCH_WARMUP", 2 if QUICK else 5)
+PROFILE = os.environ.get("BENCH_PROFILE", "") not in ("", "0")
 
 
 def scenarios() -> list[dict]:
@@ -184,10 +189,71 @@ class Server:
         self.log.close()
 
 
-# ws-chat's own counters that explain lost deliveries; read after the run.
+# ws-chat's own counters that explain lost deliveries, and the queue depth
+# per drain (frames per write); read after the run.
 COUNTERS = ("wschat_drops_total", "wschat_slow_consumer_closes_total",
             "wschat_messages_delivered_total", "wschat_rate_limited_total",
-            "wschat_upgrade_rejections_total")
+            "wschat_upgrade_rejections_total", "wschat_outbound_queue_depth_sum",
+            "wschat_outbound_queue_depth_count")
+
+
+class Profiler:
+    """`perf record` of one server over the measured part of a fan-out run.
+
+    Starts after the warm-up (plus time to connect) and stops before the
+    end, so only steady publishing is sampled."""
+
+    def __init__(self, pid: int):
+        self.data = Path(tempfile.mkstemp(prefix="perf-", suffix=".data")[1])
+        self.proc: subprocess.Popen | None = None
+        seconds = max(DURATION - 4, 2)
+        # System-wide (-a), filtered to the server when reporting: with -p,
+        # perf spins on poll() once a thread it follows exits (tokio's
+        # blocking threads do), taking a core from the server it measures.
+        # No build-id collection (-B -N), which would read the binaries at
+        # the end, while the server is still being measured.
+        cmd = ["perf", "record", "-q", "-a", "-B", "-N", "-F", "999", "-e", "cpu-clock", "-g",
+               "-o", str(self.data), "--", "sleep", f"{seconds:g}"]
+        self.pid = pid
+        self.timer = threading.Timer(WARMUP + 2, self._start, args=(cmd,))
+        self.timer.start()
+
+    def _start(self, cmd: list[str]) -> None:
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def finish(self) -> dict:
+        self.timer.cancel()
+        try:
+            if self.proc is None:
+                return {"error": "perf did not start (the run ended first)"}
+            if self.proc.wait(timeout=60) != 0:
+                return {"error": f"perf record exited {self.proc.returncode}"}
+            return perf_shares(self.data, self.pid)
+        finally:
+            self.data.unlink(missing_ok=True)
+
+
+def perf_shares(data: Path, pid: int) -> dict:
+    """Shares of the server's samples: in the kernel, and under `tcp_sendmsg`
+    (the TCP send, the loopback and the peer's receive and wake-up, all of
+    which the kernel charges to the writer)."""
+    def report(*args: str) -> list[list[str]]:
+        done = subprocess.run(["perf", "report", "-i", str(data), "--pid", str(pid), "--stdio", "--percentage", "relative",
+                               "-g", "none", *args],
+                              capture_output=True, text=True, timeout=300)
+        return [line.split() for line in done.stdout.splitlines() if "%" in line and not line.startswith("#")]
+
+    def pct(cell: str) -> float:
+        return round(float(cell.rstrip("%")) / 100, 4)
+
+    # Kernel symbols' own samples ("[k]"): with -a the dso column does not
+    # name the kernel reliably.
+    own = [cols for cols in report("--no-children", "--sort", "sym") if len(cols) >= 3]
+    shares = {"kernel_share": round(sum(pct(c[0]) for c in own if c[1] == "[k]"), 4)}
+    for cols in report("--children", "--sort", "sym"):
+        if len(cols) == 4 and cols[2] == "[k]" and cols[3] == "tcp_sendmsg":
+            shares["tcp_send_share"] = pct(cols[0])
+    return shares if "tcp_send_share" in shares else {"error": "no tcp_sendmsg samples"}
 
 
 def server_counters(url: str) -> dict:
@@ -217,9 +283,11 @@ def run_one(scenario: dict, name: str, log_dir: Path) -> dict:
     cmd = [str(RELEASE / "loadgen"), "--mode", scenario["mode"], "--url", server.url,
            "--origin", server.origin, "--token", TOKEN, "--label", name,
            "--server-pid", str(server.proc.pid), "--json", str(out), *scenario["args"]]
+    profiler = Profiler(server.proc.pid) if PROFILE and scenario["mode"] == "fanout" else None
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=scenario["budget"],
                               preexec_fn=raise_nofile)
+        profile = profiler.finish() if profiler else None
         (log_dir / f"loadgen-{scenario['id']}-{name}.txt").write_text(done.stdout + done.stderr)
         alive = server.proc.poll() is None
         counters = server_counters(server.metrics_url) if alive and server.metrics_url else {}
@@ -230,10 +298,14 @@ def run_one(scenario: dict, name: str, log_dir: Path) -> dict:
             report["server_died"] = True
         if counters:
             report["server_counters"] = counters
+        if profile is not None:
+            report["profile"] = profile
         return report
     except subprocess.TimeoutExpired:
         return {"error": f"loadgen did not finish within {scenario['budget']} s"}
     finally:
+        if profiler:
+            profiler.timer.cancel()
         server.stop()
         out.unlink(missing_ok=True)
 
@@ -266,6 +338,8 @@ def main() -> int:
         missing.append("target/reference (run scripts/install-deps.sh)")
     if "baseline" in servers and not Path(os.environ.get("BENCH_BASELINE", "/nonexistent")).exists():
         missing.append("BENCH_BASELINE (an earlier ws-chat binary)")
+    if PROFILE and subprocess.run(["sh", "-c", "command -v perf"], capture_output=True).returncode:
+        missing.append("perf (Debian's linux-perf), for BENCH_PROFILE")
     if missing:
         print("missing: " + ", ".join(missing) + "\nrun: make bench (it builds them)", file=sys.stderr)
         return 1
@@ -275,7 +349,8 @@ def main() -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
     knobs = [f"{k}={os.environ[k]}" for k in ("BENCH_QUICK", "BENCH_DURATION", "BENCH_WARMUP",
-                                               "BENCH_SERVERS", "BENCH_ONLY", "BENCH_BASELINE")
+                                               "BENCH_SERVERS", "BENCH_ONLY", "BENCH_BASELINE",
+                                               "BENCH_PROFILE")
              if os.environ.get(k)]
     command = " ".join([*knobs, "make bench"])
     results = {"date": today, "quick": QUICK, "command": command, "machine": machine(),

@@ -45,6 +45,12 @@ ROWS = {
         ("closed early / failed connects", lambda r: _pair(r, "closed_early", "connect_failed"), 0),
         ("load generator CPU (cores)", lambda r: _get(r, "loadgen_cpu_cores"), 3),
         ("other processes' CPU (cores)", lambda r: _get(r, "other_cpu_cores"), 3),
+        # Shown only when there is a value: ws-chat's metrics, BENCH_PROFILE=1.
+        ("frames per write (queue depth per drain, whole run)", lambda r: _frames_per_write(r), 3),
+        ("perf: share of server CPU in the kernel (%)", lambda r: _pct(r, "profile.kernel_share"), 1),
+        ("perf: share in TCP send, incl. the peer's receive (%)",
+         lambda r: _pct(r, "profile.tcp_send_share"), 1),
+        ("perf: TCP send µs per delivery", lambda r: _tcp_send_us(r), 3),
     ],
     "idle": [
         ("connected", lambda r: _get(r, "connected"), 0),
@@ -80,6 +86,23 @@ def _unless(report: dict, flag: str, key: str):
     return value
 
 
+def _frames_per_write(report: dict):
+    counters = report.get("server_counters") or {}
+    frames = counters.get("wschat_outbound_queue_depth_sum")
+    drains = counters.get("wschat_outbound_queue_depth_count")
+    return frames / drains if frames and drains else None
+
+
+def _pct(report: dict, path: str):
+    value = _get(report, path)
+    return None if value is None else value * 100
+
+
+def _tcp_send_us(report: dict):
+    share, per = _get(report, "profile.tcp_send_share"), _get(report, "server_cpu_us_per_delivery")
+    return share * per if share is not None and per is not None else None
+
+
 def _pair(report: dict, a: str, b: str):
     x, y = _get(report, a), _get(report, b)
     return None if x is None and y is None else f"{x or 0:,} / {y or 0:,}"
@@ -103,6 +126,8 @@ def scenario_table(entry: dict, servers: list[str]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, get, digits in rows:
         values = {s: (None if "error" in results.get(s, {}) else get(results.get(s, {}))) for s in servers}
+        if label.startswith(("perf:", "frames per write")) and all(v is None for v in values.values()):
+            continue
         cells = [label] + [v if isinstance(v, str) else _fmt(v, digits) for v in values.values()]
         cells += [_ratio(values[a], values[b]) for a, b in ratios]
         lines.append("| " + " | ".join(cells) + " |")
@@ -119,10 +144,19 @@ def scenario_table(entry: dict, servers: list[str]) -> str:
         if counters:
             shown = ", ".join(f"`{k}` {v:,.0f}" for k, v in counters.items())
             notes.append(f"- **{s}** counters after the run: {shown}")
+        if _get(r, "profile.error"):
+            notes.append(f"- **{s}**: profile failed: {r['profile']['error']}")
         failures = r.get("failures") or {}
         if failures:
             top = ", ".join(f"{k} ×{v}" for k, v in sorted(failures.items(), key=lambda kv: -kv[1])[:4])
             notes.append(f"- **{s}** failures: {top}")
+    floor_total = _get(results.get("floor", {}), "server_cpu_us_per_delivery")
+    for s in servers:
+        send = _tcp_send_us(results.get(s, {}))
+        if s != "floor" and send is not None and floor_total:
+            notes.append(f"- **{s}**: its TCP sends alone are {send / floor_total:.2f}× the floor's "
+                         "whole CPU per delivery: the least any server writing once per delivery "
+                         "would use here, before any work of its own")
     return "\n".join(lines) + ("\n\n" + "\n".join(notes) if notes else "")
 
 
