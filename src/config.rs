@@ -127,6 +127,9 @@ pub struct LimitSettings {
     pub ip_message_burst: u32,
     #[serde(with = "duration")]
     pub ip_message_refill: Duration,
+    pub ip_auth_failure_burst: u32,
+    #[serde(with = "duration")]
+    pub ip_auth_failure_refill: Duration,
     pub max_text_chars: usize,
     pub max_message_bytes: usize,
 }
@@ -328,6 +331,10 @@ impl Settings {
                 "limits.ip_message_burst",
                 self.limits.ip_message_burst as u64,
             ),
+            (
+                "limits.ip_auth_failure_burst",
+                self.limits.ip_auth_failure_burst as u64,
+            ),
             ("limits.max_text_chars", self.limits.max_text_chars as u64),
             ("session.outbound_queue", self.session.outbound_queue as u64),
             (
@@ -352,6 +359,10 @@ impl Settings {
             ("limits.ip_connect_refill", self.limits.ip_connect_refill),
             ("limits.message_refill", self.limits.message_refill),
             ("limits.ip_message_refill", self.limits.ip_message_refill),
+            (
+                "limits.ip_auth_failure_refill",
+                self.limits.ip_auth_failure_refill,
+            ),
             (
                 "session.heartbeat_interval",
                 self.session.heartbeat_interval,

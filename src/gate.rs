@@ -1,6 +1,7 @@
 //! The upgrade decision: every check that runs before a request may become a
-//! WebSocket. Order: path → draining → valid upgrade → Origin → token →
-//! per-IP limits → global capacity. A refused request never upgrades.
+//! WebSocket. Order: path → draining → valid upgrade → Origin → token (unless
+//! the IP is locked out for failed token checks) → per-IP limits → global
+//! capacity. A refused request never upgrades.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -107,10 +108,22 @@ pub fn check<B>(app: &App, req: &Request<B>, peer: SocketAddr) -> Result<Admissi
         ));
     }
 
+    // Guessing is bounded per address: a locked-out IP's token is not
+    // looked at, so its answer says nothing about the token either.
+    let ip = client_ip(app, headers, peer.ip());
+    if let Some(retry_after) = app.limits.auth_locked_out(ip) {
+        return Err(Rejection {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            reason: RejectReason::AuthFailures,
+            retry_after: Some(retry_after),
+            message: "too many failed token checks from your address; try again later",
+        });
+    }
     let query = Query::parse(req.uri().query().unwrap_or(""));
     let room = clean_room(query.room.as_deref());
     let token = query.token.clone().or_else(|| bearer(headers));
     let unauthorized = || {
+        app.limits.auth_failed(ip);
         reject(
             StatusCode::UNAUTHORIZED,
             RejectReason::Token,
@@ -126,7 +139,6 @@ pub fn check<B>(app: &App, req: &Request<B>, peer: SocketAddr) -> Result<Admissi
         _ => return Err(unauthorized()),
     }
 
-    let ip = client_ip(app, headers, peer.ip());
     let slot = app.limits.admit(ip).map_err(|refusal| match refusal {
         LimitRefusal::IpRate { retry_after } => Rejection {
             status: StatusCode::TOO_MANY_REQUESTS,

@@ -5,12 +5,16 @@
 //! to `burst + window / refill` events pass in a window (40 in 10 s with the
 //! defaults). Keyed limiters are pruned periodically so that the map of IPs
 //! does not grow without bound.
+//!
+//! Failed token checks have their own per-IP budget. Once it is spent the IP
+//! is locked out until one more attempt refills: its upgrades are refused
+//! before their token is looked at, so guessing is bounded per address.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::state::keyed::DefaultKeyedStateStore;
@@ -39,6 +43,9 @@ pub struct Limits {
     ip_open: Arc<Mutex<HashMap<IpAddr, u32>>>,
     ip_connects: KeyedLimiter,
     ip_messages: KeyedLimiter,
+    ip_auth_failures: KeyedLimiter,
+    /// IPs whose failure budget is spent, and until when.
+    ip_locked_out: Mutex<HashMap<IpAddr, Instant>>,
     clock: DefaultClock,
 }
 
@@ -89,6 +96,11 @@ impl Limits {
                 settings.ip_message_burst,
                 settings.ip_message_refill,
             )),
+            ip_auth_failures: RateLimiter::keyed(quota(
+                settings.ip_auth_failure_burst,
+                settings.ip_auth_failure_refill,
+            )),
+            ip_locked_out: Mutex::default(),
             clock: DefaultClock::default(),
         }
     }
@@ -122,6 +134,28 @@ impl Limits {
         })
     }
 
+    /// Whether `ip` is locked out for failed token checks: the seconds to
+    /// wait (at least 1), or `None` when its token may be checked.
+    pub fn auth_locked_out(&self, ip: IpAddr) -> Option<u64> {
+        let mut locked = lock(&self.ip_locked_out);
+        let until = *locked.get(&ip)?;
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            locked.remove(&ip);
+            return None;
+        }
+        Some(left.as_secs_f64().ceil().max(1.0) as u64)
+    }
+
+    /// Counts a failed token check from `ip`; once its budget is spent the
+    /// IP is locked out until the next attempt refills.
+    pub fn auth_failed(&self, ip: IpAddr) {
+        if let Err(not_until) = self.ip_auth_failures.check_key(&ip) {
+            let wait = not_until.wait_time_from(self.clock.now());
+            lock(&self.ip_locked_out).insert(ip, Instant::now() + wait);
+        }
+    }
+
     /// Counts one message against its IP's budget; false when over it.
     pub fn ip_message(&self, ip: IpAddr) -> bool {
         self.ip_messages.check_key(&ip).is_ok()
@@ -139,15 +173,22 @@ impl Limits {
 
     /// Forgets IPs whose limiters are back to full, and frees the space.
     pub fn prune(&self) {
-        for limiter in [&self.ip_connects, &self.ip_messages] {
+        for limiter in [&self.ip_connects, &self.ip_messages, &self.ip_auth_failures] {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
+        let now = Instant::now();
+        let mut locked = lock(&self.ip_locked_out);
+        locked.retain(|_, until| *until > now);
+        locked.shrink_to_fit();
     }
 
-    /// Keys held by the keyed limiters (for tests of pruning).
+    /// Keys held by the keyed limiters and the lock-out list (for tests of pruning).
     pub fn tracked_ips(&self) -> usize {
-        self.ip_connects.len() + self.ip_messages.len()
+        self.ip_connects.len()
+            + self.ip_messages.len()
+            + self.ip_auth_failures.len()
+            + lock(&self.ip_locked_out).len()
     }
 }
 
@@ -166,6 +207,8 @@ mod tests {
             message_refill: Duration::from_millis(500),
             ip_message_burst: 5,
             ip_message_refill: Duration::from_secs(60),
+            ip_auth_failure_burst: 3,
+            ip_auth_failure_refill: Duration::from_secs(60),
             max_text_chars: 500,
             max_message_bytes: 2048,
         }
@@ -208,6 +251,49 @@ mod tests {
         let limiter = limits.connection_limiter();
         let passed = (0..25).filter(|_| limiter.check().is_ok()).count();
         assert_eq!(passed, 20);
+    }
+
+    #[test]
+    fn spent_auth_failure_budget_locks_out_that_ip_only() {
+        let limits = Limits::new(&settings());
+        let (a, b) = (
+            IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)),
+            IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)),
+        );
+        for _ in 0..3 {
+            assert_eq!(limits.auth_locked_out(a), None);
+            limits.auth_failed(a);
+        }
+        assert_eq!(
+            limits.auth_locked_out(a),
+            None,
+            "the burst is three failures"
+        );
+        limits.auth_failed(a);
+        let wait = limits.auth_locked_out(a).expect("locked out");
+        assert!((59..=60).contains(&wait), "{wait}");
+        assert_eq!(limits.auth_locked_out(b), None);
+        limits.prune(); // still locked: kept
+        assert!(limits.auth_locked_out(a).is_some());
+    }
+
+    #[test]
+    fn a_lock_out_ends_when_one_attempt_refills() {
+        let mut s = settings();
+        s.ip_auth_failure_burst = 1;
+        s.ip_auth_failure_refill = Duration::from_millis(50);
+        let limits = Limits::new(&s);
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        limits.auth_failed(ip);
+        limits.auth_failed(ip);
+        assert_eq!(
+            limits.auth_locked_out(ip),
+            Some(1),
+            "rounded up to a second"
+        );
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(limits.auth_locked_out(ip), None);
+        limits.prune();
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub enum RejectReason {
     BadRequest,
     Origin,
     Token,
+    /// Too many failed token checks from this IP: the token was not checked.
+    AuthFailures,
     IpRate,
     IpCap,
     Capacity,
@@ -35,11 +37,12 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
-    const ALL: [RejectReason; 8] = [
+    const ALL: [RejectReason; 9] = [
         RejectReason::NotFound,
         RejectReason::BadRequest,
         RejectReason::Origin,
         RejectReason::Token,
+        RejectReason::AuthFailures,
         RejectReason::IpRate,
         RejectReason::IpCap,
         RejectReason::Capacity,
@@ -53,6 +56,7 @@ impl RejectReason {
             RejectReason::BadRequest => "bad_request",
             RejectReason::Origin => "origin",
             RejectReason::Token => "token",
+            RejectReason::AuthFailures => "auth_failures",
             RejectReason::IpRate => "ip_rate",
             RejectReason::IpCap => "ip_cap",
             RejectReason::Capacity => "capacity",

@@ -76,9 +76,15 @@ async fn tcp_from(from: Ipv4Addr, addr: SocketAddr) -> TcpStream {
     socket.connect(addr).await.expect("connect")
 }
 
+/// An upgrade request with the test token, unless `query` brings its own.
 fn upgrade_request(query: &str) -> String {
+    let token = if query.starts_with("token=") {
+        String::new()
+    } else {
+        format!("token={TOKEN}&")
+    };
     format!(
-        "GET /chat?token={TOKEN}&{query} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+        "GET /chat?{token}{query} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
          Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
          Sec-WebSocket-Version: 13\r\nOrigin: {ORIGIN}\r\n\r\n"
     )
@@ -107,6 +113,15 @@ fn status_of(head: &str) -> u16 {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
+}
+
+/// The Retry-After seconds of a response head, if it has a valid one.
+fn retry_after_of(head: &str) -> Option<u64> {
+    head.lines().find_map(|l| {
+        l.to_ascii_lowercase()
+            .strip_prefix("retry-after:")
+            .and_then(|v| v.trim().parse().ok())
+    })
 }
 
 /// Waits until the peer closes `s` (EOF or reset), discarding what it sends.
@@ -210,12 +225,7 @@ async fn one_ip_opening_connections_as_fast_as_it_can_gets_429_with_retry_after_
             let (head, stream) = upgrade_from(attacker, addr, "room=flood").await;
             let status = status_of(&head);
             if status == 429 {
-                let value = head.lines().find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("retry-after:")
-                        .map(|v| v.trim().to_string())
-                });
-                retry_after.push(value);
+                retry_after.push(retry_after_of(&head));
             }
             if status == 101 {
                 open.push(stream);
@@ -236,10 +246,7 @@ async fn one_ip_opening_connections_as_fast_as_it_can_gets_429_with_retry_after_
     );
     assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 55);
     for value in &retry_after {
-        let secs: u64 = value
-            .as_deref()
-            .and_then(|v| v.parse().ok())
-            .expect("Retry-After");
+        let secs = value.expect("Retry-After");
         assert!((1..=5).contains(&secs), "Retry-After {secs}");
     }
     assert_eq!(other, 101, "127.0.0.3 still connects");
@@ -253,6 +260,64 @@ async fn one_ip_opening_connections_as_fast_as_it_can_gets_429_with_retry_after_
             .await
             >= 1.0
     );
+}
+
+/// Online token guessing: after its failure budget an address gets 429
+/// without its token being looked at (the right token too), other addresses
+/// are unaffected, and the lock-out ends when one attempt refills.
+#[tokio::test]
+async fn guessing_tokens_from_one_ip_is_locked_out_with_429_while_other_ips_connect() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let s = TestServer::start(&[
+        ("CHAT__LIMITS__IP_AUTH_FAILURE_BURST", "5"),
+        ("CHAT__LIMITS__IP_AUTH_FAILURE_REFILL", "2s"),
+    ])
+    .await;
+    let (mut good, _) = s.join("room=guess&name=good").await;
+    let addr = s.addr;
+    let attacker = Ipv4Addr::new(127, 0, 0, 2);
+    let (outcome, _) = chat_during(&mut good, async move {
+        let mut answers = Vec::new();
+        for i in 0..30 {
+            let (head, _) =
+                upgrade_from(attacker, addr, &format!("token=guess-{i}&room=guess")).await;
+            answers.push((status_of(&head), retry_after_of(&head)));
+        }
+        let (real, _) = upgrade_from(attacker, addr, "room=guess&name=real").await;
+        let (other, _keep) = upgrade_from(Ipv4Addr::new(127, 0, 0, 3), addr, "room=guess").await;
+        (answers, status_of(&real), status_of(&other))
+    })
+    .await;
+    let (answers, real, other) = outcome;
+    let statuses: Vec<u16> = answers.iter().map(|a| a.0).collect();
+    // Five failures fill the budget; the sixth is checked and locks the address.
+    assert_eq!(statuses[..6], [401; 6], "{statuses:?}");
+    assert!(
+        statuses[6..].iter().all(|s| *s == 429),
+        "locked out after the budget: {statuses:?}"
+    );
+    for (status, retry_after) in &answers {
+        if *status == 429 {
+            assert!(
+                matches!(retry_after, Some(1..=2)),
+                "Retry-After {retry_after:?}"
+            );
+        }
+    }
+    assert_eq!(
+        real, 429,
+        "the right token is not looked at while locked out"
+    );
+    assert_eq!(other, 101, "127.0.0.3 is not affected");
+    assert!(
+        s.metric("wschat_upgrade_rejections_total{reason=\"auth_failures\"}")
+            .await
+            >= 25.0
+    );
+    // Once one attempt has refilled, the address is heard again.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (head, _keep) = upgrade_from(attacker, addr, "room=guess&name=real").await;
+    assert_eq!(status_of(&head), 101, "{head}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

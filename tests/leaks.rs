@@ -159,6 +159,8 @@ async fn no_token_real_or_near_miss_appears_in_logs_metrics_or_replies() {
             ("CHAT_TOKEN", SECRET),
             ("RUST_LOG", "debug"),
             ("CHAT__LIMITS__IP_CONNECT_BURST", "1000"),
+            // 21 near misses, then the real token from the same address.
+            ("CHAT__LIMITS__IP_AUTH_FAILURE_BURST", "1000"),
         ],
         &[],
     );

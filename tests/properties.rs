@@ -183,6 +183,7 @@ fn the_gate_answers_arbitrary_queries_and_origins_with_a_known_status() {
     let server = rt.block_on(common::TestServer::start(&[
         ("CHAT__LIMITS__IP_CONNECT_BURST", "100000"),
         ("CHAT__LIMITS__IP_MAX_CONNECTIONS", "100000"),
+        ("CHAT__LIMITS__IP_AUTH_FAILURE_BURST", "100000"),
     ]));
     let addr = server.addr;
     let query = "[a-zA-Z0-9%&=+._~-]{0,80}|token=test-token&[a-zA-Z0-9%&=+._~-]{0,80}";
