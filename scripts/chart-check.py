@@ -53,6 +53,9 @@ MUST_FAIL = [
     ("3 replicas, memory broker", {"replicaCount": 3}, "broker.kind=memory"),
     ("HPA, memory broker", {"autoscaling": {"enabled": True}}, "broker.kind=memory"),
     ("redis without url", {"broker": {"kind": "redis"}}, "needs redis.url"),
+    ("Redis CA without TLS", {"broker": {"kind": "redis"},
+                              "redis": {"url": "redis://r:6379", "tlsCaSecret": "ca"}},
+     "needs a rediss:// redis.url"),
     ("chart-owned setting in config", {"config": {"shutdown": {"drain_window": "5s"}}},
      "config.shutdown.drain_window is set by the chart"),
 ]

@@ -41,6 +41,9 @@ pub struct App {
 impl App {
     /// Builds the server state from validated settings.
     pub fn new(settings: Settings, sources: Sources) -> Result<Arc<App>, SettingsError> {
+        // rediss:// builds its rustls client with the process default: make
+        // it ring, as for our own TLS, whatever features other crates enable.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let metrics = Arc::new(Metrics::new());
         let rooms = Arc::new(Rooms::new(metrics.clone()));
         let broker = match settings.broker.kind {

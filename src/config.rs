@@ -173,6 +173,7 @@ pub struct BrokerSettings {
     pub kind: BrokerKind,
     pub redis_url: String,
     pub redis_password_file: String,
+    pub redis_ca_file: String,
     #[serde(with = "duration")]
     pub history_ttl: Duration,
     /// How long a replica's presence count stays counted without a refresh
@@ -379,6 +380,12 @@ impl Settings {
                 || self.broker.redis_url.starts_with("rediss://"))
         {
             p.push("broker.redis_url: must start with redis:// or rediss://".into());
+        }
+        if self.broker.kind == BrokerKind::Redis
+            && !self.broker.redis_ca_file.is_empty()
+            && !self.broker.redis_url.starts_with("rediss://")
+        {
+            p.push("broker.redis_ca_file: only used with a rediss:// URL (TLS)".into());
         }
         if !(0.0..=1.0).contains(&self.telemetry.sample_ratio) {
             p.push("telemetry.sample_ratio: must be between 0.0 and 1.0".into());

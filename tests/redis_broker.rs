@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::redis::{wait_readyz, RedisServer};
+use common::redis::{wait_readyz, RedisServer, TlsFiles};
 use common::{Client, Process, TestServer};
 use serde_json::Value;
 
@@ -220,6 +220,42 @@ async fn a_replica_that_dies_stops_being_counted() {
     let (mut c, _) = s.join("name=c&room=d").await;
     let p = c.next_of("presence").await;
     assert_eq!(p["online"], 2, "b and c only: {p}");
+}
+
+/// rediss:// to a TLS-only Redis whose certificate a private CA signed:
+/// chat goes through it with `broker.redis_ca_file`; without it the system's
+/// CAs do not vouch for that certificate and the server stays unready.
+#[tokio::test]
+async fn rediss_with_a_private_ca_carries_chat_and_an_untrusted_certificate_is_not_ready() {
+    let dir = tempfile::tempdir().expect("dir");
+    let files = TlsFiles::generate(dir.path());
+    let r = RedisServer::start_tls(&files);
+    let ca = files.ca.to_string_lossy().to_string();
+    let s = server(&r, &[("CHAT__BROKER__REDIS_CA_FILE", &ca)]).await;
+    let (mut a, _) = s.join("room=tls").await;
+    a.say("over tls").await;
+    assert_eq!(a.next_message().await["text"], "over tls");
+    assert_ne!(
+        r.query(&["DBSIZE"]),
+        redis::Value::Int(0),
+        "the message went through Redis"
+    );
+
+    let env = r.env();
+    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let untrusting = TestServer::start(&vars).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(common::http_get(untrusting.admin, "/readyz").await.0, 503);
+
+    let plain = ws_chat::Settings::load(&ws_chat::Sources::from_env([
+        ("CHAT_TOKEN", "t"),
+        ("CHAT__BROKER__KIND", "redis"),
+        ("CHAT__BROKER__REDIS_CA_FILE", ca.as_str()),
+    ]));
+    let Err(err) = plain else {
+        panic!("a CA file needs rediss://")
+    };
+    assert!(err.to_string().contains("broker.redis_ca_file"), "{err}");
 }
 
 #[tokio::test]

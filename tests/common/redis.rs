@@ -3,8 +3,45 @@
 //! on the same port for the failure cases. A missing `redis-server` fails the
 //! test with a message saying how to install it; it is never skipped.
 
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// PEM files for a TLS `redis-server`: a private CA and a certificate it
+/// signed for 127.0.0.1 and localhost.
+#[derive(Clone)]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// Generates a fresh CA and server certificate into `dir`.
+    pub fn generate(dir: &Path) -> TlsFiles {
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "ws-chat test CA");
+        let ca_key = rcgen::KeyPair::generate().expect("CA key");
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
+            .expect("params")
+            .signed_by(&key, &*ca)
+            .expect("certificate");
+        let files = TlsFiles {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("redis.pem"),
+            key: dir.join("redis.key"),
+        };
+        std::fs::write(&files.ca, ca.pem()).expect("write CA");
+        std::fs::write(&files.cert, cert.pem()).expect("write certificate");
+        std::fs::write(&files.key, key.serialize_pem()).expect("write key");
+        files
+    }
+}
 
 /// One `redis-server` child process.
 pub struct RedisServer {
@@ -13,6 +50,7 @@ pub struct RedisServer {
     dir: tempfile::TempDir,
     persistent: bool,
     password: Option<String>,
+    tls: Option<TlsFiles>,
 }
 
 impl RedisServer {
@@ -32,21 +70,54 @@ impl RedisServer {
         Self::launch(false, Some(password.to_string()))
     }
 
+    /// No persistence, TLS only (no plain port), clients not asked for
+    /// certificates: what managed Redis services offer.
+    pub fn start_tls(files: &TlsFiles) -> RedisServer {
+        let mut s = Self::new(false, None);
+        s.tls = Some(files.clone());
+        s.spawn();
+        s
+    }
+
     fn launch(persistent: bool, password: Option<String>) -> RedisServer {
-        let mut s = RedisServer {
+        let mut s = Self::new(persistent, password);
+        s.spawn();
+        s
+    }
+
+    fn new(persistent: bool, password: Option<String>) -> RedisServer {
+        RedisServer {
             port: super::free_port(),
             child: None,
             dir: tempfile::tempdir().expect("temp dir for redis"),
             persistent,
             password,
-        };
-        s.spawn();
-        s
+            tls: None,
+        }
     }
 
     fn spawn(&mut self) {
         let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let port = self.port.to_string();
+        match &self.tls {
+            None => cmd.args(["--port", &port]),
+            Some(t) => cmd
+                .args([
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &port,
+                    "--tls-auth-clients",
+                    "no",
+                ])
+                .arg("--tls-cert-file")
+                .arg(&t.cert)
+                .arg("--tls-key-file")
+                .arg(&t.key)
+                .arg("--tls-ca-cert-file")
+                .arg(&t.ca),
+        };
+        cmd.args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--dir", &self.dir.path().to_string_lossy()])
             .stdout(Stdio::null())
@@ -82,9 +153,14 @@ impl RedisServer {
         panic!("redis-server on port {} did not answer PING", self.port);
     }
 
-    /// `redis://127.0.0.1:<port>` (no password in it).
+    /// `redis://127.0.0.1:<port>`, or `rediss://` with TLS (no password in it).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Runs one command; panics on failure.
@@ -99,7 +175,16 @@ impl RedisServer {
             let r = info.redis_settings().clone().set_password(pw);
             info = info.set_redis_settings(r);
         }
-        let client = redis::Client::open(info)?;
+        let client = match &self.tls {
+            None => redis::Client::open(info)?,
+            Some(t) => redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(std::fs::read(&t.ca).expect("read CA")),
+                },
+            )?,
+        };
         let mut conn = client.get_connection_with_timeout(Duration::from_millis(500))?;
         let mut cmd = redis::cmd(args[0]);
         for a in &args[1..] {

@@ -121,6 +121,9 @@ of those in .Values.config is refused so each setting has one place.
 {{- if include "ws-chat.redisSecretName" . }}
 {{- $_ := set $broker "redis_password_file" "/etc/ws-chat/secrets/redis-password" }}
 {{- end }}
+{{- if .Values.redis.tlsCaSecret }}
+{{- $_ := set $broker "redis_ca_file" "/etc/ws-chat/secrets/redis-ca.pem" }}
+{{- end }}
 {{- end }}
 {{- $owned := dict "auth" $auth "broker" $broker "shutdown" (dict "drain_window" (printf "%ds" (int .Values.shutdown.drainWindowSeconds))) "telemetry" (dict "log_format" "json") }}
 {{- $cfg := deepCopy .Values.config }}
@@ -166,6 +169,9 @@ of those in .Values.config is refused so each setting has one place.
 {{- end }}
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
 {{- fail "autoscaling.minReplicas must not exceed autoscaling.maxReplicas" }}
+{{- end }}
+{{- if and (eq .Values.broker.kind "redis") .Values.redis.tlsCaSecret (not (hasPrefix "rediss://" .Values.redis.url)) }}
+{{- fail "redis.tlsCaSecret needs a rediss:// redis.url (TLS)" }}
 {{- end }}
 {{- if and .Values.redis.password .Values.redis.existingSecret }}
 {{- fail "set redis.password or redis.existingSecret, not both" }}

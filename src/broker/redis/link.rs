@@ -103,8 +103,19 @@ pub(super) fn connect(
         // The password is never logged; only the file name is.
         redis = redis.set_password(password.trim_end_matches(['\r', '\n']));
     }
-    let client = redis::Client::open(info.set_redis_settings(redis))
-        .map_err(|e| format!("broker.redis_url `{shown}`: {e}"))?;
+    let info = info.set_redis_settings(redis);
+    let client = if settings.redis_ca_file.is_empty() {
+        redis::Client::open(info)
+    } else {
+        let ca = std::fs::read(&settings.redis_ca_file)
+            .map_err(|e| format!("broker.redis_ca_file: {e}"))?;
+        let certs = redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(ca),
+        };
+        redis::Client::build_with_tls(info, certs)
+    }
+    .map_err(|e| format!("broker.redis_url `{shown}`: {e}"))?;
     let config = ConnectionManagerConfig::new()
         .set_push_sender(move |info| status.push(info))
         .set_automatic_resubscription()
