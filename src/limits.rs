@@ -151,7 +151,10 @@ impl Limits {
     /// IP is locked out until the next attempt refills.
     pub fn auth_failed(&self, ip: IpAddr) {
         if let Err(not_until) = self.ip_auth_failures.check_key(&ip) {
-            let wait = not_until.wait_time_from(self.clock.now());
+            // Capped so that an absurd refill setting cannot overflow Instant.
+            let wait = not_until
+                .wait_time_from(self.clock.now())
+                .min(Duration::from_secs(86_400));
             lock(&self.ip_locked_out).insert(ip, Instant::now() + wait);
         }
     }
