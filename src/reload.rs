@@ -4,8 +4,11 @@
 //!
 //! Files are polled (contents, every 500 ms) rather than watched with
 //! inotify: a Kubernetes Secret update swaps a symlink, which inotify on the
-//! file itself misses, and a small read twice a second costs nothing.
+//! file itself misses, and a small read twice a second costs nothing. The
+//! files polled are the ones the last good settings name, so a reload that
+//! points `auth.tokens_file` (or the TLS files) elsewhere watches the new ones.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,53 +22,70 @@ const POLL: Duration = Duration::from_millis(500);
 
 /// Reloads on `trigger` or when a watched file changes, until the server stops.
 pub async fn watch(app: Arc<App>, trigger: Arc<Notify>) {
-    let mut seen = fingerprint(&app);
+    let mut paths = watched(&app, &app.settings);
+    let mut seen = fingerprint(&paths);
     loop {
         tokio::select! {
             () = trigger.notified() => {}
             () = tokio::time::sleep(POLL) => {
-                if fingerprint(&app) == seen {
+                if fingerprint(&paths) == seen {
                     continue;
                 }
             }
             () = app.stopped.cancelled() => return,
         }
-        reload(&app);
-        seen = fingerprint(&app);
+        // Taken before reloading: a file caught half-written fails this
+        // reload, and its completed contents then differ and reload again
+        // (taken after, they would look already seen and never apply).
+        seen = fingerprint(&paths);
+        if let Some(settings) = reload(&app) {
+            let now = watched(&app, &settings);
+            if now != paths {
+                paths = now;
+                seen = fingerprint(&paths);
+            }
+        }
     }
 }
 
-/// The contents of every watched file (missing files read as empty).
-fn fingerprint(app: &App) -> Vec<Vec<u8>> {
+/// The files `settings` name that a change should reload.
+fn watched(app: &App, settings: &Settings) -> Vec<PathBuf> {
     let mut paths = Vec::new();
     if let Some(file) = &app.sources.config_file {
         paths.push(file.clone());
     }
-    if !app.settings.auth.tokens_file.is_empty() {
-        paths.push(app.settings.auth.tokens_file.clone().into());
+    if !settings.auth.tokens_file.is_empty() {
+        paths.push(settings.auth.tokens_file.clone().into());
     }
     if app.tls.is_some() {
-        paths.push(app.settings.tls.cert_file.clone().into());
-        paths.push(app.settings.tls.key_file.clone().into());
+        paths.push(settings.tls.cert_file.clone().into());
+        paths.push(settings.tls.key_file.clone().into());
     }
+    paths
+}
+
+/// The contents of every watched file (missing files read as empty).
+fn fingerprint(paths: &[PathBuf]) -> Vec<Vec<u8>> {
     paths
         .iter()
         .map(|p| std::fs::read(p).unwrap_or_default())
         .collect()
 }
 
-/// Loads the settings again and applies their tokens and origins.
-pub fn reload(app: &App) {
+/// Loads the settings again and applies their tokens and origins; returns
+/// them when they were applied.
+pub fn reload(app: &App) -> Option<Settings> {
     let result = Settings::load(&app.sources)
         .map_err(|e| e.to_string())
         .and_then(|settings| {
             if let Some(tls) = &app.tls {
                 tls.reload(&settings.tls)?;
             }
-            app.auth.reload(&settings)
+            app.auth.reload(&settings)?;
+            Ok(settings)
         });
     match result {
-        Ok(()) => {
+        Ok(settings) => {
             app.metrics.reload(true);
             let revoked = revoke(app);
             tracing::info!(
@@ -73,10 +93,12 @@ pub fn reload(app: &App) {
                 revoked,
                 "settings reloaded"
             );
+            Some(settings)
         }
         Err(e) => {
             app.metrics.reload(false);
             tracing::error!(error = %e, "reload failed; keeping the previous settings");
+            None
         }
     }
 }

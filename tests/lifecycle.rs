@@ -260,6 +260,17 @@ fn sigterm_drains_with_1001_and_exits_zero_within_the_window() {
     assert!(!out.contains(TOKEN), "the token never reaches the logs");
 }
 
+/// The real binary with only `--config <file>` (no environment).
+fn with_config_file(config: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ws-chat"))
+        .args(["--config", config.to_str().unwrap()])
+        .env_clear()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn sighup_reloads_allowed_origins() {
     let dir = tempfile::tempdir().unwrap();
@@ -271,13 +282,7 @@ fn sighup_reloads_allowed_origins() {
         format!("[server]\nport = {port}\nadmin_port = {admin}\nhost = \"127.0.0.1\"\nadmin_host = \"127.0.0.1\"\n[auth]\ntokens = [\"{TOKEN}\"]\nallowed_origins = [\"http://one.example\"]\n"),
     )
     .unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ws-chat"))
-        .args(["--config", config.to_str().unwrap()])
-        .env_clear()
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = with_config_file(&config);
     let url = format!("ws://127.0.0.1:{port}/chat?token={TOKEN}");
     common::wait_listening(admin);
     assert!(rt
@@ -309,6 +314,70 @@ fn sighup_reloads_allowed_origins() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(switched, "the new origin is allowed after the reload");
+}
+
+/// A reload that points `auth.tokens_file` at another file starts watching
+/// that file: a later edit of it applies without a SIGHUP.
+#[test]
+fn a_reload_that_moves_the_tokens_file_watches_the_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, old, new) = (
+        dir.path().join("chat.toml"),
+        dir.path().join("old.toml"),
+        dir.path().join("new.toml"),
+    );
+    let grant = |token: &str| format!("[[tokens]]\ntoken = \"{token}\"\n");
+    std::fs::write(&old, grant("first")).unwrap();
+    std::fs::write(&new, grant("second")).unwrap();
+    let (port, admin) = (common::free_port(), common::free_port());
+    let settings = |tokens: &std::path::Path| {
+        format!(
+            "[server]\nport = {port}\nadmin_port = {admin}\nhost = \"127.0.0.1\"\nadmin_host = \"127.0.0.1\"\n\
+             [auth]\ntokens_file = \"{}\"\nallowed_origins = [\"http://one.example\"]\n\
+             [limits]\nip_auth_failure_burst = 1000\n",
+            tokens.display()
+        )
+    };
+    std::fs::write(&config, settings(&old)).unwrap();
+    let mut child = with_config_file(&config);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    common::wait_listening(admin);
+    let status = |token: &str| {
+        let url = format!("ws://127.0.0.1:{port}/chat?token={token}");
+        match rt.block_on(connect(&url, Some("http://one.example"))) {
+            Ok(_) => 101,
+            Err(code) => code,
+        }
+    };
+    let until = |token: &str, want: u16| {
+        (0..100).any(|_| {
+            let ok = status(token) == want;
+            if !ok {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            ok
+        })
+    };
+    let outcome = (|| {
+        if status("first") != 101 {
+            return Err("first token at start");
+        }
+        std::fs::write(&config, settings(&new)).unwrap();
+        if !until("second", 101) {
+            return Err("the moved tokens file was not loaded");
+        }
+        if status("first") != 401 {
+            return Err("the old file's token still admitted");
+        }
+        std::fs::write(&new, format!("{}{}", grant("second"), grant("third"))).unwrap();
+        if !until("third", 101) {
+            return Err("an edit of the new tokens file was not picked up");
+        }
+        Ok(())
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    outcome.unwrap_or_else(|why| panic!("{why}"));
 }
 
 #[test]
