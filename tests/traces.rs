@@ -1,6 +1,8 @@
 //! Traces end to end: the real binary exports OTLP/HTTP protobuf to a
 //! collector run by the test; the span tree, its attributes and the logs'
-//! trace ids are checked, and no token may appear in anything exported.
+//! trace ids are checked, and no token may appear in anything exported. Two
+//! binaries on one real `redis-server` show one message as one trace across
+//! both replicas.
 
 mod common;
 
@@ -10,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::redis::{wait_readyz, RedisServer};
 use common::{connect, Process, ORIGIN};
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response};
@@ -74,6 +77,8 @@ async fn collector() -> (u16, Received) {
 /// One exported span, flattened.
 #[derive(Debug)]
 struct Span {
+    /// The exporting process's `service.name`.
+    service: String,
     name: String,
     trace: Vec<u8>,
     id: Vec<u8>,
@@ -104,11 +109,12 @@ fn decode(bodies: &[(String, Bytes)]) -> (Vec<Span>, Vec<HashMap<String, String>
         assert_eq!(what, "/v1/traces application/x-protobuf");
         let req = ExportTraceServiceRequest::decode(body.as_ref()).expect("OTLP protobuf");
         for rs in req.resource_spans {
-            resources.push(attrs(
-                &rs.resource.map(|r| r.attributes).unwrap_or_default(),
-            ));
+            let resource = attrs(&rs.resource.map(|r| r.attributes).unwrap_or_default());
+            let service = resource.get("service.name").cloned().unwrap_or_default();
+            resources.push(resource);
             for s in rs.scope_spans.into_iter().flat_map(|ss| ss.spans) {
                 spans.push(Span {
+                    service: service.clone(),
                     name: s.name,
                     trace: s.trace_id,
                     id: s.span_id,
@@ -268,6 +274,96 @@ async fn spans_reach_an_otlp_collector_without_tokens() {
             line["span_id"].as_str().unwrap_or_default().to_string(),
         );
         assert!(upgrade_ids.contains(&ids), "{line} not in {upgrade_ids:?}");
+    }
+}
+
+/// A message published on replica A and fanned out on replica B is one
+/// trace: B's `broker.receive` continues A's `broker.publish` through the
+/// traceparent carried in the Redis envelope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_message_is_one_trace_across_two_replicas_over_redis() {
+    let (collector_port, received) = collector().await;
+    let endpoint = format!("http://127.0.0.1:{collector_port}");
+    let redis = RedisServer::start();
+    let replica = |service: &str| {
+        let mut env = redis.env();
+        env.extend([
+            ("CHAT_TOKEN", TOKEN.to_string()),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.clone()),
+            ("OTEL_SERVICE_NAME", service.to_string()),
+            ("CHAT__TELEMETRY__SAMPLE_RATIO", "1.0".to_string()),
+        ]);
+        let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Process::start(&vars, &[])
+    };
+    let (a, b) = (replica("replica-a"), replica("replica-b"));
+    wait_readyz(a.admin_addr(), 200, Duration::from_secs(10)).await;
+    wait_readyz(b.admin_addr(), 200, Duration::from_secs(10)).await;
+    let url = |p: &Process, name: &str| {
+        format!(
+            "ws://127.0.0.1:{}/chat?token={TOKEN}&room={ROOM}&name={name}",
+            p.port
+        )
+    };
+    let mut ana = connect(&url(&a, "ana"), Some(ORIGIN))
+        .await
+        .expect("ana on A");
+    let mut bob = connect(&url(&b, "bob"), Some(ORIGIN))
+        .await
+        .expect("bob on B");
+    ana.next_of("history").await;
+    bob.next_of("history").await;
+    for i in 0..3 {
+        ana.say(&format!("{TEXT}-{i}")).await;
+        assert_eq!(bob.next_message().await["text"], format!("{TEXT}-{i}"));
+    }
+    ana.bye().await;
+    bob.bye().await;
+    for p in [&a, &b] {
+        p.signal("TERM");
+    }
+    let exits =
+        tokio::task::spawn_blocking(move || [a, b].map(|p| p.wait_exit(Duration::from_secs(20))))
+            .await
+            .expect("wait");
+    for (code, logs) in &exits {
+        assert_eq!(*code, Some(0), "{logs}");
+    }
+    let bodies = received.0.lock().unwrap().clone();
+    for (_, body) in &bodies {
+        for needle in [TOKEN, ROOM, TEXT] {
+            let found = body.windows(needle.len()).any(|w| w == needle.as_bytes());
+            assert!(!found, "`{needle}` was exported");
+        }
+    }
+
+    let (spans, _) = decode(&bodies);
+    let on = |service: &'static str, name: &'static str| {
+        spans
+            .iter()
+            .filter(move |s| s.service == service && s.name == name)
+    };
+    let messages: Vec<&Span> = on("replica-a", "chat.message").collect();
+    assert_eq!(messages.len(), 3, "{spans:#?}");
+    for m in messages {
+        let publish: Vec<&Span> = on("replica-a", "broker.publish")
+            .filter(|p| p.parent == m.id)
+            .collect();
+        assert_eq!(publish.len(), 1, "one publish under {m:?}");
+        let p = publish[0];
+        assert_eq!(p.attrs["messaging.system"], "redis");
+        let receive: Vec<&Span> = on("replica-b", "broker.receive")
+            .filter(|r| r.trace == m.trace)
+            .collect();
+        assert_eq!(receive.len(), 1, "B continues {m:?}: {spans:#?}");
+        let r = receive[0];
+        assert_eq!(r.parent, p.id, "B's receive is a child of A's publish");
+        assert_eq!(r.attrs["messaging.system"], "redis");
+        assert_eq!(
+            r.attrs["messaging.message.seq"],
+            p.attrs["messaging.message.seq"]
+        );
+        assert_eq!(r.attrs["recipients"], "1", "bob, B's only member");
     }
 }
 

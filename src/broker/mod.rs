@@ -124,10 +124,22 @@ impl Broker for Backend {
         // A child of the message span when that trace is recorded; the room
         // name is user data and is not an attribute.
         let span = crate::telemetry::spans::publish_span(self.system());
-        match self {
-            Backend::Memory(b) => b.publish(room, from, text, at).instrument(span).await,
-            Backend::Redis(b) => b.publish(room, from, text, at).instrument(span).await,
+        let published = match self {
+            Backend::Memory(b) => {
+                b.publish(room, from, text, at)
+                    .instrument(span.clone())
+                    .await
+            }
+            Backend::Redis(b) => {
+                b.publish(room, from, text, at)
+                    .instrument(span.clone())
+                    .await
+            }
+        };
+        if let Ok(seq) = published {
+            crate::telemetry::spans::published(&span, seq);
         }
+        published
     }
 
     async fn history(&self, room: &str, since: &Since) -> Result<History, BrokerError> {

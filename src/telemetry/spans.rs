@@ -107,6 +107,14 @@ pub fn fan_out(span: &Span, seq: u64, recipients: usize) {
     tracing::info!(target: TARGET, parent: span, recipients, message = "fan-out");
 }
 
+/// Records the seq the broker assigned on a `broker.publish` span: with
+/// Redis the fan-out (and its [`fan_out`]) happens later, on `broker.receive`.
+pub fn published(span: &Span, seq: u64) {
+    if !span.is_none() {
+        span.record("messaging.message.seq", seq);
+    }
+}
+
 /// [`fan_out`] on the current span, for code running inside a publish.
 #[inline]
 pub fn fan_out_here(seq: u64, recipients: usize) {
