@@ -241,11 +241,24 @@ async fn rediss_with_a_private_ca_carries_chat_and_an_untrusted_certificate_is_n
         "the message went through Redis"
     );
 
+    // Without the CA: unready, and the log says why.
     let env = r.env();
     let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let untrusting = TestServer::start(&vars).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(common::http_get(untrusting.admin, "/readyz").await.0, 503);
+    let untrusting = Process::start(&vars, &[]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        common::http_get(untrusting.admin_addr(), "/readyz").await.0,
+        503
+    );
+    untrusting.signal("TERM");
+    let (_, logs) =
+        tokio::task::spawn_blocking(move || untrusting.wait_exit(Duration::from_secs(20)))
+            .await
+            .expect("wait");
+    assert!(
+        logs.contains("redis does not answer") && logs.contains("invalid peer certificate"),
+        "{logs}"
+    );
 
     let plain = ws_chat::Settings::load(&ws_chat::Sources::from_env([
         ("CHAT_TOKEN", "t"),

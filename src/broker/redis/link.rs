@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind};
@@ -21,6 +21,8 @@ use crate::metrics::Metrics;
 const PROBE_DOWN: Duration = Duration::from_millis(100);
 /// How often an up broker checks that Redis still answers.
 const PROBE_UP: Duration = Duration::from_secs(1);
+/// While Redis does not answer, why is logged at most this often.
+const SAY_WHY_EVERY: Duration = Duration::from_secs(30);
 /// Longest wait between reconnect attempts (keeps recovery under 2 s).
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
 
@@ -82,11 +84,12 @@ impl Status {
 }
 
 /// A lazily connecting RESP3 manager: retries forever with a short backoff,
-/// resubscribes by itself, and hands pushes to the receiver.
+/// resubscribes by itself, and hands pushes to the receiver. Also returns
+/// its client.
 pub(super) fn connect(
     settings: &BrokerSettings,
     status: Arc<Status>,
-) -> Result<ConnectionManager, String> {
+) -> Result<(redis::Client, ConnectionManager), String> {
     let shown = redact_url(&settings.redis_url);
     let info = settings
         .redis_url
@@ -126,12 +129,17 @@ pub(super) fn connect(
         .set_max_delay(MAX_BACKOFF)
         .set_connection_timeout(Some(Duration::from_secs(1)))
         .set_response_timeout(Some(Duration::from_secs(1)));
-    ConnectionManager::new_lazy_with_config(client, config)
-        .map_err(|e| format!("broker.redis_url `{shown}`: {e}"))
+    let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
+        .map_err(|e| format!("broker.redis_url `{shown}`: {e}"))?;
+    Ok((client, conn))
 }
 
-/// Probes Redis: fast while it is down, slowly while it is up.
+/// Probes Redis: fast while it is down, slowly while it is up. While it
+/// does not answer, says why (a refused connection, a certificate nobody
+/// vouches for, a wrong password): otherwise a server that never reached
+/// Redis would only show a 503 on /readyz.
 pub(super) async fn health(shared: Arc<Shared>, stop: CancellationToken) {
+    let mut said: Option<Instant> = None;
     loop {
         let wait = if shared.status.is_up() {
             PROBE_UP
@@ -143,9 +151,25 @@ pub(super) async fn health(shared: Arc<Shared>, stop: CancellationToken) {
             () = tokio::time::sleep(wait) => {}
         }
         let mut conn = shared.conn.clone();
-        let _ = shared
+        match shared
             .call(redis::cmd("PING").query_async::<String>(&mut conn))
-            .await;
+            .await
+        {
+            Ok(_) => said = None,
+            Err(e) if said.is_none_or(|at| at.elapsed() >= SAY_WHY_EVERY) => {
+                said = Some(Instant::now());
+                // The manager's own attempts keep their errors to themselves:
+                // one fresh connection names the cause.
+                let fresh = shared.client.get_multiplexed_async_connection();
+                let why = match tokio::time::timeout(Duration::from_secs(2), fresh).await {
+                    Ok(Err(cause)) => format!("redis: {cause}"),
+                    Ok(Ok(_)) => e.to_string(),
+                    Err(_) => "redis: connecting took over 2 s".to_string(),
+                };
+                tracing::warn!(error = %why, "redis does not answer; /readyz stays 503");
+            }
+            Err(_) => {}
+        }
     }
 }
 

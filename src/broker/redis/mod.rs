@@ -51,6 +51,9 @@ struct Limits {
 /// What the broker's tasks share.
 struct Shared {
     conn: ConnectionManager,
+    /// The client behind `conn`, for a one-off connection that tells why
+    /// Redis does not answer (the manager only retries).
+    client: redis::Client,
     scripts: Scripts,
     status: Arc<Status>,
     rooms: Arc<Rooms>,
@@ -151,9 +154,10 @@ impl RedisBroker {
     ) -> Result<RedisBroker, String> {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let status = Arc::new(Status::new(metrics.clone(), events_tx));
-        let conn = link::connect(settings, status.clone())?;
+        let (client, conn) = link::connect(settings, status.clone())?;
         let shared = Arc::new(Shared {
             conn,
+            client,
             scripts: Scripts::default(),
             status,
             rooms,
