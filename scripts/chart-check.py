@@ -239,6 +239,21 @@ def cmd_lint(f: Failures) -> None:
         except h.HelmError as e:
             f.check(expect in str(e), f"refuses {what}", f"failed, but not with {expect!r}: {e}")
 
+    print("== NOTES.txt: the trusted_proxies hint")
+    ingress = {"ingress": {"enabled": True}}
+    for what, values, want in [
+        ("an Ingress without trusted_proxies", ingress, True),
+        ("an Ingress with trusted_proxies",
+         {**ingress, "config": {"server": {"trusted_proxies": ["10.0.0.0/8"]}}}, False),
+        ("no Ingress", {}, False),
+    ]:
+        try:
+            _, notes = rendered_objects(values, what)
+            f.check(("trusted_proxies is empty" in notes) == want,
+                    f"NOTES.txt {'warns' if want else 'is quiet'} with {what}", notes[-300:])
+        except Exception as e:  # noqa: BLE001 - report any render failure
+            f.fail(f"NOTES.txt with {what}", str(e))
+
     print("== dashboard")
     check_dashboard(f)
 

@@ -36,6 +36,8 @@ pub struct App {
     /// Cancelled when the drain is over: listeners and helpers stop.
     pub stopped: CancellationToken,
     ready: AtomicBool,
+    /// Whether the ignored `X-Forwarded-For` warning was logged.
+    forwarding_warned: AtomicBool,
 }
 
 impl App {
@@ -83,9 +85,27 @@ impl App {
             draining: CancellationToken::new(),
             stopped: CancellationToken::new(),
             ready: AtomicBool::new(true),
+            forwarding_warned: AtomicBool::new(false),
             settings,
             sources,
         }))
+    }
+
+    /// Says once per process that `peer`'s `X-Forwarded-For` was ignored:
+    /// behind a proxy missing from `server.trusted_proxies`, every client
+    /// shares the proxy's address for the per-IP limits and the token
+    /// lock-out, which is easy to miss until they start refusing people.
+    pub fn forwarding_ignored(&self, peer: std::net::IpAddr) {
+        if !self.forwarding_warned.load(Ordering::Relaxed)
+            && !self.forwarding_warned.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                %peer,
+                "X-Forwarded-For ignored: this peer is not in server.trusted_proxies. If ws-chat \
+                 is behind a proxy or ingress, add its addresses there, or all clients behind it \
+                 share one address for the per-IP limits and the token lock-out (logged once)"
+            );
+        }
     }
 
     /// Whether the drain has started.

@@ -186,6 +186,9 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 fn client_ip(app: &App, headers: &HeaderMap, peer: IpAddr) -> IpAddr {
     let trusted = |ip: &IpAddr| app.trusted_proxies.iter().any(|net| net.contains(ip));
     if !trusted(&peer) {
+        if headers.contains_key("x-forwarded-for") {
+            app.forwarding_ignored(peer);
+        }
         return peer;
     }
     let mut chain: Vec<IpAddr> = Vec::new();

@@ -86,6 +86,30 @@ async fn x_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() {
     );
 }
 
+/// An ignored `X-Forwarded-For` is logged, once: behind an ingress missing
+/// from `server.trusted_proxies` every client would share one address.
+#[tokio::test]
+async fn an_ignored_x_forwarded_for_is_logged_once_without_the_token() {
+    let p = Process::start(&[], &[]);
+    for client in ["203.0.113.7", "198.51.100.9"] {
+        let headers = format!("Origin: {ORIGIN}\r\nX-Forwarded-For: {client}\r\n");
+        let (status, _, _) = http_request(
+            p.addr(),
+            &upgrade(&format!("/chat?token={TOKEN}"), &headers),
+        )
+        .await;
+        assert_eq!(status, 101);
+    }
+    p.signal("TERM");
+    let (_, logs) = tokio::task::spawn_blocking(move || p.wait_exit(Duration::from_secs(20)))
+        .await
+        .expect("wait");
+    let warned = logs.matches("X-Forwarded-For ignored").count();
+    assert_eq!(warned, 1, "{logs}");
+    assert!(logs.contains("server.trusted_proxies") && logs.contains("127.0.0.1"));
+    assert!(!logs.contains(TOKEN) && !logs.contains("203.0.113.7"));
+}
+
 #[tokio::test]
 async fn static_routes_have_no_path_traversal_and_carry_nosniff_and_a_csp() {
     let s = TestServer::start(&[]).await;
