@@ -55,7 +55,10 @@ MUST_FAIL = [
     ("redis without url", {"broker": {"kind": "redis"}}, "needs redis.url"),
     ("Redis CA without TLS", {"broker": {"kind": "redis"},
                               "redis": {"url": "redis://r:6379", "tlsCaSecret": "ca"}},
-     "needs a rediss:// redis.url"),
+     "need a rediss:// redis.url"),
+    ("Redis client certificate without TLS", {"broker": {"kind": "redis"},
+                                              "redis": {"url": "redis://r:6379", "tlsClientSecret": "c"}},
+     "need a rediss:// redis.url"),
     ("chart-owned setting in config", {"config": {"shutdown": {"drain_window": "5s"}}},
      "config.shutdown.drain_window is set by the chart"),
 ]

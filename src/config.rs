@@ -174,6 +174,8 @@ pub struct BrokerSettings {
     pub redis_url: String,
     pub redis_password_file: String,
     pub redis_ca_file: String,
+    pub redis_client_cert_file: String,
+    pub redis_client_key_file: String,
     #[serde(with = "duration")]
     pub history_ttl: Duration,
     /// How long a replica's presence count stays counted without a refresh
@@ -386,6 +388,23 @@ impl Settings {
             && !self.broker.redis_url.starts_with("rediss://")
         {
             p.push("broker.redis_ca_file: only used with a rediss:// URL (TLS)".into());
+        }
+        let (cert, key) = (
+            !self.broker.redis_client_cert_file.is_empty(),
+            !self.broker.redis_client_key_file.is_empty(),
+        );
+        if self.broker.kind == BrokerKind::Redis && (cert || key) {
+            if cert != key {
+                p.push(
+                    "broker.redis_client_cert_file: needs broker.redis_client_key_file \
+                     too (and the other way round)"
+                        .into(),
+                );
+            } else if !self.broker.redis_url.starts_with("rediss://") {
+                p.push(
+                    "broker.redis_client_cert_file: only used with a rediss:// URL (TLS)".into(),
+                );
+            }
         }
         if !(0.0..=1.0).contains(&self.telemetry.sample_ratio) {
             p.push("telemetry.sample_ratio: must be between 0.0 and 1.0".into());

@@ -222,6 +222,22 @@ async fn a_replica_that_dies_stops_being_counted() {
     assert_eq!(p["online"], 2, "b and c only: {p}");
 }
 
+/// The real binary with `env` stays unready and its log says why: `cause`.
+async fn unready_because(env: Vec<(&'static str, String)>, cause: &str) {
+    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let p = Process::start(&vars, &[]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(common::http_get(p.admin_addr(), "/readyz").await.0, 503);
+    p.signal("TERM");
+    let (_, logs) = tokio::task::spawn_blocking(move || p.wait_exit(Duration::from_secs(20)))
+        .await
+        .expect("wait");
+    assert!(
+        logs.contains("redis does not answer") && logs.contains(cause),
+        "{logs}"
+    );
+}
+
 /// rediss:// to a TLS-only Redis whose certificate a private CA signed:
 /// chat goes through it with `broker.redis_ca_file`; without it the system's
 /// CAs do not vouch for that certificate and the server stays unready.
@@ -229,7 +245,7 @@ async fn a_replica_that_dies_stops_being_counted() {
 async fn rediss_with_a_private_ca_carries_chat_and_an_untrusted_certificate_is_not_ready() {
     let dir = tempfile::tempdir().expect("dir");
     let files = TlsFiles::generate(dir.path());
-    let r = RedisServer::start_tls(&files);
+    let r = RedisServer::start_tls(&files, false);
     let ca = files.ca.to_string_lossy().to_string();
     let s = server(&r, &[("CHAT__BROKER__REDIS_CA_FILE", &ca)]).await;
     let (mut a, _) = s.join("room=tls").await;
@@ -242,23 +258,7 @@ async fn rediss_with_a_private_ca_carries_chat_and_an_untrusted_certificate_is_n
     );
 
     // Without the CA: unready, and the log says why.
-    let env = r.env();
-    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let untrusting = Process::start(&vars, &[]);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(
-        common::http_get(untrusting.admin_addr(), "/readyz").await.0,
-        503
-    );
-    untrusting.signal("TERM");
-    let (_, logs) =
-        tokio::task::spawn_blocking(move || untrusting.wait_exit(Duration::from_secs(20)))
-            .await
-            .expect("wait");
-    assert!(
-        logs.contains("redis does not answer") && logs.contains("invalid peer certificate"),
-        "{logs}"
-    );
+    unready_because(r.env(), "invalid peer certificate").await;
 
     let plain = ws_chat::Settings::load(&ws_chat::Sources::from_env([
         ("CHAT_TOKEN", "t"),
@@ -269,6 +269,53 @@ async fn rediss_with_a_private_ca_carries_chat_and_an_untrusted_certificate_is_n
         panic!("a CA file needs rediss://")
     };
     assert!(err.to_string().contains("broker.redis_ca_file"), "{err}");
+}
+
+/// A Redis that asks for client certificates (redis-server's default with
+/// TLS): chat goes through with `broker.redis_client_cert_file`/`_key_file`;
+/// without them the server stays unready and says why. Half a pair is a
+/// settings error.
+#[tokio::test]
+async fn rediss_with_a_client_certificate_passes_where_redis_asks_for_one() {
+    let dir = tempfile::tempdir().expect("dir");
+    let files = TlsFiles::generate(dir.path());
+    let r = RedisServer::start_tls(&files, true);
+    let path = |p: &std::path::Path| p.to_string_lossy().to_string();
+    let (ca, cert, key) = (
+        path(&files.ca),
+        path(&files.client_cert),
+        path(&files.client_key),
+    );
+    let s = server(
+        &r,
+        &[
+            ("CHAT__BROKER__REDIS_CA_FILE", &ca),
+            ("CHAT__BROKER__REDIS_CLIENT_CERT_FILE", &cert),
+            ("CHAT__BROKER__REDIS_CLIENT_KEY_FILE", &key),
+        ],
+    )
+    .await;
+    let (mut a, _) = s.join("room=mtls").await;
+    a.say("with a client certificate").await;
+    assert_eq!(a.next_message().await["text"], "with a client certificate");
+
+    let mut env = r.env();
+    env.push(("CHAT__BROKER__REDIS_CA_FILE", ca.clone()));
+    unready_because(env, "CertificateRequired").await;
+
+    let half = ws_chat::Settings::load(&ws_chat::Sources::from_env([
+        ("CHAT_TOKEN", "t"),
+        ("CHAT__BROKER__KIND", "redis"),
+        ("CHAT__BROKER__REDIS_URL", "rediss://127.0.0.1:1"),
+        ("CHAT__BROKER__REDIS_CLIENT_CERT_FILE", cert.as_str()),
+    ]));
+    let Err(err) = half else {
+        panic!("a client certificate needs its key")
+    };
+    assert!(
+        err.to_string().contains("broker.redis_client_key_file"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

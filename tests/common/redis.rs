@@ -7,17 +7,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// PEM files for a TLS `redis-server`: a private CA and a certificate it
-/// signed for 127.0.0.1 and localhost.
+/// PEM files for a TLS `redis-server`: a private CA, a server certificate it
+/// signed for 127.0.0.1 and localhost, and a client certificate it signed.
 #[derive(Clone)]
 pub struct TlsFiles {
     pub ca: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
 }
 
 impl TlsFiles {
-    /// Generates a fresh CA and server certificate into `dir`.
+    /// Generates a fresh CA, server and client certificate into `dir`.
     pub fn generate(dir: &Path) -> TlsFiles {
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -31,14 +33,24 @@ impl TlsFiles {
             .expect("params")
             .signed_by(&key, &*ca)
             .expect("certificate");
+        let client_key = rcgen::KeyPair::generate().expect("client key");
+        let client_cert = rcgen::CertificateParams::new(vec!["ws-chat".into()])
+            .expect("params")
+            .signed_by(&client_key, &*ca)
+            .expect("client certificate");
         let files = TlsFiles {
             ca: dir.join("ca.pem"),
             cert: dir.join("redis.pem"),
             key: dir.join("redis.key"),
+            client_cert: dir.join("client.pem"),
+            client_key: dir.join("client.key"),
         };
-        std::fs::write(&files.ca, ca.pem()).expect("write CA");
-        std::fs::write(&files.cert, cert.pem()).expect("write certificate");
-        std::fs::write(&files.key, key.serialize_pem()).expect("write key");
+        let write = |path: &Path, pem: String| std::fs::write(path, pem).expect("write PEM");
+        write(&files.ca, ca.pem());
+        write(&files.cert, cert.pem());
+        write(&files.key, key.serialize_pem());
+        write(&files.client_cert, client_cert.pem());
+        write(&files.client_key, client_key.serialize_pem());
         files
     }
 }
@@ -50,7 +62,7 @@ pub struct RedisServer {
     dir: tempfile::TempDir,
     persistent: bool,
     password: Option<String>,
-    tls: Option<TlsFiles>,
+    tls: Option<(TlsFiles, bool)>,
 }
 
 impl RedisServer {
@@ -70,11 +82,12 @@ impl RedisServer {
         Self::launch(false, Some(password.to_string()))
     }
 
-    /// No persistence, TLS only (no plain port), clients not asked for
-    /// certificates: what managed Redis services offer.
-    pub fn start_tls(files: &TlsFiles) -> RedisServer {
+    /// No persistence, TLS only (no plain port). `client_certs`: clients must
+    /// show a certificate the CA signed (redis-server's own default with TLS);
+    /// otherwise they are not asked, as on managed Redis services.
+    pub fn start_tls(files: &TlsFiles, client_certs: bool) -> RedisServer {
         let mut s = Self::new(false, None);
-        s.tls = Some(files.clone());
+        s.tls = Some((files.clone(), client_certs));
         s.spawn();
         s
     }
@@ -101,15 +114,9 @@ impl RedisServer {
         let port = self.port.to_string();
         match &self.tls {
             None => cmd.args(["--port", &port]),
-            Some(t) => cmd
-                .args([
-                    "--port",
-                    "0",
-                    "--tls-port",
-                    &port,
-                    "--tls-auth-clients",
-                    "no",
-                ])
+            Some((t, client_certs)) => cmd
+                .args(["--port", "0", "--tls-port", &port, "--tls-auth-clients"])
+                .arg(if *client_certs { "yes" } else { "no" })
                 .arg("--tls-cert-file")
                 .arg(&t.cert)
                 .arg("--tls-key-file")
@@ -177,13 +184,17 @@ impl RedisServer {
         }
         let client = match &self.tls {
             None => redis::Client::open(info)?,
-            Some(t) => redis::Client::build_with_tls(
-                info,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(std::fs::read(&t.ca).expect("read CA")),
-                },
-            )?,
+            Some((t, _)) => {
+                let read = |path: &Path| std::fs::read(path).expect("read PEM");
+                let certs = redis::TlsCertificates {
+                    client_tls: Some(redis::ClientTlsConfig {
+                        client_cert: read(&t.client_cert),
+                        client_key: read(&t.client_key),
+                    }),
+                    root_cert: Some(read(&t.ca)),
+                };
+                redis::Client::build_with_tls(info, certs)?
+            }
         };
         let mut conn = client.get_connection_with_timeout(Duration::from_millis(500))?;
         let mut cmd = redis::cmd(args[0]);

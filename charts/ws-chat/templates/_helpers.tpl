@@ -124,6 +124,10 @@ of those in .Values.config is refused so each setting has one place.
 {{- if .Values.redis.tlsCaSecret }}
 {{- $_ := set $broker "redis_ca_file" "/etc/ws-chat/secrets/redis-ca.pem" }}
 {{- end }}
+{{- if .Values.redis.tlsClientSecret }}
+{{- $_ := set $broker "redis_client_cert_file" "/etc/ws-chat/secrets/redis-client.crt" }}
+{{- $_ := set $broker "redis_client_key_file" "/etc/ws-chat/secrets/redis-client.key" }}
+{{- end }}
 {{- end }}
 {{- $owned := dict "auth" $auth "broker" $broker "shutdown" (dict "drain_window" (printf "%ds" (int .Values.shutdown.drainWindowSeconds))) "telemetry" (dict "log_format" "json") }}
 {{- $cfg := deepCopy .Values.config }}
@@ -170,8 +174,8 @@ of those in .Values.config is refused so each setting has one place.
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
 {{- fail "autoscaling.minReplicas must not exceed autoscaling.maxReplicas" }}
 {{- end }}
-{{- if and (eq .Values.broker.kind "redis") .Values.redis.tlsCaSecret (not (hasPrefix "rediss://" .Values.redis.url)) }}
-{{- fail "redis.tlsCaSecret needs a rediss:// redis.url (TLS)" }}
+{{- if and (eq .Values.broker.kind "redis") (or .Values.redis.tlsCaSecret .Values.redis.tlsClientSecret) (not (hasPrefix "rediss://" .Values.redis.url)) }}
+{{- fail "redis.tlsCaSecret and redis.tlsClientSecret need a rediss:// redis.url (TLS)" }}
 {{- end }}
 {{- if and .Values.redis.password .Values.redis.existingSecret }}
 {{- fail "set redis.password or redis.existingSecret, not both" }}

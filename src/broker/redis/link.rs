@@ -107,14 +107,27 @@ pub(super) fn connect(
         redis = redis.set_password(password.trim_end_matches(['\r', '\n']));
     }
     let info = info.set_redis_settings(redis);
-    let client = if settings.redis_ca_file.is_empty() {
+    let read = |key: &str, path: &str| {
+        std::fs::read(path).map_err(|e| format!("broker.{key}: {path}: {e}"))
+    };
+    let root_cert = match settings.redis_ca_file.as_str() {
+        "" => None,
+        path => Some(read("redis_ca_file", path)?),
+    };
+    // Validation makes these come as a pair.
+    let client_tls = match settings.redis_client_cert_file.as_str() {
+        "" => None,
+        path => Some(redis::ClientTlsConfig {
+            client_cert: read("redis_client_cert_file", path)?,
+            client_key: read("redis_client_key_file", &settings.redis_client_key_file)?,
+        }),
+    };
+    let client = if root_cert.is_none() && client_tls.is_none() {
         redis::Client::open(info)
     } else {
-        let ca = std::fs::read(&settings.redis_ca_file)
-            .map_err(|e| format!("broker.redis_ca_file: {e}"))?;
         let certs = redis::TlsCertificates {
-            client_tls: None,
-            root_cert: Some(ca),
+            client_tls,
+            root_cert,
         };
         redis::Client::build_with_tls(info, certs)
     }
