@@ -222,6 +222,57 @@ async fn a_replica_that_dies_stops_being_counted() {
     assert_eq!(p["online"], 2, "b and c only: {p}");
 }
 
+/// Redis stalls (DEBUG SLEEP) with a message in flight: the script runs
+/// after the publish deadline, so the reply is lost but the message is not.
+/// The sender gets its message and no `unavailable` (which would invite a
+/// resend, and a duplicate); everyone gets it exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_whose_reply_comes_too_late_is_not_reported_unavailable() {
+    let r = RedisServer::start();
+    let s = server(&r, &[]).await;
+    let (mut ana, _) = s.join("room=late&name=ana").await;
+    let (mut bob, _) = s.join("room=late&name=bob").await;
+    // Loads the publish script: a first EVALSHA would need a second round
+    // trip (NOSCRIPT, then EVAL) that the stall would cut off.
+    ana.say("before").await;
+    for c in [&mut ana, &mut bob] {
+        assert_eq!(c.next_message().await["text"], "before");
+    }
+    let url = r.url();
+    let stall = tokio::task::spawn_blocking(move || {
+        let client = redis::Client::open(url.as_str()).expect("client");
+        let mut conn = client.get_connection().expect("connection");
+        redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg("1.6")
+            .query::<()>(&mut conn)
+            .expect("DEBUG SLEEP");
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    ana.say("late but not lost").await;
+    stall.await.expect("stall");
+    for c in [&mut ana, &mut bob] {
+        let got = c.next_message().await;
+        assert_eq!(got["text"], "late but not lost");
+    }
+    // Nothing else for ana: no error event, and no second copy for anyone.
+    ana.say("after").await;
+    for c in [&mut ana, &mut bob] {
+        let next = loop {
+            let v = c.next().await;
+            if v["type"] != "presence" {
+                break v;
+            }
+        };
+        assert_eq!(next["type"], "message", "{next}");
+        assert_eq!(next["message"]["text"], "after", "{next}");
+    }
+    assert_eq!(
+        s.metric("wschat_broker_errors_total{op=\"publish\"}").await,
+        0.0
+    );
+}
+
 /// The real binary with `env` stays unready and its log says why: `cause`.
 async fn unready_because(env: Vec<(&'static str, String)>, cause: &str) {
     let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -126,6 +126,8 @@ impl RedisServer {
         };
         cmd.args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
+            // DEBUG SLEEP stalls Redis for the lost-reply test.
+            .args(["--enable-debug-command", "yes"])
             .args(["--dir", &self.dir.path().to_string_lossy()])
             .stdout(Stdio::null())
             .stderr(Stdio::null());

@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use redis::aio::ConnectionManager;
+use redis::streams::StreamRangeReply;
 use redis::RedisResult;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -40,6 +41,8 @@ use script::Scripts;
 /// Every Redis command gets at most this long (including waiting for a
 /// reconnect) before the operation fails as unavailable.
 const OP_TIMEOUT: Duration = Duration::from_secs(1);
+/// Newest log entries searched for a publish whose reply was lost.
+const LANDED_SCAN: usize = 128;
 
 /// The broker's settings that matter at run time.
 struct Limits {
@@ -99,6 +102,25 @@ impl Shared {
                 Err(unavailable("redis: no answer in time"))
             }
         }
+    }
+
+    /// The seq of publish `id` if the room's log holds it. Commands on one
+    /// connection run in order, so this read, sent after the publish, sees
+    /// it if Redis ran it; when Redis cannot answer this either, `None`.
+    async fn landed(&self, room: &str, id: &str) -> Option<u64> {
+        let mut conn = self.conn.clone();
+        let mut cmd = redis::cmd("XREVRANGE");
+        cmd.arg(script::log_key(room))
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(LANDED_SCAN);
+        let reply: StreamRangeReply = self.call(cmd.query_async(&mut conn)).await.ok()?;
+        let entry = reply
+            .ids
+            .into_iter()
+            .find(|e| e.get::<String>("p").as_deref() == Some(id))?;
+        entry.id.split('-').next()?.parse().ok()
     }
 
     /// Reads up to `count` messages after `since` (see the HISTORY script).
@@ -212,10 +234,11 @@ impl Broker for RedisBroker {
             .strip_suffix("0}")
             .filter(|p| p.ends_with("\"seq\":"))
             .ok_or_else(|| unavailable("message JSON does not end with seq"))?;
+        let id = uuid::Uuid::new_v4().to_string();
         let mut inv = s.scripts.publish.prepare_invoke();
         inv.key(script::meta_key(room))
             .key(script::log_key(room))
-            .arg(uuid::Uuid::new_v4().to_string())
+            .arg(&id)
             .arg(s.limits.history_size)
             .arg(s.limits.history_ttl_ms)
             .arg(script::channel(room))
@@ -224,7 +247,20 @@ impl Broker for RedisBroker {
             .arg(crate::telemetry::current_traceparent().unwrap_or_default())
             .arg(unix_micros(accepted_at));
         let mut conn = s.conn.clone();
-        let (seq, _epoch): (u64, String) = s.call(inv.invoke_async(&mut conn)).await?;
+        let seq = match s.call(inv.invoke_async::<(u64, String)>(&mut conn)).await {
+            Ok((seq, _epoch)) => seq,
+            // A lost reply is not a lost message: Redis may have run the
+            // script (and everyone got the message) while the reply was late
+            // or the connection broke. Telling the sender `unavailable` then
+            // invites a resend and a duplicate, so look for it first.
+            Err(e) => match s.landed(room, &id).await {
+                Some(seq) => {
+                    tracing::info!(seq, "publish reply lost, but the message is in the log");
+                    seq
+                }
+                None => return Err(e),
+            },
+        };
         s.metrics
             .broker_latency
             .observe(started.elapsed().as_secs_f64());

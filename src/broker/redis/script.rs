@@ -47,6 +47,9 @@ pub fn room_of_channel(channel: &[u8]) -> Option<&str> {
 /// size, TTL ms, channel, the message JSON up to and including `"seq":`,
 /// trace, accepted-at (µs since the Unix epoch). Returns `{seq, epoch}`.
 ///
+/// The epoch candidate is new for every call, so the log entry keeps it as
+/// field `p`, the publish id: a publish whose reply was lost can be found.
+///
 /// In one atomic step: create the epoch if the room has none (then drop any
 /// orphaned log), take the next seq, append to the log trimmed to about the
 /// history size, renew the idle TTL, and publish the envelope. Because the
@@ -58,7 +61,7 @@ end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 local json = ARGV[5] .. seq .. '}'
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], seq .. '-0', 'm', json)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], seq .. '-0', 'm', json, 'p', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('PUBLISH', ARGV[4],
