@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use tracing::Instrument;
 use ws_chat::telemetry::{self, spans};
-use ws_chat::{Settings, Sources};
+use ws_chat::Sources;
 
 /// Process CPU seconds (all threads) from /proc/self/stat.
 fn cpu_seconds() -> f64 {
@@ -53,7 +53,7 @@ fn main() {
             vars.push(("CHAT__TELEMETRY__SAMPLE_RATIO", ratio.into()));
         }
     }
-    let settings = match Settings::load(&Sources::from_env(vars)) {
+    let settings = match ws_chat::load_settings(&Sources::from_env(vars)) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");

@@ -8,41 +8,55 @@ use ipnet::IpNet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::Auth;
-use crate::broker::{Backend, MemoryBroker, RedisBroker};
+use crate::auth::{Auth, AuthError};
+use crate::broker::{Backend, BrokerSetupError, MemoryBroker, RedisBroker};
 use crate::config::{BrokerKind, Settings, SettingsError, Sources};
+use crate::fanout::rooms::Rooms;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
-use crate::rooms::Rooms;
-use crate::tls::Tls;
+use crate::tls::{Tls, TlsError};
 
 /// Everything a connection needs, shared by all of them.
 pub struct App {
-    pub settings: Settings,
+    pub(crate) settings: Settings,
     /// Where the settings came from, to load them again on reload.
-    pub sources: Sources,
-    pub auth: Auth,
-    pub limits: Limits,
-    pub rooms: Arc<Rooms>,
-    pub broker: Backend,
-    pub metrics: Arc<Metrics>,
-    pub trusted_proxies: Vec<IpNet>,
+    pub(crate) sources: Sources,
+    pub(crate) auth: Auth,
+    pub(crate) limits: Limits,
+    pub(crate) rooms: Arc<Rooms>,
+    pub(crate) broker: Backend,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) trusted_proxies: Vec<IpNet>,
     /// In-process TLS, when configured.
-    pub tls: Option<Tls>,
+    pub(crate) tls: Option<Tls>,
     /// Every task that must finish before the process exits.
-    pub tasks: TaskTracker,
+    pub(crate) tasks: TaskTracker,
     /// Cancelled when the drain starts.
-    pub draining: CancellationToken,
+    pub(crate) draining: CancellationToken,
     /// Cancelled when the drain is over: listeners and helpers stop.
-    pub stopped: CancellationToken,
+    pub(crate) stopped: CancellationToken,
     ready: AtomicBool,
     /// Whether the ignored `X-Forwarded-For` warning was logged.
     forwarding_warned: AtomicBool,
 }
 
+/// Why a server could not start from settings that loaded: the part that
+/// failed says what (a file it could not read, a Redis URL it could not use).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("auth: {0}")]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    Broker(#[from] BrokerSetupError),
+}
+
 impl App {
     /// Builds the server state from validated settings.
-    pub fn new(settings: Settings, sources: Sources) -> Result<Arc<App>, SettingsError> {
+    pub fn new(settings: Settings, sources: Sources) -> Result<Arc<App>, StartError> {
         // rediss:// builds its rustls client with the process default: make
         // it ring, as for our own TLS, whatever features other crates enable.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -55,19 +69,16 @@ impl App {
                 settings.rooms.history,
                 settings.broker.history_ttl,
             )),
-            BrokerKind::Redis => Backend::Redis(
-                RedisBroker::new(
-                    &settings.broker,
-                    settings.rooms.history,
-                    rooms.clone(),
-                    metrics.clone(),
-                )
-                .map_err(|e| SettingsError(vec![e]))?,
-            ),
+            BrokerKind::Redis => Backend::Redis(RedisBroker::new(
+                &settings.broker,
+                settings.rooms.history,
+                rooms.clone(),
+                metrics.clone(),
+            )?),
         };
-        let auth = Auth::new(&settings).map_err(|e| SettingsError(vec![e]))?;
+        let auth = Auth::new(&settings)?;
         let tls = match settings.tls.enabled() {
-            true => Some(Tls::new(&settings.tls).map_err(|e| SettingsError(vec![e]))?),
+            true => Some(Tls::new(&settings.tls)?),
             false => None,
         };
         if settings.broker.kind == BrokerKind::Memory {

@@ -6,27 +6,19 @@
 
 pub mod app;
 pub mod auth;
-pub mod broker;
-pub mod close;
+pub(crate) mod broker;
 pub mod config;
-pub mod frame;
-pub mod gate;
-pub mod heap;
-pub mod http;
-pub mod inbound;
-pub mod limits;
-pub mod metrics;
-pub mod outbox;
-pub mod presence;
+pub mod edge;
+pub(crate) mod fanout;
+pub(crate) mod limits;
+pub(crate) mod metrics;
 pub mod protocol;
-pub mod reload;
-pub mod rooms;
-pub mod session;
-pub mod shutdown;
+pub(crate) mod server;
+pub(crate) mod session;
 pub mod smoke;
 pub mod telemetry;
 pub mod tls;
-pub mod transport;
+pub mod ws;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,8 +27,19 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-pub use app::App;
+pub use app::{App, StartError};
 pub use config::{Settings, SettingsError, Sources};
+
+/// Loads the settings from `sources` and checks every section, including the
+/// ones that auth and TLS parse themselves: what startup, `check-config` and
+/// a reload all use.
+pub fn load_settings(sources: &Sources) -> Result<Settings, SettingsError> {
+    Settings::load(sources, |s| {
+        let mut problems = auth::problems(s);
+        problems.extend(tls::problems(&s.tls));
+        problems
+    })
+}
 
 /// How the caller steers a running server: `main` wires these to signals,
 /// tests trigger them directly.
@@ -59,16 +62,24 @@ pub async fn run(
     settings: Settings,
     sources: Sources,
     control: Control,
-) -> Result<(), SettingsError> {
+) -> Result<(), StartError> {
     let app = App::new(settings, sources)?;
     app.metrics.ready.set(1);
-    tokio::spawn(http::serve(public, app.clone(), http::Listener::Public));
-    tokio::spawn(http::serve(admin, app.clone(), http::Listener::Admin));
-    tokio::spawn(reload::watch(app.clone(), control.reload.clone()));
+    tokio::spawn(edge::http::serve(
+        public,
+        app.clone(),
+        edge::http::Listener::Public,
+    ));
+    tokio::spawn(edge::http::serve(
+        admin,
+        app.clone(),
+        edge::http::Listener::Admin,
+    ));
+    tokio::spawn(server::reload::watch(app.clone(), control.reload.clone()));
     tokio::spawn(prune(app.clone()));
-    tokio::spawn(heap::trim_after_churn(app.clone()));
+    tokio::spawn(server::heap::trim_after_churn(app.clone()));
     control.shutdown.cancelled().await;
-    shutdown::drain(&app).await;
+    server::shutdown::drain(&app).await;
     app.stopped.cancel();
     Ok(())
 }
@@ -83,5 +94,26 @@ async fn prune(app: Arc<App>) {
             }
             () = app.stopped.cancelled() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let e = load_settings(&Sources::from_env([
+            ("CHAT__AUTH__TOKENS", ""),
+            ("CHAT__SERVER__TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("CHAT__AUTH__ALLOWED_ORIGINS", "localhost:8080"),
+            ("CHAT__ROOMS__PRESENCE_INTERVAL", "2s"),
+        ]))
+        .unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("auth.tokens"), "{text}");
+        assert!(text.contains("server.trusted_proxies"), "{text}");
+        assert!(text.contains("auth.allowed_origins"), "{text}");
+        assert!(text.contains("rooms.presence_max_interval"), "{text}");
     }
 }

@@ -187,6 +187,7 @@ impl Limits {
     }
 
     /// Keys held by the keyed limiters and the lock-out list (for tests of pruning).
+    #[cfg(test)]
     pub fn tracked_ips(&self) -> usize {
         self.ip_connects.len()
             + self.ip_messages.len()

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use ws_chat::{smoke, telemetry, Control, Settings, Sources};
+use ws_chat::{smoke, telemetry, Control, Sources};
 
 const USAGE: &str = "\
 usage:
@@ -41,7 +41,7 @@ fn main() -> ExitCode {
             telemetry::shutdown();
             code
         }
-        "check-config" => match Settings::load(&Sources::from_process(flags.config)) {
+        "check-config" => match ws_chat::load_settings(&Sources::from_process(flags.config)) {
             Ok(settings) => {
                 print!("{}", settings.redacted());
                 ExitCode::SUCCESS
@@ -131,7 +131,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 async fn serve(flags: Flags) -> ExitCode {
     let sources = Sources::from_process(flags.config);
-    let settings = match Settings::load(&sources) {
+    let settings = match ws_chat::load_settings(&sources) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("ws-chat: {e}");
@@ -240,7 +240,7 @@ async fn healthcheck(flags: Flags) -> ExitCode {
     let url = flags
         .url
         .unwrap_or_else(|| "http://127.0.0.1:8081/healthz".into());
-    match ws_chat::http::probe(&url, Duration::from_secs(3)).await {
+    match ws_chat::edge::http::probe(&url, Duration::from_secs(3)).await {
         Ok(200) => ExitCode::SUCCESS,
         Ok(status) => {
             eprintln!("healthcheck: {url} answered {status}");

@@ -8,7 +8,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::close::{CloseCode, ABNORMAL_LABEL};
+use crate::protocol::close::{CloseCode, ABNORMAL_LABEL};
 use crate::protocol::ErrorCode;
 
 /// Fan-out latency buckets, 50 µs to 5 s.
@@ -61,6 +61,35 @@ impl RejectReason {
             RejectReason::IpCap => "ip_cap",
             RejectReason::Capacity => "capacity",
             RejectReason::Draining => "draining",
+        }
+    }
+}
+
+/// A broker operation, as the `op` label of `wschat_broker_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerOp {
+    Publish,
+    History,
+    Presence,
+    Subscribe,
+}
+
+impl BrokerOp {
+    /// Every operation, for label pre-registration.
+    pub const ALL: [BrokerOp; 4] = [
+        BrokerOp::Publish,
+        BrokerOp::History,
+        BrokerOp::Presence,
+        BrokerOp::Subscribe,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BrokerOp::Publish => "publish",
+            BrokerOp::History => "history",
+            BrokerOp::Presence => "presence",
+            BrokerOp::Subscribe => "subscribe",
         }
     }
 }
@@ -244,7 +273,7 @@ impl Metrics {
                 "wschat_broker_errors_total",
                 "Broker operations that failed, by operation.",
                 "op",
-                &["publish", "history", "presence", "subscribe"],
+                &BrokerOp::ALL.map(BrokerOp::as_str),
             ),
             broker_reconnects: counter(
                 &r,
@@ -323,8 +352,8 @@ impl Metrics {
     }
 
     /// Counts a failed broker operation.
-    pub fn broker_error(&self, op: &'static str) {
-        self.broker_errors.with_label_values(&[op]).inc();
+    pub fn broker_error(&self, op: BrokerOp) {
+        self.broker_errors.with_label_values(&[op.as_str()]).inc();
     }
 
     /// Counts a configuration reload.

@@ -194,7 +194,7 @@ async fn a_partial_frame_held_open_is_cut_within_two_heartbeats() {
     let (held, _) = chat_during(&mut good, async move {
         let mut raw = Raw::connect(addr, "room=slow&name=holder").await;
         // The header of a 2000-byte text frame and ten bytes of its body, then nothing.
-        let f = ws_chat::frame::client_frame(true, 1, &[b'a'; 2000], [1, 2, 3, 4]);
+        let f = ws_chat::ws::frame::client_frame(true, 1, &[b'a'; 2000], [1, 2, 3, 4]);
         raw.write(&f[..18]).await;
         until_closed(&mut raw.stream, Duration::from_secs(3)).await
     })
@@ -357,7 +357,7 @@ async fn clients_that_never_read_are_closed_as_slow_consumers_and_memory_stays_b
         // 500 three-byte characters: the largest message, about 1.6 KB on the wire.
         let text = "€".repeat(500);
         let msg = format!(r#"{{"type":"message","text":"{text}"}}"#);
-        let frame = ws_chat::frame::client_frame(true, 1, msg.as_bytes(), [9, 8, 7, 6]);
+        let frame = ws_chat::ws::frame::client_frame(true, 1, msg.as_bytes(), [9, 8, 7, 6]);
         let mut sent = 0;
         let deadline = Instant::now() + Duration::from_secs(3);
         while Instant::now() < deadline && sent < 6000 {
@@ -397,7 +397,7 @@ async fn clients_that_never_read_are_closed_as_slow_consumers_and_memory_stays_b
 /// Writes `frames` copies of a masked control frame as fast as the socket
 /// takes them, never reading; returns how many were written.
 async fn flood(wr: &mut (impl AsyncWriteExt + Unpin), opcode: u8, frames: usize) -> usize {
-    let one = ws_chat::frame::client_frame(true, opcode, &[0x5A; 125], [3, 1, 4, 1]);
+    let one = ws_chat::ws::frame::client_frame(true, opcode, &[0x5A; 125], [3, 1, 4, 1]);
     let batch = one.repeat(32);
     let mut sent = 0;
     while sent < frames {
@@ -547,7 +547,7 @@ async fn at_the_rate_limit(n: usize, secs: u64) -> u64 {
             .map(|(i, mut s)| {
                 tokio::spawn(async move {
                     let msg = format!(r#"{{"type":"message","text":"hello from {i}"}}"#);
-                    let frame = ws_chat::frame::client_frame(true, 1, msg.as_bytes(), [1, 2, 3, 4]);
+                    let frame = ws_chat::ws::frame::client_frame(true, 1, msg.as_bytes(), [1, 2, 3, 4]);
                     // Spread the first sends over one refill interval.
                     let mut next = Instant::now() + Duration::from_millis((i % 500) as u64);
                     let mut buf = vec![0u8; 16384];

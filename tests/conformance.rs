@@ -32,7 +32,7 @@ async fn answer_to(s: &TestServer, bytes: &[u8]) -> Option<u16> {
 }
 
 fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    ws_chat::frame::client_frame(fin, opcode, payload, [0x11, 0x22, 0x33, 0x44])
+    ws_chat::ws::frame::client_frame(fin, opcode, payload, [0x11, 0x22, 0x33, 0x44])
 }
 
 fn concat(frames: &[Vec<u8>]) -> Vec<u8> {

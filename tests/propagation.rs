@@ -7,12 +7,12 @@ use std::collections::HashMap;
 use opentelemetry::trace::TraceContextExt;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use ws_chat::telemetry::{self, spans};
-use ws_chat::{Settings, Sources};
+use ws_chat::Sources;
 
 #[test]
 fn traceparent_goes_out_and_continues_the_trace() {
     assert_eq!(telemetry::current_traceparent(), None, "off before init");
-    let settings = Settings::load(&Sources::from_env([
+    let settings = ws_chat::load_settings(&Sources::from_env([
         ("CHAT__TELEMETRY__TRACES", "otlp"),
         ("CHAT__TELEMETRY__SAMPLE_RATIO", "1"),
     ]))

@@ -7,11 +7,11 @@ mod common;
 
 use proptest::prelude::*;
 use ws_chat::auth::{OriginPolicy, OriginRule};
-use ws_chat::close::CloseCode;
-use ws_chat::frame::{client_frame, decode, Opcode};
-use ws_chat::gate::Query;
-use ws_chat::inbound::{Assembler, Inbound};
+use ws_chat::edge::gate::Query;
+use ws_chat::protocol::close::CloseCode;
 use ws_chat::protocol::{clean_name, clean_room, parse_client_event, ClientEvent};
+use ws_chat::ws::frame::{client_frame, decode, Opcode};
+use ws_chat::ws::inbound::{Assembler, Inbound};
 
 fn name_ok(s: &str) -> bool {
     let n = s.chars().count();
@@ -172,7 +172,7 @@ fn settings_with_origin(origin: &str) -> ws_chat::Settings {
         "CHAT__AUTH__ALLOWED_ORIGINS".to_string(),
         origin.to_string(),
     )]);
-    ws_chat::Settings::load(&sources).expect("settings")
+    ws_chat::load_settings(&sources).expect("settings")
 }
 
 /// Arbitrary query strings and Origin headers through a real server: the

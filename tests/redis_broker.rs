@@ -311,7 +311,7 @@ async fn rediss_with_a_private_ca_carries_chat_and_an_untrusted_certificate_is_n
     // Without the CA: unready, and the log says why.
     unready_because(r.env(), "invalid peer certificate").await;
 
-    let plain = ws_chat::Settings::load(&ws_chat::Sources::from_env([
+    let plain = ws_chat::load_settings(&ws_chat::Sources::from_env([
         ("CHAT_TOKEN", "t"),
         ("CHAT__BROKER__KIND", "redis"),
         ("CHAT__BROKER__REDIS_CA_FILE", ca.as_str()),
@@ -354,7 +354,7 @@ async fn rediss_with_a_client_certificate_passes_where_redis_asks_for_one() {
     env.push(("CHAT__BROKER__REDIS_CA_FILE", ca.clone()));
     unready_because(env, "CertificateRequired").await;
 
-    let half = ws_chat::Settings::load(&ws_chat::Sources::from_env([
+    let half = ws_chat::load_settings(&ws_chat::Sources::from_env([
         ("CHAT_TOKEN", "t"),
         ("CHAT__BROKER__KIND", "redis"),
         ("CHAT__BROKER__REDIS_URL", "rediss://127.0.0.1:1"),
@@ -388,7 +388,7 @@ async fn the_password_comes_from_a_file_and_a_wrong_one_is_not_ready() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(common::http_get(anon.admin, "/readyz").await.0, 503);
 
-    let missing = ws_chat::Settings::load(&ws_chat::Sources::from_env([
+    let missing = ws_chat::load_settings(&ws_chat::Sources::from_env([
         ("CHAT_TOKEN", "t"),
         ("CHAT__BROKER__KIND", "redis"),
         ("CHAT__BROKER__REDIS_PASSWORD_FILE", "/nonexistent/pw"),

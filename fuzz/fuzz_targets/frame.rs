@@ -1,29 +1,32 @@
-//! The session's read path on arbitrary bytes: decode every frame in the
-//! buffer and feed it to the assembler, as `session::Conn::parse` does.
+//! The session's read path on arbitrary bytes, through the real decoder the
+//! connection uses (`ws::inbound::Decoder`), fed in reads of varying size:
+//! what a client can make a connection hold or produce.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ws_chat::frame::decode;
-use ws_chat::inbound::{Assembler, Inbound};
+use ws_chat::ws::inbound::{Decoder, Inbound};
+
+const LIMIT: usize = 2048;
 
 fuzz_target!(|data: &[u8]| {
-    let mut buf = data.to_vec();
-    let mut assembler = Assembler::new(2048);
-    let mut at = 0;
-    while at < buf.len() {
-        match decode(&mut buf[at..], assembler.budget()) {
-            Ok(Some((frame, used))) => {
-                assert!(used >= 6 && at + used <= data.len(), "frame past the buffer");
-                assert!(frame.payload.len() <= 2048);
-                at += used;
-                match assembler.push(frame) {
-                    Ok(Some(Inbound::Text(t))) => assert!(t.len() <= 2048),
-                    Ok(Some(Inbound::Ping(p))) => assert!(p.len() <= 125),
-                    Ok(Some(Inbound::Close(_))) | Err(_) => break,
-                    Ok(_) => {}
-                }
+    let Some((&split, bytes)) = data.split_first() else {
+        return;
+    };
+    // Reads of 1..=256 bytes: frames arrive whole, split, or many at once.
+    let chunk = usize::from(split) + 1;
+    let mut decoder = Decoder::new(LIMIT, Vec::new());
+    for piece in bytes.chunks(chunk) {
+        let got = decoder.feed(&mut piece.to_vec());
+        for unit in &got.units {
+            match unit {
+                Inbound::Text(t) => assert!(t.len() <= LIMIT),
+                Inbound::Ping(p) => assert!(p.len() <= 125),
+                Inbound::Pong | Inbound::Close(_) => {}
             }
-            Ok(None) | Err(_) => break,
+        }
+        let closed = got.units.iter().any(|u| matches!(u, Inbound::Close(_)));
+        if got.violation.is_some() || closed {
+            return;
         }
     }
 });

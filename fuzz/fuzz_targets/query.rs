@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ws_chat::gate::Query;
+use ws_chat::edge::gate::Query;
 use ws_chat::protocol::{clean_name, clean_room};
 
 fuzz_target!(|data: &[u8]| {

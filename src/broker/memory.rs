@@ -9,11 +9,11 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::broker::{new_message, Broker, BrokerError, History, Since};
-use crate::frame;
+use crate::broker::{Broker, BrokerError, History, Since};
+use crate::fanout::rooms::{Delivery, Rooms};
 use crate::metrics::Metrics;
-use crate::protocol;
-use crate::rooms::{Delivery, Rooms};
+use crate::protocol::event::{self, MessageHead};
+use crate::ws::frame;
 
 /// One life of a room's history. A pruned room comes back with a new epoch,
 /// so `seq` restarting at 1 is never mistaken for old numbers.
@@ -70,15 +70,6 @@ impl MemoryBroker {
     }
 }
 
-/// `{"type":"message","message":<json>}` from an already serialized message.
-pub fn message_frame(message_json: &str) -> bytes::Bytes {
-    let mut event = Vec::with_capacity(message_json.len() + 32);
-    event.extend_from_slice(br#"{"type":"message","message":"#);
-    event.extend_from_slice(message_json.as_bytes());
-    event.push(b'}');
-    frame::text(&event)
-}
-
 impl Broker for MemoryBroker {
     async fn publish(
         &self,
@@ -88,16 +79,14 @@ impl Broker for MemoryBroker {
         accepted_at: Instant,
     ) -> Result<u64, BrokerError> {
         let started = Instant::now();
-        let mut message = new_message(room, from, text);
+        let head = MessageHead::new(room, from, text);
         let log = self.log(room);
         let mut log = lock(&log);
         log.seq += 1;
-        message.seq = log.seq;
-        let json: Arc<str> = serde_json::to_string(&message)
-            .map_err(|e| BrokerError::Unavailable(e.to_string()))?
-            .into();
-        let frame = message_frame(&json);
-        log.history.push_back((message.seq, json));
+        let seq = log.seq;
+        let json: Arc<str> = head.finish(seq).into();
+        let frame = frame::text(&event::message(&json));
+        log.history.push_back((seq, json));
         if log.history.len() > self.history_size {
             log.history.pop_front();
         } else {
@@ -108,13 +97,13 @@ impl Broker for MemoryBroker {
             .broker_latency
             .observe(started.elapsed().as_secs_f64());
         let delivery = Delivery {
-            seq: Some(message.seq),
+            seq: Some(seq),
             frame,
             accepted_at: Some(accepted_at),
         };
         let recipients = self.rooms.deliver(room, delivery);
-        crate::telemetry::spans::fan_out_here(message.seq, recipients);
-        Ok(message.seq)
+        crate::telemetry::spans::fan_out_here(seq, recipients);
+        Ok(seq)
     }
 
     async fn history(&self, room: &str, since: &Since) -> Result<History, BrokerError> {
@@ -141,7 +130,7 @@ impl Broker for MemoryBroker {
         events: Vec<String>,
     ) -> Result<(), BrokerError> {
         for text in events {
-            let frame = frame::text(&protocol::presence_event(&text, local_online as u64));
+            let frame = frame::text(&event::presence(&text, local_online as u64));
             self.rooms.deliver(
                 room,
                 Delivery {

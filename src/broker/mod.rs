@@ -2,7 +2,7 @@
 //! presence to every replica's rooms.
 //!
 //! `memory` is the embedded default (one process); `redis` shares everything
-//! between replicas. Both deliver into the local [`Rooms`](crate::rooms::Rooms)
+//! between replicas. Both deliver into the local [`Rooms`](crate::fanout::rooms::Rooms)
 //! in `seq` order per room, and both pass one shared test suite.
 
 use std::future::Future;
@@ -40,20 +40,30 @@ pub struct History {
 /// A broker operation failed; the message or event was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
-    #[error("broker unavailable: {0}")]
-    Unavailable(String),
+    /// Redis is known to be unreachable; nothing was sent.
+    #[error("redis is down")]
+    Down,
+    /// Redis answered with an error, or the connection broke.
+    #[error("redis: {0}")]
+    Redis(#[from] ::redis::RedisError),
+    /// Redis did not answer within the operation's deadline.
+    #[error("redis: no answer in time")]
+    Timeout,
+    /// Redis answered, but not in the shape our script returns.
+    #[error("redis: unexpected {0} reply")]
+    Reply(&'static str),
+    /// The broker is shutting down.
+    #[error("broker stopped")]
+    Stopped,
 }
 
-/// A new message, stamped now, with `seq` 0 until the broker assigns one.
-pub(crate) fn new_message(room: &str, from: &str, text: &str) -> crate::protocol::Message {
-    crate::protocol::Message {
-        id: uuid::Uuid::new_v4().to_string(),
-        room: room.to_string(),
-        from: from.to_string(),
-        text: text.to_string(),
-        sent_at: crate::protocol::now_rfc3339(),
-        seq: 0,
-    }
+/// The broker could not be built from its settings (names the key; never a
+/// password).
+#[derive(Debug, thiserror::Error)]
+#[error("broker.{key}: {reason}")]
+pub struct BrokerSetupError {
+    pub key: &'static str,
+    pub reason: String,
 }
 
 /// What every broker does.

@@ -52,7 +52,8 @@ impl TestServer {
         ];
         vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let sources = Sources::from_env(vars);
-        let settings = Settings::load(&sources).unwrap_or_else(|e| panic!("test settings: {e}"));
+        let settings =
+            ws_chat::load_settings(&sources).unwrap_or_else(|e| panic!("test settings: {e}"));
         Self::start_with(settings, sources).await
     }
 
@@ -429,7 +430,7 @@ impl Raw {
 
     /// Sends one masked client frame.
     pub async fn frame(&mut self, fin: bool, opcode: u8, payload: &[u8]) {
-        let bytes = ws_chat::frame::client_frame(fin, opcode, payload, [7, 1, 9, 3]);
+        let bytes = ws_chat::ws::frame::client_frame(fin, opcode, payload, [7, 1, 9, 3]);
         self.write(&bytes).await;
     }
 

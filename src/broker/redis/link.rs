@@ -12,8 +12,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::receiver::Event;
-use super::{script, unavailable, Shared};
-use crate::broker::{BrokerError, Since};
+use super::{script, Shared};
+use crate::broker::{BrokerError, BrokerSetupError, Since};
 use crate::config::{redact_url, BrokerSettings};
 use crate::metrics::Metrics;
 
@@ -89,26 +89,37 @@ impl Status {
 pub(super) fn connect(
     settings: &BrokerSettings,
     status: Arc<Status>,
-) -> Result<(redis::Client, ConnectionManager), String> {
+) -> Result<(redis::Client, ConnectionManager), BrokerSetupError> {
     let shown = redact_url(&settings.redis_url);
+    let bad_url = |e: redis::RedisError| BrokerSetupError {
+        key: "redis_url",
+        reason: format!("`{shown}`: {e}"),
+    };
     let info = settings
         .redis_url
         .as_str()
         .into_connection_info()
-        .map_err(|e| format!("broker.redis_url `{shown}`: {e}"))?;
+        .map_err(bad_url)?;
     let mut redis = info
         .redis_settings()
         .clone()
         .set_protocol(ProtocolVersion::RESP3);
     if !settings.redis_password_file.is_empty() {
-        let password = std::fs::read_to_string(&settings.redis_password_file)
-            .map_err(|e| format!("broker.redis_password_file: {e}"))?;
+        let password = std::fs::read_to_string(&settings.redis_password_file).map_err(|e| {
+            BrokerSetupError {
+                key: "redis_password_file",
+                reason: e.to_string(),
+            }
+        })?;
         // The password is never logged; only the file name is.
         redis = redis.set_password(password.trim_end_matches(['\r', '\n']));
     }
     let info = info.set_redis_settings(redis);
-    let read = |key: &str, path: &str| {
-        std::fs::read(path).map_err(|e| format!("broker.{key}: {path}: {e}"))
+    let read = |key: &'static str, path: &str| {
+        std::fs::read(path).map_err(|e| BrokerSetupError {
+            key,
+            reason: format!("{path}: {e}"),
+        })
     };
     let root_cert = match settings.redis_ca_file.as_str() {
         "" => None,
@@ -131,7 +142,7 @@ pub(super) fn connect(
         };
         redis::Client::build_with_tls(info, certs)
     }
-    .map_err(|e| format!("broker.redis_url `{shown}`: {e}"))?;
+    .map_err(bad_url)?;
     let config = ConnectionManagerConfig::new()
         .set_push_sender(move |info| status.push(info))
         .set_automatic_resubscription()
@@ -142,8 +153,7 @@ pub(super) fn connect(
         .set_max_delay(MAX_BACKOFF)
         .set_connection_timeout(Some(Duration::from_secs(1)))
         .set_response_timeout(Some(Duration::from_secs(1)));
-    let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
-        .map_err(|e| format!("broker.redis_url `{shown}`: {e}"))?;
+    let conn = ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(bad_url)?;
     Ok((client, conn))
 }
 
@@ -213,7 +223,9 @@ pub(super) async fn subscriptions(
             SubCmd::Watch(room, reply) => {
                 let result = watch(&shared, &room).await;
                 if result.is_err() {
-                    shared.metrics.broker_error("subscribe");
+                    shared
+                        .metrics
+                        .broker_error(crate::metrics::BrokerOp::Subscribe);
                 }
                 let _ = reply.send(result);
             }
@@ -230,7 +242,9 @@ pub(super) async fn subscriptions(
                     Err(e) => {
                         // Still subscribed; messages for it are ignored and the
                         // next Watch finds it carried.
-                        shared.metrics.broker_error("subscribe");
+                        shared
+                            .metrics
+                            .broker_error(crate::metrics::BrokerOp::Subscribe);
                         tracing::debug!(error = %e, "unsubscribe failed");
                     }
                 }
@@ -247,7 +261,7 @@ async fn watch(shared: &Shared, room: &Arc<str>) -> Result<(), BrokerError> {
     let events = &shared.status.events;
     events
         .send(Event::Fresh(room.clone()))
-        .map_err(|_| unavailable("broker stopped"))?;
+        .map_err(|_| BrokerError::Stopped)?;
     let mut conn = shared.conn.clone();
     if let Err(e) = shared.call(conn.subscribe(script::channel(room))).await {
         let _ = events.send(Event::Gone(room.clone()));
@@ -303,7 +317,9 @@ pub(super) async fn refresh_presence(shared: Arc<Shared>, stop: CancellationToke
         for room in rooms {
             let local = shared.rooms.get(&room).map_or(0, |r| r.local_online());
             if let Err(e) = set_presence(&shared, &room, local, &[]).await {
-                shared.metrics.broker_error("presence");
+                shared
+                    .metrics
+                    .broker_error(crate::metrics::BrokerOp::Presence);
                 tracing::debug!(error = %e, "presence refresh failed");
                 break;
             }

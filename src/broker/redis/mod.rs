@@ -29,10 +29,11 @@ use redis::RedisResult;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::broker::{new_message, Broker, BrokerError, History, Since};
+use crate::broker::{Broker, BrokerError, BrokerSetupError, History, Since};
 use crate::config::BrokerSettings;
+use crate::fanout::rooms::Rooms;
 use crate::metrics::Metrics;
-use crate::rooms::Rooms;
+use crate::protocol::event::MessageHead;
 
 use link::{Status, SubCmd};
 use receiver::Event;
@@ -75,10 +76,6 @@ struct Read {
     entries: Vec<(u64, Arc<str>)>,
 }
 
-fn unavailable(why: impl std::fmt::Display) -> BrokerError {
-    BrokerError::Unavailable(why.to_string())
-}
-
 impl Shared {
     fn watched(&self) -> MutexGuard<'_, HashSet<Arc<str>>> {
         self.watched.lock().unwrap_or_else(|e| e.into_inner())
@@ -95,11 +92,11 @@ impl Shared {
                 if e.is_io_error() || e.is_unrecoverable_error() || e.is_timeout() {
                     self.status.set_down();
                 }
-                Err(unavailable(format_args!("redis: {e}")))
+                Err(BrokerError::Redis(e))
             }
             Err(_) => {
                 self.status.set_down();
-                Err(unavailable("redis: no answer in time"))
+                Err(BrokerError::Timeout)
             }
         }
     }
@@ -135,7 +132,7 @@ impl Shared {
             .arg(count);
         let mut conn = self.conn.clone();
         let values: Vec<redis::Value> = self.call(inv.invoke_async(&mut conn)).await?;
-        parse_read(values).ok_or_else(|| unavailable("redis: unexpected history reply"))
+        parse_read(values).ok_or(BrokerError::Reply("history"))
     }
 }
 
@@ -173,7 +170,7 @@ impl RedisBroker {
         history_size: usize,
         rooms: Arc<Rooms>,
         metrics: Arc<Metrics>,
-    ) -> Result<RedisBroker, String> {
+    ) -> Result<RedisBroker, BrokerSetupError> {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let status = Arc::new(Status::new(metrics.clone(), events_tx));
         let (client, conn) = link::connect(settings, status.clone())?;
@@ -224,16 +221,12 @@ impl Broker for RedisBroker {
     ) -> Result<u64, BrokerError> {
         let s = &self.shared;
         if !s.status.is_up() {
-            return Err(unavailable("redis is down"));
+            return Err(BrokerError::Down);
         }
         let started = Instant::now();
-        let message = new_message(room, from, text);
-        let json = serde_json::to_string(&message).map_err(unavailable)?;
-        // `seq` is the last field: the script appends the number it assigns.
-        let prefix = json
-            .strip_suffix("0}")
-            .filter(|p| p.ends_with("\"seq\":"))
-            .ok_or_else(|| unavailable("message JSON does not end with seq"))?;
+        // Everything but `seq`: the script appends the number it assigns
+        // and the closing brace, as `MessageHead::finish` does.
+        let head = MessageHead::new(room, from, text);
         let id = uuid::Uuid::new_v4().to_string();
         let mut inv = s.scripts.publish.prepare_invoke();
         inv.key(script::meta_key(room))
@@ -242,7 +235,7 @@ impl Broker for RedisBroker {
             .arg(s.limits.history_size)
             .arg(s.limits.history_ttl_ms)
             .arg(script::channel(room))
-            .arg(prefix)
+            .arg(head.as_str())
             // The publishing span's W3C traceparent ("" unless this trace is recorded).
             .arg(crate::telemetry::current_traceparent().unwrap_or_default())
             .arg(unix_micros(accepted_at));
@@ -299,7 +292,7 @@ impl Broker for RedisBroker {
     ) -> Result<(), BrokerError> {
         let s = &self.shared;
         if !s.status.is_up() {
-            return Err(unavailable("redis is down"));
+            return Err(BrokerError::Down);
         }
         link::set_presence(s, room, local_online, &events).await
     }
@@ -308,11 +301,11 @@ impl Broker for RedisBroker {
         let (tx, rx) = oneshot::channel();
         self.subs
             .send(SubCmd::Watch(room.into(), tx))
-            .map_err(|_| unavailable("broker stopped"))?;
+            .map_err(|_| BrokerError::Stopped)?;
         match tokio::time::timeout(OP_TIMEOUT * 5, rx).await {
             Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(unavailable("broker stopped")),
-            Err(_) => Err(unavailable("subscribing took too long")),
+            Ok(Err(_)) => Err(BrokerError::Stopped),
+            Err(_) => Err(BrokerError::Timeout),
         }
     }
 

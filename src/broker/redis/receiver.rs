@@ -25,12 +25,11 @@ use tracing::Instrument;
 
 use super::script::{self, Envelope};
 use super::Shared;
-use crate::broker::memory::message_frame;
 use crate::broker::Since;
-use crate::frame;
-use crate::protocol;
-use crate::rooms::Delivery;
+use crate::fanout::rooms::Delivery;
+use crate::protocol::event;
 use crate::telemetry::spans;
+use crate::ws::frame;
 
 /// How often stale rooms are retried while Redis is up.
 const RETRY: Duration = Duration::from_millis(500);
@@ -211,7 +210,7 @@ async fn push(shared: &Shared, tracks: &mut HashMap<Arc<str>, Track>, info: Push
                     message(shared, &room, track, early).instrument(span).await;
                 }
                 Some(Envelope::Presence { online, text, .. }) => {
-                    let frame = frame::text(&protocol::presence_event(text, online));
+                    let frame = frame::text(&event::presence(text, online));
                     shared.rooms.deliver(
                         &room,
                         Delivery {
@@ -262,7 +261,9 @@ async fn backfill(shared: &Shared, room: &Arc<str>, track: &mut Track) -> bool {
     let read = match shared.read(room, &since, shared.limits.history_size).await {
         Ok(read) => read,
         Err(e) => {
-            shared.metrics.broker_error("history");
+            shared
+                .metrics
+                .broker_error(crate::metrics::BrokerOp::History);
             tracing::debug!(error = %e, "backfill failed");
             track.stale = true;
             return false;
@@ -291,7 +292,7 @@ fn deliver(shared: &Shared, room: &str, seq: u64, json: &str, at: Option<Instant
         room,
         Delivery {
             seq: Some(seq),
-            frame: message_frame(json),
+            frame: frame::text(&event::message(json)),
             accepted_at: at,
         },
     );

@@ -6,22 +6,11 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::time::Instant;
 
-use bytes::Bytes;
 use std::task::{Context, Poll, Waker};
 
-use crate::close::CloseCode;
-
-/// One encoded frame waiting to be written.
-#[derive(Debug, Clone)]
-pub struct Outgoing {
-    /// The complete WebSocket frame, shared by every recipient.
-    pub frame: Bytes,
-    /// When the message was accepted, for the fan-out latency histogram;
-    /// `None` for frames that are not chat messages.
-    pub accepted_at: Option<Instant>,
-}
+use crate::protocol::close::CloseCode;
+use crate::ws::transport::Outgoing;
 
 /// What happened to a pushed frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +140,8 @@ impl Outbox {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
 
     fn frame() -> Outgoing {

@@ -16,15 +16,15 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::app::App;
-use crate::gate;
+use crate::edge::gate;
 use crate::session;
 use crate::telemetry::spans;
 
 type Reply = Response<Full<Bytes>>;
 
-const INDEX_HTML: &str = include_str!("client/index.html");
-const APP_JS: &str = include_str!("client/app.js");
-const APP_CSS: &str = include_str!("client/app.css");
+const INDEX_HTML: &str = include_str!("../client/index.html");
+const APP_JS: &str = include_str!("../client/app.js");
+const APP_CSS: &str = include_str!("../client/app.css");
 
 /// The page may load only its own script and style, and talk only to its own origin.
 pub const CONTENT_SECURITY_POLICY: &str =

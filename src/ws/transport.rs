@@ -3,11 +3,22 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read as _, Write as _};
+use std::time::Instant;
+
+use bytes::Bytes;
 
 use rustls::ServerConnection;
 use tokio::net::TcpStream;
 
-use crate::outbox::Outgoing;
+/// One encoded frame waiting to be written.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// The complete WebSocket frame, shared by every recipient.
+    pub frame: Bytes,
+    /// When the message was accepted, for the fan-out latency histogram;
+    /// `None` for frames that are not chat messages.
+    pub accepted_at: Option<Instant>,
+}
 
 /// Frames written in one vectored write at most.
 const WRITE_BATCH: usize = 64;

@@ -14,10 +14,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::app::App;
-use crate::broker::Broker;
-use crate::rooms::Room;
-
 /// A change of a room's membership.
 pub enum Change {
     Joined(Arc<str>),
@@ -117,37 +113,6 @@ impl PresenceState {
             .into_iter()
             .flatten()
             .collect()
-    }
-}
-
-/// Announces a membership change in `room`, now or coalesced.
-pub async fn announce(app: &Arc<App>, room: &Arc<Room>, change: Change) {
-    let pacing = Pacing {
-        base: app.settings.rooms.presence_interval,
-        max: app.settings.rooms.presence_max_interval,
-    };
-    match room.with_presence(|p| p.note(change, Instant::now(), pacing)) {
-        Next::Now(events) => send(app, room, events).await,
-        Next::Later => {}
-        Next::At(when) => {
-            let (app, room) = (app.clone(), room.clone());
-            app.tasks.clone().spawn(async move {
-                tokio::time::sleep_until(tokio::time::Instant::from_std(when)).await;
-                let events = room.with_presence(|p| p.flush_coalesced(Instant::now(), pacing));
-                send(&app, &room, events).await;
-            });
-        }
-    }
-}
-
-async fn send(app: &App, room: &Room, events: Vec<String>) {
-    if events.is_empty() {
-        return;
-    }
-    let online = room.local_online();
-    if let Err(e) = app.broker.presence(&room.name, online, events).await {
-        app.metrics.broker_error("presence");
-        tracing::warn!(error = %e, "presence event not sent");
     }
 }
 

@@ -19,9 +19,10 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::auth::TokenDigest;
+use crate::fanout::outbox::{Outbox, Pushed};
+use crate::fanout::presence::PresenceState;
 use crate::metrics::Metrics;
-use crate::outbox::{Outbox, Outgoing, Pushed};
-use crate::presence::PresenceState;
+use crate::ws::transport::Outgoing;
 
 const SHARDS: usize = 64;
 

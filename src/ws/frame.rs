@@ -9,7 +9,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::close::{is_valid_peer_code, CloseCode};
+use crate::protocol::close::{is_valid_peer_code, CloseCode};
 
 /// Frame opcodes (RFC 6455 §5.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,135 +1,31 @@
-//! One connection's life: join, the read/write/heartbeat loop, and the close.
+//! The connection's loop: one poll over the socket, the outbox and the
+//! heartbeat; reads decoded into client messages, queued frames written in
+//! one vectored write; and the close handshake.
 //!
-//! One task per connection owns the socket. Reads and writes are readiness
-//! based (`readable`/`try_read`, `writable`/`try_write_vectored`), so every
-//! branch of the loop is cancel-safe and nothing is buffered for an idle
-//! connection: a partial frame is the only thing ever kept between reads.
-//! Queued frames leave in one vectored write, not one syscall per frame.
+//! Reads and writes are readiness based (`readable`/`try_read`,
+//! `writable`/`try_write_vectored`), so every branch of the loop is
+//! cancel-safe and nothing is buffered for an idle connection: a partial
+//! frame is the only thing ever kept between reads.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
-use std::sync::Arc;
+use std::net::IpAddr;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use governor::DefaultDirectRateLimiter;
 use tokio::net::TcpStream;
-use tracing::Instrument;
 
+use super::message::{self, Outcome};
 use crate::app::App;
-use crate::broker::Broker;
-use crate::broker::Since;
-use crate::close::CloseCode;
-use crate::frame::{self, Opcode};
-use crate::gate::Admission;
-use crate::inbound::{Assembler, Inbound};
-use crate::outbox::{Outbox, Outgoing};
-use crate::presence::{self, Change};
-use crate::protocol::{self, ClientEvent, ErrorCode};
-use crate::rooms::{Joined, Member};
-use crate::telemetry::spans;
-use crate::transport::{Received, Transport, READ_CHUNK};
-
-/// Serves one upgraded connection until it closes.
-pub async fn run(
-    app: Arc<App>,
-    stream: TcpStream,
-    tls: Option<Box<rustls::ServerConnection>>,
-    leftover: Bytes,
-    admission: Admission,
-) {
-    let Admission {
-        name,
-        room,
-        since,
-        token,
-        ip,
-        slot,
-    } = admission;
-    let member = Arc::new(Member {
-        id: app.rooms.next_id(),
-        name: name.into(),
-        room: room.into(),
-        token,
-        outbox: Outbox::new(
-            app.settings.session.outbound_queue,
-            app.settings.session.slow_consumer_drops,
-        ),
-    });
-    app.metrics.accepted.inc();
-    app.metrics.connections.inc();
-    let mut conn = Conn::new(stream, tls, leftover, app.settings.limits.max_message_bytes);
-    {
-        // Scoped so that it is not kept in the future across the awaits.
-        let client_id = uuid::Uuid::new_v4().to_string();
-        conn.send(frame::text(&protocol::system_event(
-            &member.name,
-            &client_id,
-        )));
-    }
-
-    let joined = app.rooms.join(&member);
-    Box::pin(enter(&app, &member, &joined, &since, &mut conn)).await;
-
-    let limiter = app.limits.connection_limiter();
-    let outcome = conn.serve(&app, &member, &limiter, ip).await;
-    app.metrics.closed(outcome);
-    app.metrics.connections.dec();
-    drop(conn);
-
-    let last = app.rooms.leave(&member);
-    Box::pin(presence::announce(
-        &app,
-        &joined.room,
-        Change::Left(member.name.clone()),
-    ))
-    .await;
-    if last {
-        app.broker.unwatch(&member.room);
-    }
-    drop(slot);
-}
-
-/// The join: carry the room here, queue its history, make the member live,
-/// announce it. A broker failure closes the connection with 1013 (retry).
-async fn enter(
-    app: &Arc<App>,
-    member: &Arc<Member>,
-    joined: &Joined,
-    since: &Since,
-    conn: &mut Conn,
-) {
-    let mut ended = None;
-    if joined.first_local {
-        if let Err(e) = app.broker.watch(&member.room).await {
-            app.metrics.broker_error("subscribe");
-            tracing::warn!(error = %e, "cannot carry room");
-            ended = Some(CloseCode::TryAgainLater);
-        }
-    }
-    match app.broker.history(&member.room, since).await {
-        Ok(history) => {
-            let json =
-                protocol::history_event(history.messages.iter().map(|m| &**m), &history.epoch);
-            conn.send(frame::text(&json));
-            app.rooms.activate(&joined.room, member, history.last_seq);
-        }
-        Err(e) => {
-            app.metrics.broker_error("history");
-            tracing::warn!(error = %e, "history unavailable");
-            ended = Some(CloseCode::TryAgainLater);
-        }
-    }
-    presence::announce(app, &joined.room, Change::Joined(member.name.clone())).await;
-    if app.is_draining() {
-        member.outbox.request_close(CloseCode::GoingAway);
-    }
-    if let Some(code) = ended {
-        member.outbox.request_close(code);
-    }
-}
+use crate::fanout::rooms::Member;
+use crate::protocol::close::CloseCode;
+use crate::protocol::event;
+use crate::ws::frame::{self, Opcode};
+use crate::ws::inbound::{Decoded, Decoder, Inbound};
+use crate::ws::transport::{Outgoing, Received, Transport, READ_CHUNK};
 
 /// What woke the session.
 #[derive(Default)]
@@ -141,11 +37,9 @@ struct Events {
 }
 
 /// The socket and what is in flight on it.
-struct Conn {
+pub(super) struct Conn {
     io: Transport,
-    /// Bytes of a frame that has not fully arrived.
-    partial: Vec<u8>,
-    assembler: Assembler,
+    decoder: Decoder,
     /// Frames being written; the first may be partly written.
     out: VecDeque<Outgoing>,
     written: usize,
@@ -163,7 +57,7 @@ enum Read {
 }
 
 impl Conn {
-    fn new(
+    pub(super) fn new(
         stream: TcpStream,
         tls: Option<Box<rustls::ServerConnection>>,
         leftover: Bytes,
@@ -174,8 +68,7 @@ impl Conn {
         partial.extend_from_slice(&early);
         Conn {
             io,
-            partial,
-            assembler: Assembler::new(limit),
+            decoder: Decoder::new(limit, partial),
             out: VecDeque::new(),
             written: 0,
             spare: VecDeque::new(),
@@ -183,19 +76,19 @@ impl Conn {
         }
     }
 
-    fn send(&mut self, frame: Bytes) {
+    pub(super) fn send(&mut self, frame: Bytes) {
         self.out.push_back(Outgoing {
             frame,
             accepted_at: None,
         });
     }
 
-    async fn serve(
+    pub(super) async fn serve(
         &mut self,
         app: &App,
         member: &Member,
         limiter: &DefaultDirectRateLimiter,
-        ip: std::net::IpAddr,
+        ip: IpAddr,
     ) -> Option<CloseCode> {
         let interval = app.settings.session.heartbeat_interval;
         // Spread first pings so connections made together do not ping together.
@@ -206,7 +99,7 @@ impl Conn {
         let mut pong_owed: Option<Vec<u8>> = None;
 
         // Bytes that came with the upgrade request are already here.
-        let mut pending = if self.partial.is_empty() {
+        let mut pending = if !self.decoder.has_partial() {
             Read::Nothing
         } else {
             self.parse(&mut [])
@@ -225,10 +118,15 @@ impl Conn {
                         // Boxed, like every rare await here: the future's size is
                         // what an idle connection costs, and it is the largest of
                         // its await states.
-                        if let Some(code) =
-                            Box::pin(self.message(app, member, limiter, ip, &text)).await
-                        {
-                            return Box::pin(self.close(app, code)).await;
+                        match Box::pin(message::handle(app, member, limiter, ip, &text)).await {
+                            Outcome::Published { .. } => {}
+                            Outcome::Refused(code) => self.send(frame::text(&event::error(
+                                code,
+                                app.settings.limits.max_text_chars,
+                            ))),
+                            Outcome::Revoked => {
+                                return Box::pin(self.close(app, CloseCode::Policy)).await
+                            }
                         }
                     }
                     Inbound::Ping(payload) => pong_owed = Some(payload),
@@ -333,86 +231,6 @@ impl Conn {
         }
     }
 
-    /// Handles one client message; returns a close code if it ends the connection.
-    async fn message(
-        &mut self,
-        app: &App,
-        member: &Member,
-        limiter: &DefaultDirectRateLimiter,
-        ip: std::net::IpAddr,
-        raw: &str,
-    ) -> Option<CloseCode> {
-        let m = &app.metrics;
-        m.received.inc();
-        // Span::none() unless this message starts a recorded trace.
-        let span = spans::message_span(raw.len());
-        let max = app.settings.limits.max_text_chars;
-        let refuse = |conn: &mut Conn, code: ErrorCode| {
-            m.rejected_message(code);
-            spans::message_outcome(&span, Some(code.as_str()));
-            conn.send(frame::text(&code.event(max)));
-        };
-        if limiter.check().is_err() {
-            m.rate_limited_connection.inc();
-            refuse(self, ErrorCode::RateLimited);
-            return None;
-        }
-        if !app.limits.ip_message(ip) {
-            m.rate_limited_ip.inc();
-            refuse(self, ErrorCode::RateLimited);
-            return None;
-        }
-        spans::step(&span, "limit");
-        let text = match protocol::parse_client_event(raw) {
-            Ok(ClientEvent::Message { text }) => text,
-            Err(code) => {
-                refuse(self, code);
-                return None;
-            }
-        };
-        // Permissions are checked on every message: a reload may have changed them.
-        let revoked = || {
-            spans::message_outcome(&span, Some("revoked"));
-            Some(CloseCode::Policy)
-        };
-        match app.auth.tokens().grant_for(&member.token) {
-            None => return revoked(),
-            Some(g) if !g.allows_room(&member.room) => return revoked(),
-            Some(g) if g.read_only => {
-                refuse(self, ErrorCode::Forbidden);
-                return None;
-            }
-            Some(_) => {}
-        }
-        if text.is_empty() {
-            refuse(self, ErrorCode::Empty);
-            return None;
-        }
-        if text.chars().count() > max {
-            refuse(self, ErrorCode::TooLarge);
-            return None;
-        }
-        spans::step(&span, "validate");
-        let accepted_at = Instant::now();
-        match app
-            .broker
-            .publish(&member.room, &member.name, &text, accepted_at)
-            .instrument(span.clone())
-            .await
-        {
-            Ok(_) => {
-                m.accepted_messages.inc();
-                spans::message_outcome(&span, None);
-            }
-            Err(e) => {
-                m.broker_error("publish");
-                tracing::warn!(error = %e, "message not accepted");
-                refuse(self, ErrorCode::Unavailable);
-            }
-        }
-        None
-    }
-
     fn read(&mut self) -> Read {
         let mut chunk = [0u8; READ_CHUNK];
         match self.io.read(&mut chunk) {
@@ -423,42 +241,13 @@ impl Conn {
         }
     }
 
-    /// Decodes every complete frame in `partial` + `fresh` (unmasking in
-    /// place, so a read that holds whole frames is never copied); keeps the rest.
     fn parse(&mut self, fresh: &mut [u8]) -> Read {
-        let mut units = Vec::new();
-        let mut partial = std::mem::take(&mut self.partial);
-        let buf: &mut [u8] = if partial.is_empty() {
-            fresh
-        } else {
-            partial.extend_from_slice(fresh);
-            &mut partial
-        };
-        let mut at = 0;
-        let verdict = loop {
-            match frame::decode(&mut buf[at..], self.assembler.budget()) {
-                Ok(Some((f, used))) => {
-                    at += used;
-                    match self.assembler.push(f) {
-                        Ok(Some(unit)) => {
-                            let closing = matches!(unit, Inbound::Close(_));
-                            units.push(unit);
-                            if closing {
-                                break None;
-                            }
-                        }
-                        Ok(None) => {}
-                        Err(code) => break Some(code),
-                    }
-                }
-                Ok(None) => break None,
-                Err(code) => break Some(code),
-            }
-        };
-        self.partial = buf[at..].to_vec();
-        match verdict {
-            Some(code) => Read::Violation(code, units),
-            None => Read::Units(units),
+        match self.decoder.feed(fresh) {
+            Decoded {
+                units,
+                violation: Some(code),
+            } => Read::Violation(code, units),
+            Decoded { units, .. } => Read::Units(units),
         }
     }
 
@@ -509,7 +298,7 @@ impl Conn {
     /// the client's close frame before letting the socket go. Our side is
     /// shut down first, so unread client bytes cannot turn our close into a
     /// reset that the client sees before the close frame.
-    async fn close(&mut self, app: &App, code: CloseCode) -> Option<CloseCode> {
+    pub(super) async fn close(&mut self, app: &App, code: CloseCode) -> Option<CloseCode> {
         if code == CloseCode::Policy {
             app.metrics.revocation_closes.inc();
         }

@@ -1,8 +1,9 @@
-//! Client frames → client messages: fragment reassembly under the message
-//! size cap, UTF-8 checks, and the control frames a session must answer.
+//! Client bytes → client messages: frame decoding across reads, fragment
+//! reassembly under the message size cap, UTF-8 checks, and the control
+//! frames a session must answer.
 
-use crate::close::CloseCode;
-use crate::frame::{self, Frame, Opcode};
+use crate::protocol::close::CloseCode;
+use crate::ws::frame::{self, Frame, Opcode};
 
 /// What a client sent, one complete unit at a time.
 #[derive(Debug, PartialEq, Eq)]
@@ -64,6 +65,74 @@ impl Assembler {
                 text(whole).map(Some)
             }
         }
+    }
+}
+
+/// Everything a read produced: complete units, then the close code owed if
+/// the bytes broke a rule (units before the violation still count).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Decoded {
+    pub units: Vec<Inbound>,
+    pub violation: Option<CloseCode>,
+}
+
+/// The read side of one connection: bytes in, [`Inbound`] units out. Keeps
+/// only the bytes of a frame that has not fully arrived between reads.
+pub struct Decoder {
+    partial: Vec<u8>,
+    assembler: Assembler,
+}
+
+impl Decoder {
+    /// `limit` is the largest message in bytes; `early` are bytes that
+    /// arrived before the session started (with the upgrade request).
+    pub fn new(limit: usize, early: Vec<u8>) -> Decoder {
+        Decoder {
+            partial: early,
+            assembler: Assembler::new(limit),
+        }
+    }
+
+    /// Whether bytes are waiting to be decoded (or completed by a read).
+    pub fn has_partial(&self) -> bool {
+        !self.partial.is_empty()
+    }
+
+    /// Decodes every complete frame in what was kept plus `fresh`
+    /// (unmasking in place, so a read that holds whole frames is never
+    /// copied), and keeps the rest. Stops after a close frame.
+    pub fn feed(&mut self, fresh: &mut [u8]) -> Decoded {
+        let mut out = Decoded::default();
+        let mut partial = std::mem::take(&mut self.partial);
+        let buf: &mut [u8] = if partial.is_empty() {
+            fresh
+        } else {
+            partial.extend_from_slice(fresh);
+            &mut partial
+        };
+        let mut at = 0;
+        out.violation = loop {
+            match frame::decode(&mut buf[at..], self.assembler.budget()) {
+                Ok(Some((f, used))) => {
+                    at += used;
+                    match self.assembler.push(f) {
+                        Ok(Some(unit)) => {
+                            let closing = matches!(unit, Inbound::Close(_));
+                            out.units.push(unit);
+                            if closing {
+                                break None;
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(code) => break Some(code),
+                    }
+                }
+                Ok(None) => break None,
+                Err(code) => break Some(code),
+            }
+        };
+        self.partial = buf[at..].to_vec();
+        out
     }
 }
 
@@ -131,5 +200,30 @@ mod tests {
             a.push(f(true, Opcode::Binary, b"b")),
             Err(CloseCode::Unsupported)
         );
+    }
+
+    #[test]
+    fn frames_split_across_reads_decode_once_whole() {
+        let mut bytes = frame::client_frame(true, 0x1, b"hello", [1, 2, 3, 4]);
+        bytes.extend(frame::client_frame(true, 0x9, b"p", [5, 6, 7, 8]));
+        let mut d = Decoder::new(2048, bytes[..3].to_vec());
+        assert!(d.has_partial());
+        assert_eq!(d.feed(&mut bytes[3..8].to_vec()), Decoded::default());
+        let got = d.feed(&mut bytes[8..].to_vec());
+        assert_eq!(
+            got.units,
+            [Inbound::Text("hello".into()), Inbound::Ping(b"p".to_vec())]
+        );
+        assert_eq!(got.violation, None);
+        assert!(!d.has_partial());
+    }
+
+    #[test]
+    fn units_before_a_violation_are_kept() {
+        let mut bytes = frame::client_frame(true, 0x1, b"ok", [1, 2, 3, 4]);
+        bytes.extend(frame::client_frame(true, 0x2, b"bin", [1, 2, 3, 4]));
+        let got = Decoder::new(2048, Vec::new()).feed(&mut bytes);
+        assert_eq!(got.units, [Inbound::Text("ok".into())]);
+        assert_eq!(got.violation, Some(CloseCode::Unsupported));
     }
 }

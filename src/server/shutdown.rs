@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::app::App;
-use crate::close::CloseCode;
+use crate::protocol::close::CloseCode;
 
 /// How long sessions get after the last close request to finish their close
 /// handshake before the process stops waiting for them.

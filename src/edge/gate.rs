@@ -9,22 +9,12 @@ use hyper::header::{HeaderMap, AUTHORIZATION, ORIGIN};
 use hyper::{Method, Request, StatusCode};
 
 use crate::app::App;
-use crate::auth::{digest, TokenDigest};
+use crate::auth::digest;
 use crate::broker::Since;
-use crate::limits::{ConnectionSlot, LimitRefusal};
+use crate::limits::LimitRefusal;
 use crate::metrics::RejectReason;
 use crate::protocol::{clean_name, clean_room};
-
-/// A request that may upgrade, with everything the session needs.
-pub struct Admission {
-    pub name: String,
-    pub room: String,
-    pub since: Since,
-    pub token: TokenDigest,
-    pub ip: IpAddr,
-    /// Holds the connection's places under the caps until dropped.
-    pub slot: ConnectionSlot,
-}
+use crate::session::Admission;
 
 /// A refused request: the status, the metric reason, and what to tell the client.
 #[derive(Debug)]

@@ -15,8 +15,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::app::App;
-use crate::close::CloseCode;
 use crate::config::Settings;
+use crate::protocol::close::CloseCode;
 
 const POLL: Duration = Duration::from_millis(500);
 
@@ -72,11 +72,22 @@ fn fingerprint(paths: &[PathBuf]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Why a reload was refused (the previous settings stay in force).
+#[derive(Debug, thiserror::Error)]
+enum ReloadError {
+    #[error(transparent)]
+    Settings(#[from] crate::SettingsError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+}
+
 /// Loads the settings again and applies their tokens and origins; returns
 /// them when they were applied.
 pub fn reload(app: &App) -> Option<Settings> {
-    let result = Settings::load(&app.sources)
-        .map_err(|e| e.to_string())
+    let result = crate::load_settings(&app.sources)
+        .map_err(ReloadError::from)
         .and_then(|settings| {
             if let Some(tls) = &app.tls {
                 tls.reload(&settings.tls)?;

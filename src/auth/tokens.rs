@@ -1,0 +1,189 @@
+//! Token grants: configured tokens kept only as SHA-256 digests, the tokens
+//! file, and the constant-time lookup of a presented token.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::AuthError;
+use crate::config::Settings;
+
+/// SHA-256 of a token: what we keep instead of the token.
+pub type TokenDigest = [u8; 32];
+
+/// A token as written in settings: plain, or `sha256:<hex>`.
+pub struct TokenSecret(pub TokenDigest);
+
+impl TokenSecret {
+    /// Parses a configured token. Errors never include the token itself.
+    pub fn parse(text: &str) -> Result<TokenSecret, AuthError> {
+        let text = text.trim();
+        if let Some(hex) = text.strip_prefix("sha256:") {
+            let bytes = decode_hex(hex)
+                .filter(|b| b.len() == 32)
+                .ok_or(AuthError::BadDigest)?;
+            let mut digest = [0u8; 32];
+            digest.copy_from_slice(&bytes);
+            Ok(TokenSecret(digest))
+        } else if text.is_empty() {
+            Err(AuthError::EmptyToken)
+        } else {
+            Ok(TokenSecret(digest(text)))
+        }
+    }
+}
+
+/// The SHA-256 of a presented token.
+pub fn digest(token: &str) -> TokenDigest {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// What a token allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// Rooms it may join; `None` is every room.
+    pub rooms: Option<HashSet<String>>,
+    /// Receives only; every message it sends gets `forbidden`.
+    pub read_only: bool,
+}
+
+impl Grant {
+    /// Whether this grant lets a connection into `room`.
+    pub fn allows_room(&self, room: &str) -> bool {
+        self.rooms.as_ref().is_none_or(|r| r.contains(room))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokensFile {
+    #[serde(default)]
+    tokens: Vec<TokenEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenEntry {
+    token: String,
+    rooms: Option<Vec<String>>,
+    #[serde(default)]
+    read_only: bool,
+}
+
+/// Reads a tokens file (TOML: `[[tokens]] token, rooms, read_only`).
+pub fn read_tokens_file(path: &str) -> Result<Vec<(TokenDigest, Grant)>, AuthError> {
+    let text = std::fs::read_to_string(path).map_err(|e| AuthError::Unreadable {
+        path: path.to_string(),
+        reason: e.to_string(),
+    })?;
+    parse_tokens_file(path, &text)
+}
+
+pub(super) fn parse_tokens_file(
+    path: &str,
+    text: &str,
+) -> Result<Vec<(TokenDigest, Grant)>, AuthError> {
+    // toml's errors quote the offending line, which may be a token: say where, not what.
+    let file: TokensFile = toml::from_str(text).map_err(|e| AuthError::TokensFile {
+        path: path.to_string(),
+        line: e.span().map(|s| line_of(text, s.start)).unwrap_or(0),
+        reason: e.message().to_string(),
+    })?;
+    file.tokens
+        .into_iter()
+        .enumerate()
+        .map(|(index, entry)| {
+            let secret = TokenSecret::parse(&entry.token).map_err(|e| AuthError::TokenEntry {
+                path: path.to_string(),
+                index,
+                problem: Box::new(e),
+            })?;
+            let grant = Grant {
+                rooms: entry.rooms.map(|r| r.into_iter().collect()),
+                read_only: entry.read_only,
+            };
+            Ok((secret.0, grant))
+        })
+        .collect()
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The tokens in force.
+#[derive(Debug, Default)]
+pub struct TokenSet {
+    grants: Vec<(TokenDigest, Arc<Grant>)>,
+    /// The same grants by digest, for the per-message check of a connection
+    /// that was already admitted (its digest is ours, not a guess).
+    by_digest: HashMap<TokenDigest, Arc<Grant>>,
+}
+
+impl TokenSet {
+    /// Builds the set from settings (plain list and tokens file).
+    pub fn from_settings(settings: &Settings) -> Result<TokenSet, AuthError> {
+        let mut grants = Vec::new();
+        for token in settings.auth.tokens.iter().filter(|t| !t.trim().is_empty()) {
+            let all = Grant {
+                rooms: None,
+                read_only: false,
+            };
+            grants.push((TokenSecret::parse(token)?.0, Arc::new(all)));
+        }
+        if !settings.auth.tokens_file.is_empty() {
+            for (digest, grant) in read_tokens_file(&settings.auth.tokens_file)? {
+                grants.push((digest, Arc::new(grant)));
+            }
+        }
+        Ok(TokenSet::new(grants))
+    }
+
+    pub(super) fn new(grants: Vec<(TokenDigest, Arc<Grant>)>) -> TokenSet {
+        let mut by_digest = HashMap::new();
+        for (digest, grant) in &grants {
+            by_digest.entry(*digest).or_insert_with(|| grant.clone());
+        }
+        TokenSet { grants, by_digest }
+    }
+
+    /// The grant of an admitted connection's token, if it is still configured.
+    pub fn grant_for(&self, token: &TokenDigest) -> Option<&Arc<Grant>> {
+        self.by_digest.get(token)
+    }
+
+    /// Finds the grant for a presented token's digest, in constant time
+    /// over every configured token.
+    pub fn find(&self, presented: &TokenDigest) -> Option<Arc<Grant>> {
+        let mut found = None;
+        for (digest, grant) in &self.grants {
+            if bool::from(digest.ct_eq(presented)) && found.is_none() {
+                found = Some(grant.clone());
+            }
+        }
+        found
+    }
+
+    /// Number of tokens (never their values).
+    pub fn len(&self) -> usize {
+        self.grants.len()
+    }
+
+    /// Whether no token is configured.
+    pub fn is_empty(&self) -> bool {
+        self.grants.is_empty()
+    }
+}

@@ -1,0 +1,292 @@
+//! Settings: the plain-data types, their sources, and redaction for printing;
+//! loading and validation live in `load`.
+//!
+//! Settings are plain data, parsed completely before anything binds. Every
+//! source is injectable ([`Sources`]) so tests never touch the process
+//! environment.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+mod load;
+mod serde_with;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use serde_with::{duration, list, opt_list};
+
+/// The embedded defaults: the reference server's behaviour.
+pub const DEFAULTS: &str = include_str!("../../config/default.toml");
+
+/// Everything the settings are loaded from.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// The environment (the process's, or a test's own map).
+    pub env: HashMap<String, String>,
+    /// `--config FILE`, if given.
+    pub config_file: Option<PathBuf>,
+    /// Where `$CHAT_ENV.toml` is looked up.
+    pub config_dir: PathBuf,
+}
+
+impl Sources {
+    /// The real process environment, `--config FILE`, and `./config`.
+    pub fn from_process(config_file: Option<PathBuf>) -> Self {
+        Sources {
+            env: std::env::vars().collect(),
+            config_file,
+            config_dir: PathBuf::from("config"),
+        }
+    }
+
+    /// Only the given variables (for tests and tools).
+    pub fn from_env<I, K, V>(vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Sources {
+            env: vars
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+            config_file: None,
+            config_dir: PathBuf::from("config"),
+        }
+    }
+}
+
+/// Invalid settings: every problem found, each naming its key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid settings:\n  - {}", .0.join("\n  - "))]
+pub struct SettingsError(pub Vec<String>);
+
+/// All of ws-chat's settings. See `config/default.toml` for each field.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub tls: TlsSettings,
+    pub auth: AuthSettings,
+    pub limits: LimitSettings,
+    pub session: SessionSettings,
+    pub rooms: RoomSettings,
+    pub broker: BrokerSettings,
+    pub shutdown: ShutdownSettings,
+    pub telemetry: TelemetrySettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub admin_host: String,
+    pub admin_port: u16,
+    #[serde(with = "duration")]
+    pub header_read_timeout: Duration,
+    #[serde(with = "list")]
+    pub trusted_proxies: Vec<String>,
+}
+
+/// In-process TLS: on when both files are set.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    pub cert_file: String,
+    pub key_file: String,
+}
+
+impl TlsSettings {
+    /// Whether TLS is configured.
+    pub fn enabled(&self) -> bool {
+        !self.cert_file.is_empty() || !self.key_file.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    #[serde(with = "list")]
+    pub tokens: Vec<String>,
+    pub tokens_file: String,
+    #[serde(default, with = "opt_list")]
+    pub allowed_origins: Option<Vec<String>>,
+    pub allow_missing_origin: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    pub max_connections: u32,
+    pub ip_max_connections: u32,
+    pub ip_connect_burst: u32,
+    #[serde(with = "duration")]
+    pub ip_connect_refill: Duration,
+    pub message_burst: u32,
+    #[serde(with = "duration")]
+    pub message_refill: Duration,
+    pub ip_message_burst: u32,
+    #[serde(with = "duration")]
+    pub ip_message_refill: Duration,
+    pub ip_auth_failure_burst: u32,
+    #[serde(with = "duration")]
+    pub ip_auth_failure_refill: Duration,
+    pub max_text_chars: usize,
+    pub max_message_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSettings {
+    #[serde(with = "duration")]
+    pub heartbeat_interval: Duration,
+    pub outbound_queue: usize,
+    pub slow_consumer_drops: u32,
+    #[serde(with = "duration")]
+    pub close_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoomSettings {
+    pub history: usize,
+    #[serde(with = "duration")]
+    pub presence_interval: Duration,
+    /// The widest gap between a room's presence events while joins and
+    /// leaves keep coming (the gap doubles per coalesced event).
+    #[serde(with = "duration")]
+    pub presence_max_interval: Duration,
+}
+
+/// Which broker carries messages between sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BrokerKind {
+    /// One process; the embedded default.
+    Memory,
+    /// Many replicas sharing one Redis.
+    Redis,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerSettings {
+    pub kind: BrokerKind,
+    pub redis_url: String,
+    pub redis_password_file: String,
+    pub redis_ca_file: String,
+    pub redis_client_cert_file: String,
+    pub redis_client_key_file: String,
+    #[serde(with = "duration")]
+    pub history_ttl: Duration,
+    /// How long a replica's presence count stays counted without a refresh
+    /// (a replica that dies stops counting within this time).
+    #[serde(with = "duration")]
+    pub presence_ttl: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownSettings {
+    #[serde(with = "duration")]
+    pub drain_window: Duration,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+    Auto,
+}
+
+/// Whether spans are exported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TracesMode {
+    /// On when `OTEL_EXPORTER_OTLP_ENDPOINT` or `..._TRACES_ENDPOINT` is set.
+    Auto,
+    /// Never, whatever the `OTEL_*` variables say.
+    Off,
+    /// OTLP over HTTP/protobuf to the `OTEL_*` endpoint (default localhost:4318).
+    Otlp,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub traces: TracesMode,
+    /// Share of new traces that are recorded, unless `OTEL_TRACES_SAMPLER` says otherwise.
+    pub sample_ratio: f64,
+}
+
+impl Settings {
+    /// The allowed origins, or the reference's defaults for the listening port.
+    pub fn allowed_origins(&self) -> Vec<String> {
+        match &self.auth.allowed_origins {
+            Some(list) => list.clone(),
+            None => vec![
+                format!("http://localhost:{}", self.server.port),
+                format!("http://127.0.0.1:{}", self.server.port),
+            ],
+        }
+    }
+
+    /// Trusted proxy networks (validated at load).
+    pub fn trusted_proxies(&self) -> Vec<IpNet> {
+        self.server
+            .trusted_proxies
+            .iter()
+            .filter_map(|c| parse_cidr(c))
+            .collect()
+    }
+
+    /// The effective settings as TOML, with every secret replaced.
+    pub fn redacted(&self) -> String {
+        let mut copy = self.clone();
+        copy.auth.tokens = copy
+            .auth
+            .tokens
+            .iter()
+            .map(|t| {
+                if t.starts_with("sha256:") {
+                    t.clone()
+                } else {
+                    "<redacted>".into()
+                }
+            })
+            .collect();
+        copy.broker.redis_url = redact_url(&copy.broker.redis_url);
+        match toml::to_string_pretty(&copy) {
+            Ok(text) => text,
+            Err(e) => format!("# could not print settings: {e}\n"),
+        }
+    }
+}
+
+fn parse_cidr(text: &str) -> Option<IpNet> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .ok()
+        .or_else(|| text.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+}
+
+/// `redis://user:secret@host` → `redis://user:<redacted>@host`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:<redacted>@{host}")
+        }
+        None => url.to_string(),
+    }
+}

@@ -1,0 +1,4 @@
+//! Where connections arrive: the HTTP listeners (TLS included) and the upgrade decision.
+
+pub mod gate;
+pub mod http;

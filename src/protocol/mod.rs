@@ -1,0 +1,97 @@
+//! The words of the wire protocol: the message type, client error codes,
+//! close codes ([`close`]), server events ([`event`]) and what clients send
+//! ([`client`]). Plain data and encoding only: this layer imports nothing
+//! else of the crate.
+
+pub mod client;
+pub mod close;
+pub mod event;
+
+pub use client::{clean_name, clean_room, parse_client_event, ClientEvent};
+
+use serde::{Deserialize, Serialize};
+
+/// A chat message as stored in history and sent to clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    pub id: String,
+    pub room: String,
+    pub from: String,
+    pub text: String,
+    pub sent_at: String,
+    pub seq: u64,
+}
+
+/// The error codes a client can receive in an `error` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    RateLimited,
+    TooLarge,
+    BadJson,
+    BadType,
+    Empty,
+    Forbidden,
+    Unavailable,
+}
+
+impl ErrorCode {
+    /// Every code, for metric label pre-registration.
+    pub const ALL: [ErrorCode; 7] = [
+        ErrorCode::RateLimited,
+        ErrorCode::TooLarge,
+        ErrorCode::BadJson,
+        ErrorCode::BadType,
+        ErrorCode::Empty,
+        ErrorCode::Forbidden,
+        ErrorCode::Unavailable,
+    ];
+
+    /// The code on the wire (also the metric label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::BadJson => "bad_json",
+            ErrorCode::BadType => "bad_type",
+            ErrorCode::Empty => "empty",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::Unavailable => "unavailable",
+        }
+    }
+
+    /// Human text; never contains the client's input.
+    fn text(self, max_chars: usize) -> String {
+        match self {
+            ErrorCode::RateLimited => "Too many messages. Wait a moment.".into(),
+            ErrorCode::TooLarge => format!("Message must be {max_chars} characters or less."),
+            ErrorCode::BadJson => {
+                "Send JSON such as {\"type\":\"message\",\"text\":\"hi\"}.".into()
+            }
+            ErrorCode::BadType => "Only message events are accepted.".into(),
+            ErrorCode::Empty => "Message text is required.".into(),
+            ErrorCode::Forbidden => "This token may not send messages in this room.".into(),
+            ErrorCode::Unavailable => {
+                "The message could not be accepted right now; send it again.".into()
+            }
+        }
+    }
+}
+
+/// Current time as RFC 3339 UTC with milliseconds, like JavaScript's
+/// `toISOString()`.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_have_milliseconds() {
+        let t = now_rfc3339();
+        assert_eq!(t.len(), 24, "{t}");
+        assert!(t.ends_with('Z'));
+    }
+}

@@ -1,0 +1,232 @@
+//! One client text message: limits, parsing, permission, validation, publish.
+//!
+//! No socket here: [`handle`] returns what happened, and the connection loop
+//! turns the outcome into an `error` event or a close. The checks run in the
+//! reference server's order, so clients see the same error for the same input.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use governor::DefaultDirectRateLimiter;
+use tracing::Instrument;
+
+use crate::app::App;
+use crate::broker::Broker;
+use crate::fanout::rooms::Member;
+use crate::metrics::BrokerOp;
+use crate::protocol::{self, ClientEvent, ErrorCode};
+use crate::telemetry::spans;
+
+/// What became of one client message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Accepted: it has this `seq` and is on its way to every member.
+    Published { seq: u64 },
+    /// Refused with this error code; the connection stays open.
+    Refused(ErrorCode),
+    /// The connection's token no longer grants this room: close with 1008.
+    Revoked,
+}
+
+/// Handles one client message from `member`, sent from `ip`.
+pub async fn handle(
+    app: &App,
+    member: &Member,
+    limiter: &DefaultDirectRateLimiter,
+    ip: IpAddr,
+    raw: &str,
+) -> Outcome {
+    app.metrics.received.inc();
+    // Span::none() unless this message starts a recorded trace.
+    let span = spans::message_span(raw.len());
+    let outcome = match check(app, member, limiter, ip, raw, &span) {
+        Ok(text) => publish(app, member, &text, &span).await,
+        Err(outcome) => outcome,
+    };
+    match outcome {
+        Outcome::Published { .. } => {
+            app.metrics.accepted_messages.inc();
+            spans::message_outcome(&span, None);
+        }
+        Outcome::Refused(code) => {
+            app.metrics.rejected_message(code);
+            spans::message_outcome(&span, Some(code.as_str()));
+        }
+        Outcome::Revoked => spans::message_outcome(&span, Some("revoked")),
+    }
+    outcome
+}
+
+/// Every check before the publish; the cleaned text when all pass.
+fn check(
+    app: &App,
+    member: &Member,
+    limiter: &DefaultDirectRateLimiter,
+    ip: IpAddr,
+    raw: &str,
+    span: &tracing::Span,
+) -> Result<String, Outcome> {
+    let m = &app.metrics;
+    if limiter.check().is_err() {
+        m.rate_limited_connection.inc();
+        return Err(Outcome::Refused(ErrorCode::RateLimited));
+    }
+    if !app.limits.ip_message(ip) {
+        m.rate_limited_ip.inc();
+        return Err(Outcome::Refused(ErrorCode::RateLimited));
+    }
+    spans::step(span, "limit");
+    let ClientEvent::Message { text } =
+        protocol::parse_client_event(raw).map_err(Outcome::Refused)?;
+    // Checked on every message, against the grant in force now: a reload
+    // may have revoked the token or taken the room away.
+    match app.auth.tokens().grant_for(&member.token) {
+        Some(g) if g.allows_room(&member.room) => {
+            if g.read_only {
+                return Err(Outcome::Refused(ErrorCode::Forbidden));
+            }
+        }
+        _ => return Err(Outcome::Revoked),
+    }
+    if text.is_empty() {
+        return Err(Outcome::Refused(ErrorCode::Empty));
+    }
+    if text.chars().count() > app.settings.limits.max_text_chars {
+        return Err(Outcome::Refused(ErrorCode::TooLarge));
+    }
+    spans::step(span, "validate");
+    Ok(text)
+}
+
+async fn publish(app: &App, member: &Member, text: &str, span: &tracing::Span) -> Outcome {
+    let accepted_at = Instant::now();
+    match app
+        .broker
+        .publish(&member.room, &member.name, text, accepted_at)
+        .instrument(span.clone())
+        .await
+    {
+        Ok(seq) => Outcome::Published { seq },
+        Err(e) => {
+            app.metrics.broker_error(BrokerOp::Publish);
+            tracing::warn!(error = %e, "message not accepted");
+            Outcome::Refused(ErrorCode::Unavailable)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::fanout::outbox::Outbox;
+    use crate::{load_settings, Sources};
+
+    const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    fn app(vars: &[(&str, &str)]) -> Arc<App> {
+        let sources = Sources::from_env(vars.iter().copied());
+        let settings = load_settings(&sources).expect("settings");
+        App::new(settings, sources).expect("app")
+    }
+
+    fn member(app: &App, token: &str, room: &str) -> Member {
+        Member {
+            id: app.rooms.next_id(),
+            name: "ana".into(),
+            room: room.into(),
+            token: crate::auth::digest(token),
+            outbox: Outbox::new(8, 8),
+        }
+    }
+
+    fn msg(text: &str) -> String {
+        serde_json::json!({ "type": "message", "text": text }).to_string()
+    }
+
+    #[tokio::test]
+    async fn accepted_messages_get_the_next_seq() {
+        let app = app(&[("CHAT_TOKEN", "t")]);
+        let (m, limiter) = (member(&app, "t", "lobby"), app.limits.connection_limiter());
+        for seq in 1..=3 {
+            let out = handle(&app, &m, &limiter, IP, &msg(" hi ")).await;
+            assert_eq!(out, Outcome::Published { seq });
+        }
+        assert_eq!(app.metrics.accepted_messages.get(), 3);
+    }
+
+    #[tokio::test]
+    async fn bad_input_is_refused_with_the_reference_codes() {
+        let app = app(&[("CHAT_TOKEN", "t")]);
+        let (m, limiter) = (member(&app, "t", "lobby"), app.limits.connection_limiter());
+        let long = "x".repeat(app.settings.limits.max_text_chars + 1);
+        for (raw, code) in [
+            ("nope".to_string(), ErrorCode::BadJson),
+            (r#"{"type":"join"}"#.to_string(), ErrorCode::BadType),
+            (msg("   "), ErrorCode::Empty),
+            (msg(&long), ErrorCode::TooLarge),
+        ] {
+            let out = handle(&app, &m, &limiter, IP, &raw).await;
+            assert_eq!(out, Outcome::Refused(code), "{raw}");
+        }
+        // Exactly at the limit is fine; characters, not bytes, count.
+        let at_limit = "한".repeat(app.settings.limits.max_text_chars);
+        let out = handle(&app, &m, &limiter, IP, &msg(&at_limit)).await;
+        assert_eq!(out, Outcome::Published { seq: 1 });
+    }
+
+    #[tokio::test]
+    async fn the_connection_budget_refuses_past_its_burst() {
+        let app = app(&[("CHAT_TOKEN", "t"), ("CHAT__LIMITS__MESSAGE_BURST", "2")]);
+        let (m, limiter) = (member(&app, "t", "lobby"), app.limits.connection_limiter());
+        let mut outcomes = Vec::new();
+        for _ in 0..3 {
+            outcomes.push(handle(&app, &m, &limiter, IP, &msg("hi")).await);
+        }
+        assert_eq!(
+            outcomes,
+            [
+                Outcome::Published { seq: 1 },
+                Outcome::Published { seq: 2 },
+                Outcome::Refused(ErrorCode::RateLimited)
+            ]
+        );
+        assert_eq!(app.metrics.rate_limited_connection.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn read_only_tokens_are_forbidden_and_unknown_ones_revoked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("tokens.toml");
+        std::fs::write(
+            &file,
+            "[[tokens]]\ntoken = \"reader\"\nread_only = true\n\n\
+             [[tokens]]\ntoken = \"ops\"\nrooms = [\"ops\"]\n",
+        )
+        .expect("write tokens");
+        let path = file.to_string_lossy().into_owned();
+        let app = app(&[("CHAT__AUTH__TOKENS_FILE", path.as_str())]);
+        let limiter = app.limits.connection_limiter();
+        let reader = member(&app, "reader", "lobby");
+        assert_eq!(
+            handle(&app, &reader, &limiter, IP, &msg("hi")).await,
+            Outcome::Refused(ErrorCode::Forbidden)
+        );
+        // A token that was never (or is no longer) configured, and a room
+        // outside the grant: both end the connection.
+        let gone = member(&app, "gone", "lobby");
+        let elsewhere = member(&app, "ops", "lobby");
+        for m in [&gone, &elsewhere] {
+            assert_eq!(
+                handle(&app, m, &limiter, IP, &msg("hi")).await,
+                Outcome::Revoked
+            );
+        }
+        let ops = member(&app, "ops", "ops");
+        assert_eq!(
+            handle(&app, &ops, &limiter, IP, &msg("hi")).await,
+            Outcome::Published { seq: 1 }
+        );
+    }
+}

@@ -1,0 +1,132 @@
+//! One connection's life: admitted by the gate, it joins its room, runs the
+//! connection loop ([`conn`]) and leaves; client messages are handled in
+//! [`message`], presence announcements in [`presence`].
+
+mod conn;
+pub mod message;
+pub mod presence;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::net::TcpStream;
+
+use self::conn::Conn;
+use self::presence::Change;
+use crate::app::App;
+use crate::auth::TokenDigest;
+use crate::broker::{Broker, Since};
+use crate::fanout::outbox::Outbox;
+use crate::fanout::rooms::{Joined, Member};
+use crate::limits::ConnectionSlot;
+use crate::metrics::BrokerOp;
+use crate::protocol::close::CloseCode;
+use crate::protocol::event;
+use crate::ws::frame;
+
+/// A request that may upgrade, with everything the session needs.
+pub struct Admission {
+    pub name: String,
+    pub room: String,
+    pub since: Since,
+    pub token: TokenDigest,
+    pub ip: IpAddr,
+    /// Holds the connection's places under the caps until dropped.
+    pub slot: ConnectionSlot,
+}
+
+/// Serves one upgraded connection until it closes.
+pub async fn run(
+    app: Arc<App>,
+    stream: TcpStream,
+    tls: Option<Box<rustls::ServerConnection>>,
+    leftover: Bytes,
+    admission: Admission,
+) {
+    let Admission {
+        name,
+        room,
+        since,
+        token,
+        ip,
+        slot,
+    } = admission;
+    let member = Arc::new(Member {
+        id: app.rooms.next_id(),
+        name: name.into(),
+        room: room.into(),
+        token,
+        outbox: Outbox::new(
+            app.settings.session.outbound_queue,
+            app.settings.session.slow_consumer_drops,
+        ),
+    });
+    app.metrics.accepted.inc();
+    app.metrics.connections.inc();
+    let mut conn = Conn::new(stream, tls, leftover, app.settings.limits.max_message_bytes);
+    {
+        // Scoped so that it is not kept in the future across the awaits.
+        let client_id = uuid::Uuid::new_v4().to_string();
+        conn.send(frame::text(&event::system(&member.name, &client_id)));
+    }
+
+    let joined = app.rooms.join(&member);
+    Box::pin(enter(&app, &member, &joined, &since, &mut conn)).await;
+
+    let limiter = app.limits.connection_limiter();
+    let outcome = conn.serve(&app, &member, &limiter, ip).await;
+    app.metrics.closed(outcome);
+    app.metrics.connections.dec();
+    drop(conn);
+
+    let last = app.rooms.leave(&member);
+    Box::pin(presence::announce(
+        &app,
+        &joined.room,
+        Change::Left(member.name.clone()),
+    ))
+    .await;
+    if last {
+        app.broker.unwatch(&member.room);
+    }
+    drop(slot);
+}
+
+/// The join: carry the room here, queue its history, make the member live,
+/// announce it. A broker failure closes the connection with 1013 (retry).
+async fn enter(
+    app: &Arc<App>,
+    member: &Arc<Member>,
+    joined: &Joined,
+    since: &Since,
+    conn: &mut Conn,
+) {
+    let mut ended = None;
+    if joined.first_local {
+        if let Err(e) = app.broker.watch(&member.room).await {
+            app.metrics.broker_error(BrokerOp::Subscribe);
+            tracing::warn!(error = %e, "cannot carry room");
+            ended = Some(CloseCode::TryAgainLater);
+        }
+    }
+    match app.broker.history(&member.room, since).await {
+        Ok(history) => {
+            let json = event::history(history.messages.iter().map(|m| &**m), &history.epoch);
+            conn.send(frame::text(&json));
+            app.rooms.activate(&joined.room, member, history.last_seq);
+        }
+        Err(e) => {
+            app.metrics.broker_error(BrokerOp::History);
+            tracing::warn!(error = %e, "history unavailable");
+            ended = Some(CloseCode::TryAgainLater);
+        }
+    }
+    presence::announce(app, &joined.room, Change::Joined(member.name.clone())).await;
+    if app.is_draining() {
+        member.outbox.request_close(CloseCode::GoingAway);
+    }
+    if let Some(code) = ended {
+        member.outbox.request_close(code);
+    }
+}
