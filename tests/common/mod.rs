@@ -103,16 +103,10 @@ impl TestServer {
         http_get(self.admin, path).await
     }
 
-    /// Current value of a metric line (name with labels, exact), or 0.
+    /// Current value of one series; panics if /metrics does not have it.
+    /// See [`metric_at`].
     pub async fn metric(&self, series: &str) -> f64 {
-        let (_, body) = self.admin_get("/metrics").await;
-        body.lines()
-            .find_map(|l| {
-                l.strip_prefix(series)
-                    .and_then(|rest| rest.strip_prefix(' '))
-            })
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0.0)
+        metric_at(self.admin, series).await
     }
 
     /// Starts the drain and waits for the server to finish it.
@@ -265,6 +259,57 @@ pub async fn http_request(addr: SocketAddr, request: &str) -> (u16, String, Stri
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     (status, head.to_string(), body.to_string())
+}
+
+/// The value of `series` (metric name with its labels, exactly as the
+/// exposition writes them, e.g. `wschat_drops_total{reason="queue_full"}`) in
+/// a /metrics body; `None` when no line has that series.
+pub fn series_value(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| {
+            v.trim()
+                .parse()
+                .unwrap_or_else(|e| panic!("metric `{series}` has value {v:?}: {e}"))
+        })
+}
+
+/// Why `series` is not in `body`: the series its metric does have, or
+/// (when the metric itself is unknown) every metric name there is.
+fn missing_series(body: &str, series: &str) -> String {
+    let name = series.split('{').next().unwrap_or(series);
+    let same_name: Vec<&str> = body
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' ').map(|(s, _)| s))
+        .filter(|s| s.split('{').next() == Some(name))
+        .collect();
+    if same_name.is_empty() {
+        let names: Vec<&str> = body
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        format!(
+            "no metric `{name}` in /metrics (reading `{series}`); the metrics are: {}",
+            names.join(", ")
+        )
+    } else {
+        format!(
+            "no series `{series}` in /metrics; `{name}` has: {}",
+            same_name.join(", ")
+        )
+    }
+}
+
+/// Reads one series from the /metrics of the admin listener at `admin`.
+/// Panics when the series is absent, naming it and what exists instead: a
+/// typo or a renamed metric must fail the test, not read as 0.
+pub async fn metric_at(admin: SocketAddr, series: &str) -> f64 {
+    let (status, body) = http_get(admin, "/metrics").await;
+    assert_eq!(status, 200, "GET /metrics: {body}");
+    series_value(&body, series).unwrap_or_else(|| panic!("{}", missing_series(&body, series)))
 }
 
 /// A free loopback port (bound, then released).
