@@ -6,8 +6,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::redis::{wait_readyz, RedisServer, TlsFiles};
-use common::{Client, Process, TestServer};
+use common::redis::{RedisServer, TlsFiles};
+use common::{wait_readyz, Client, Process, TestServer};
 use serde_json::Value;
 
 async fn server(r: &RedisServer, extra: &[(&str, &str)]) -> TestServer {

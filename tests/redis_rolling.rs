@@ -9,8 +9,8 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::redis::{wait_readyz, RedisServer};
-use common::{connect, Client, Process, ORIGIN};
+use common::redis::RedisServer;
+use common::{connect, wait_readyz, Client, Process, ORIGIN};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::sync::{Barrier, Notify};

@@ -109,6 +109,17 @@ impl TestServer {
         metric_at(self.admin, series).await
     }
 
+    /// Polls one series until `done(value)`; returns that value. See
+    /// [`wait_for_metric`].
+    pub async fn wait_for_metric(
+        &self,
+        series: &str,
+        want: &str,
+        done: impl Fn(f64) -> bool,
+    ) -> f64 {
+        wait_for_metric(self.admin, series, want, done).await
+    }
+
     /// Starts the drain and waits for the server to finish it.
     pub async fn stop(mut self) {
         self.control.shutdown.cancel();
@@ -312,6 +323,87 @@ pub async fn metric_at(admin: SocketAddr, series: &str) -> f64 {
     series_value(&body, series).unwrap_or_else(|| panic!("{}", missing_series(&body, series)))
 }
 
+/// Polls one series at `admin` until `done(value)` holds, for at most
+/// [`WAIT`]; returns that value. `want` says in words what `done` checks
+/// (for the failure message, with the last value read).
+pub async fn wait_for_metric(
+    admin: SocketAddr,
+    series: &str,
+    want: &str,
+    done: impl Fn(f64) -> bool,
+) -> f64 {
+    eventually(&format!("`{series}` {want}"), WAIT, async || {
+        let v = metric_at(admin, series).await;
+        if done(v) {
+            Ok(v)
+        } else {
+            Err(v)
+        }
+    })
+    .await
+}
+
+/// How often [`eventually`] asks again.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Asks `probe` until it answers `Ok`, every 20 ms for at most `timeout`, and
+/// returns that answer. `Err` carries what was seen instead; after `timeout`
+/// this panics saying `what` it waited for and the last thing seen. The one
+/// poll-until of the async tests: use it instead of a sleep and a check.
+pub async fn eventually<T, E: std::fmt::Debug>(
+    what: &str,
+    timeout: Duration,
+    mut probe: impl AsyncFnMut() -> Result<T, E>,
+) -> T {
+    let started = tokio::time::Instant::now();
+    loop {
+        match probe().await {
+            Ok(v) => return v,
+            Err(seen) if started.elapsed() >= timeout => panic!(
+                "waited {:?} for {what}; last seen: {seen:?}",
+                started.elapsed()
+            ),
+            Err(_) => tokio::time::sleep(POLL).await,
+        }
+    }
+}
+
+/// Polls `/readyz` on an admin address until it answers `status`; returns how
+/// long that took. Panics after `within`.
+pub async fn wait_readyz(admin: SocketAddr, status: u16, within: Duration) -> Duration {
+    let started = tokio::time::Instant::now();
+    eventually(
+        &format!("/readyz at {admin} to answer {status}"),
+        within,
+        async || match http_get(admin, "/readyz").await.0 {
+            got if got == status => Ok(()),
+            got => Err(got),
+        },
+    )
+    .await;
+    started.elapsed()
+}
+
+/// Reads a response head through its blank line, one byte at a time so that
+/// nothing after it is taken; panics if it does not come within [`WAIT`].
+pub async fn response_head(s: &mut TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(WAIT, async {
+        while !head.ends_with(b"\r\n\r\n") {
+            match s.read(&mut byte).await {
+                Ok(1) => head.push(byte[0]),
+                _ => break,
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&head).into_owned();
+    assert!(read.is_ok(), "no response head within {WAIT:?}: {text:?}");
+    text
+}
+
 /// A free loopback port (bound, then released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -320,7 +412,8 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// Waits (bounded) until something listens on a loopback port.
+/// Waits (bounded) until something listens on a loopback port. Blocking, not
+/// [`eventually`]: [`Process::start`] is synchronous, and so are some tests.
 pub fn wait_listening(port: u16) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while std::time::Instant::now() < deadline {
@@ -329,7 +422,7 @@ pub fn wait_listening(port: u16) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("nothing listens on port {port}");
+    panic!("nothing listens on port {port} after 10 s");
 }
 
 /// The `ws-chat` binary as a child process on free ports.
@@ -399,6 +492,7 @@ impl Process {
     }
 
     /// Waits for exit (bounded); returns the exit code and everything printed.
+    /// Blocking, like [`wait_listening`]: async callers use `spawn_blocking`.
     pub fn wait_exit(mut self, limit: Duration) -> (Option<i32>, String) {
         let deadline = std::time::Instant::now() + limit;
         loop {
