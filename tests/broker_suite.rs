@@ -8,8 +8,8 @@ mod common;
 use std::future::Future;
 use std::time::Duration;
 
-use common::redis::{wait_readyz, RedisServer};
-use common::{Client, TestServer};
+use common::redis::RedisServer;
+use common::{wait_readyz, Client, TestServer};
 use serde_json::Value;
 
 /// The servers of one case, and the Redis they share, if any.

@@ -261,7 +261,8 @@ async fn no_token_real_or_near_miss_appears_in_logs_metrics_or_replies() {
     c.say("hi").await;
     replies += &c.next_message().await.to_string();
     c.bye().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The session has ended (and been logged and counted) before the look.
+    common::wait_for_metric(p.admin_addr(), "wschat_connections", "== 0", |v| v == 0.0).await;
 
     let (_, metrics) = common::http_get(p.admin_addr(), "/metrics").await;
     let (_, health) = common::http_get(p.admin_addr(), "/healthz").await;

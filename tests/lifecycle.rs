@@ -188,20 +188,14 @@ async fn revoking_a_token_in_the_tokens_file_closes_its_connections_with_1008_wi
 
     // A broken file is refused and the tokens in force stay.
     std::fs::write(file.path(), "[[tokens]]\ntokn = \"x\"\n").unwrap();
-    for _ in 0..40 {
-        if s.metric("wschat_config_reloads_total{outcome=\"failure\"}")
-            .await
-            >= 1.0
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(
-        s.metric("wschat_config_reloads_total{outcome=\"failure\"}")
-            .await,
-        1.0
-    );
+    let failures = s
+        .wait_for_metric(
+            "wschat_config_reloads_total{outcome=\"failure\"}",
+            ">= 1",
+            |v| v >= 1.0,
+        )
+        .await;
+    assert_eq!(failures, 1.0);
     assert!(connect(&url("kept"), Some(ORIGIN)).await.is_ok());
     s.stop().await;
 }
@@ -215,8 +209,7 @@ async fn drain_refuses_upgrades_flips_readiness_and_closes_everyone_with_1001() 
     }
     assert_eq!(s.admin_get("/readyz").await.0, 200);
     s.control.shutdown.cancel();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(s.admin_get("/readyz").await.0, 503);
+    common::wait_readyz(s.admin, 503, common::WAIT).await;
     assert_eq!(s.admin_get("/healthz").await.0, 200);
     assert_eq!(connect(&s.url(""), Some(ORIGIN)).await.err(), Some(503));
     let started = Instant::now();
@@ -260,15 +253,22 @@ fn sigterm_drains_with_1001_and_exits_zero_within_the_window() {
     assert!(!out.contains(TOKEN), "the token never reaches the logs");
 }
 
-/// The real binary with only `--config <file>` (no environment).
-fn with_config_file(config: &std::path::Path) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_ws-chat"))
+/// The real binary with only `--config <file>` (no environment), on the
+/// ports that file names; killed when dropped, so a failed check does not
+/// leave it running.
+fn with_config_file(config: &std::path::Path, port: u16, admin_port: u16) -> Process {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ws-chat"))
         .args(["--config", config.to_str().unwrap()])
         .env_clear()
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .unwrap()
+        .unwrap();
+    Process {
+        child,
+        port,
+        admin_port,
+    }
 }
 
 #[test]
@@ -282,7 +282,7 @@ fn sighup_reloads_allowed_origins() {
         format!("[server]\nport = {port}\nadmin_port = {admin}\nhost = \"127.0.0.1\"\nadmin_host = \"127.0.0.1\"\n[auth]\ntokens = [\"{TOKEN}\"]\nallowed_origins = [\"http://one.example\"]\n"),
     )
     .unwrap();
-    let mut child = with_config_file(&config);
+    let p = with_config_file(&config, port, admin);
     let url = format!("ws://127.0.0.1:{port}/chat?token={TOKEN}");
     common::wait_listening(admin);
     assert!(rt
@@ -296,24 +296,12 @@ fn sighup_reloads_allowed_origins() {
         .unwrap()
         .replace("one.example", "two.example");
     std::fs::write(&config, text).unwrap();
-    std::process::Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let mut switched = false;
-    for _ in 0..50 {
-        if rt
-            .block_on(connect(&url, Some("http://two.example")))
-            .is_ok()
-        {
-            switched = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(40));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(switched, "the new origin is allowed after the reload");
+    p.signal("HUP");
+    rt.block_on(common::eventually(
+        "the new origin to be allowed after the reload (seen: refusal status)",
+        common::WAIT,
+        async || connect(&url, Some("http://two.example")).await.map(|_| ()),
+    ));
 }
 
 /// A reload that points `auth.tokens_file` at another file starts watching
@@ -339,45 +327,42 @@ fn a_reload_that_moves_the_tokens_file_watches_the_new_one() {
         )
     };
     std::fs::write(&config, settings(&old)).unwrap();
-    let mut child = with_config_file(&config);
+    let _p = with_config_file(&config, port, admin);
     let rt = tokio::runtime::Runtime::new().unwrap();
     common::wait_listening(admin);
-    let status = |token: &str| {
+    let status = async |token: &str| {
         let url = format!("ws://127.0.0.1:{port}/chat?token={token}");
-        match rt.block_on(connect(&url, Some("http://one.example"))) {
+        match connect(&url, Some("http://one.example")).await {
             Ok(_) => 101,
             Err(code) => code,
         }
     };
-    let until = |token: &str, want: u16| {
-        (0..100).any(|_| {
-            let ok = status(token) == want;
-            if !ok {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            ok
-        })
+    let admitted = async |token: &str| match status(token).await {
+        101 => Ok(()),
+        refused => Err(refused),
     };
-    let outcome = (|| {
-        if status("first") != 101 {
-            return Err("first token at start");
-        }
+    rt.block_on(async {
+        assert_eq!(status("first").await, 101, "first token at start");
         std::fs::write(&config, settings(&new)).unwrap();
-        if !until("second", 101) {
-            return Err("the moved tokens file was not loaded");
-        }
-        if status("first") != 401 {
-            return Err("the old file's token still admitted");
-        }
+        common::eventually(
+            "the moved tokens file to be loaded: `second` admitted (seen: status)",
+            common::WAIT,
+            async || admitted("second").await,
+        )
+        .await;
+        assert_eq!(
+            status("first").await,
+            401,
+            "the old file's token still admitted"
+        );
         std::fs::write(&new, format!("{}{}", grant("second"), grant("third"))).unwrap();
-        if !until("third", 101) {
-            return Err("an edit of the new tokens file was not picked up");
-        }
-        Ok(())
-    })();
-    let _ = child.kill();
-    let _ = child.wait();
-    outcome.unwrap_or_else(|why| panic!("{why}"));
+        common::eventually(
+            "an edit of the new tokens file to be picked up: `third` admitted (seen: status)",
+            common::WAIT,
+            async || admitted("third").await,
+        )
+        .await;
+    });
 }
 
 #[test]

@@ -6,8 +6,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::redis::{wait_readyz, RedisServer, TlsFiles};
-use common::{Client, Process, TestServer};
+use common::redis::{RedisServer, TlsFiles};
+use common::{wait_readyz, Client, Process, TestServer};
 use serde_json::Value;
 
 async fn server(r: &RedisServer, extra: &[(&str, &str)]) -> TestServer {
@@ -33,22 +33,25 @@ async fn outcome(c: &mut Client) -> Value {
     }
 }
 
-/// Sends until a message is accepted; returns it and how long that took.
+/// Sends until a message is accepted (every refusal must be `unavailable`);
+/// returns it and how long that took.
 async fn send_until_accepted(c: &mut Client, text: &str) -> (Value, Duration) {
     let started = Instant::now();
-    loop {
-        c.say(text).await;
-        let v = outcome(c).await;
-        if v["type"] == "message" {
-            return (v["message"].clone(), started.elapsed());
-        }
-        assert_eq!(v["code"], "unavailable", "{v}");
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "never accepted"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let accepted = common::eventually(
+        &format!("`{text}` to be accepted (seen: the last refusal)"),
+        Duration::from_secs(10),
+        async || {
+            c.say(text).await;
+            let v = outcome(c).await;
+            if v["type"] == "message" {
+                return Ok(v["message"].clone());
+            }
+            assert_eq!(v["code"], "unavailable", "{v}");
+            Err(v)
+        },
+    )
+    .await;
+    (accepted, started.elapsed())
 }
 
 /// Kills Redis under two replicas, checks what clients and probes see during
@@ -162,6 +165,7 @@ async fn messages_missed_while_resubscribing_are_backfilled_exactly_once() {
         let port = r.port;
         tokio::task::spawn_blocking(move || {
             for _ in 0..6 {
+                // The disruption's schedule: a kill every 120 ms while `a` sends.
                 std::thread::sleep(Duration::from_millis(120));
                 let _ = std::process::Command::new("redis-cli")
                     .args(["-p", &port.to_string(), "CLIENT", "KILL", "TYPE", "pubsub"])
@@ -208,14 +212,18 @@ async fn a_replica_that_dies_stops_being_counted() {
     let doomed = Process::start(&vars, &[]);
     wait_readyz(doomed.admin_addr(), 200, Duration::from_secs(5)).await;
     let s = server(&r, &[("CHAT__BROKER__PRESENCE_TTL", "1s")]).await;
-    let (_ghost, _) = common::connect(&doomed.url("name=ghost&room=d"), Some(common::ORIGIN))
+    let mut ghost = common::connect(&doomed.url("name=ghost&room=d"), Some(common::ORIGIN))
         .await
-        .map(|c| (c, ()))
         .expect("joined the doomed replica");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Its own presence event comes back through Redis from the script that
+    // counted it: from then on the other replica sees it too.
+    assert_eq!(ghost.next_of("presence").await["online"], 1);
     let (mut b, _) = s.join("name=b&room=d").await;
     assert_eq!(b.next_of("presence").await["online"], 2);
     drop(doomed); // SIGKILL: no leave, no cleanup
+
+    // A sleep, not a poll: the ghost's count expires 1 s (the TTL) after its
+    // last refresh, which nothing announces; it is dropped at the next count.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (mut c, _) = s.join("name=c&room=d").await;
     let p = c.next_of("presence").await;
@@ -239,6 +247,11 @@ async fn a_publish_whose_reply_comes_too_late_is_not_reported_unavailable() {
         assert_eq!(c.next_message().await["text"], "before");
     }
     let url = r.url();
+    let mut probe = redis::Client::open(url.as_str())
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("probe connection");
     let stall = tokio::task::spawn_blocking(move || {
         let client = redis::Client::open(url.as_str()).expect("client");
         let mut conn = client.get_connection().expect("connection");
@@ -248,7 +261,22 @@ async fn a_publish_whose_reply_comes_too_late_is_not_reported_unavailable() {
             .query::<()>(&mut conn)
             .expect("DEBUG SLEEP");
     });
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // DEBUG SLEEP shows it has begun only by silence: wait until a PING goes
+    // unanswered for 100 ms (Redis answers one in well under a millisecond),
+    // leaving 1.5 s of the stall, past the 1 s publish deadline.
+    common::eventually(
+        "Redis to stall in DEBUG SLEEP (seen: the PING's answer)",
+        common::WAIT,
+        async || {
+            let ping = redis::cmd("PING");
+            let answer = ping.query_async::<String>(&mut probe);
+            match tokio::time::timeout(Duration::from_millis(100), answer).await {
+                Err(_) => Ok(()),
+                Ok(answer) => Err(answer),
+            }
+        },
+    )
+    .await;
     ana.say("late but not lost").await;
     stall.await.expect("stall");
     for c in [&mut ana, &mut bob] {
@@ -277,6 +305,9 @@ async fn a_publish_whose_reply_comes_too_late_is_not_reported_unavailable() {
 async fn unready_because(env: Vec<(&'static str, String)>, cause: &str) {
     let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let p = Process::start(&vars, &[]);
+    // A negative check, so a sleep: still unready after 1.5 s, long enough
+    // for a working setup to be ready and for the first failed health probe
+    // to have logged why.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(common::http_get(p.admin_addr(), "/readyz").await.0, 503);
     p.signal("TERM");
@@ -385,6 +416,8 @@ async fn the_password_comes_from_a_file_and_a_wrong_one_is_not_ready() {
     let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     vars.push(("CHAT__BROKER__REDIS_PASSWORD_FILE", ""));
     let anon = TestServer::start(&vars).await;
+    // A negative check, so a sleep: still unready after 500 ms, more than the
+    // right password needed to make the first server ready.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(common::http_get(anon.admin, "/readyz").await.0, 503);
 

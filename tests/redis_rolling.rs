@@ -6,11 +6,12 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::redis::{wait_readyz, RedisServer};
-use common::{connect, Client, Process, ORIGIN};
+use common::redis::RedisServer;
+use common::{connect, wait_readyz, Client, Process, ORIGIN};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::sync::{Barrier, Notify};
@@ -46,13 +47,15 @@ fn record(seen: &mut Seen, m: &Value) {
 }
 
 /// Joins `first`, sends every 25 ms until `stop`, follows a 1001 to `survivor`
-/// with `since`/`epoch`, then reads until the room is quiet.
+/// with `since`/`epoch` (counting the move in `moved`), then reads until the
+/// room is quiet.
 async fn chat(
     name: String,
     first: String,
     survivor: String,
     ready: Arc<Barrier>,
     stop: Arc<Notify>,
+    moved: Arc<AtomicU32>,
 ) -> Seen {
     let mut seen = Seen {
         name: name.clone(),
@@ -69,6 +72,8 @@ async fn chat(
     let mut sending = true;
     let mut n = 0;
     loop {
+        // A bounded receive: nothing for this long ends the client (700 ms
+        // once it stopped sending: the room is quiet).
         let quiet = tokio::time::sleep(Duration::from_millis(if sending { 5000 } else { 700 }));
         tokio::select! {
             () = &mut stopped, if sending => sending = false,
@@ -92,6 +97,7 @@ async fn chat(
                     let url = format!("{survivor}&since={last}&epoch={epoch}");
                     seen.reconnects += 1;
                     c = join(&url, &mut seen).await;
+                    moved.fetch_add(1, Ordering::SeqCst);
                 }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => panic!("{name}: {e}"),
@@ -121,19 +127,38 @@ async fn sigterm_on_one_replica_loses_nothing() {
     let clients = 6;
     let ready = Arc::new(Barrier::new(clients + 1));
     let stop = Arc::new(Notify::new());
+    let moved = Arc::new(AtomicU32::new(0));
     let tasks: Vec<_> = (0..clients)
         .map(|i| {
             let name = format!("c{i}");
             let first = if i % 2 == 0 { &leaving } else { &staying };
             let first = first.url(&format!("name={name}&room=roll"));
             let survivor = staying.url(&format!("name={name}&room=roll"));
-            tokio::spawn(chat(name, first, survivor, ready.clone(), stop.clone()))
+            tokio::spawn(chat(
+                name,
+                first,
+                survivor,
+                ready.clone(),
+                stop.clone(),
+                moved.clone(),
+            ))
         })
         .collect();
     ready.wait().await;
+    // Traffic is the point: 800 ms of it before the drain...
     tokio::time::sleep(Duration::from_millis(800)).await;
     leaving.signal("TERM");
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    common::eventually(
+        "the clients of the drained replica to move over (seen: how many did)",
+        common::WAIT,
+        async || match moved.load(Ordering::SeqCst) {
+            n if n >= 3 => Ok(()),
+            n => Err(n),
+        },
+    )
+    .await;
+    // ...and 800 ms of it on the survivor alone after the move.
+    tokio::time::sleep(Duration::from_millis(800)).await;
     stop.notify_waiters();
     let mut all = Vec::new();
     for t in tasks {

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::redis::{wait_readyz, RedisServer};
-use common::{connect, Process, ORIGIN};
+use common::redis::RedisServer;
+use common::{connect, wait_readyz, Process, ORIGIN};
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;

@@ -201,15 +201,12 @@ async fn per_ip_connection_rate_and_cap_answer_429_with_retry_after() {
     assert_eq!(connect(&s.url(""), Some(ORIGIN)).await.err(), Some(429));
     a.bye().await;
     // The place comes back once the session has ended.
-    let mut admitted = false;
-    for _ in 0..50 {
-        if connect(&s.url(""), Some(ORIGIN)).await.is_ok() {
-            admitted = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert!(admitted);
+    common::eventually(
+        "the place to come back once the session ended (seen: refusal status)",
+        common::WAIT,
+        async || connect(&s.url(""), Some(ORIGIN)).await.map(|_| ()),
+    )
+    .await;
     s.stop().await;
 }
 
@@ -246,7 +243,9 @@ async fn forwarded_for_counts_only_behind_a_trusted_proxy() {
     tokio::io::AsyncWriteExt::write_all(&mut a, first.as_bytes())
         .await
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // Its 101 means it holds the address's one place.
+    let head = common::response_head(&mut a).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     assert_eq!(http_request(s.addr, &second).await.0, 429);
     s.stop().await;
 
@@ -260,7 +259,9 @@ async fn forwarded_for_counts_only_behind_a_trusted_proxy() {
     tokio::io::AsyncWriteExt::write_all(&mut a, first.as_bytes())
         .await
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // Its 101 means 10.0.0.1 holds its one place.
+    let head = common::response_head(&mut a).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     assert_eq!(http_request(s.addr, &second).await.0, 101);
     s.stop().await;
 }

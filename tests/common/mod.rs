@@ -104,16 +104,21 @@ impl TestServer {
         http_get(self.admin, path).await
     }
 
-    /// Current value of a metric line (name with labels, exact), or 0.
+    /// Current value of one series; panics if /metrics does not have it.
+    /// See [`metric_at`].
     pub async fn metric(&self, series: &str) -> f64 {
-        let (_, body) = self.admin_get("/metrics").await;
-        body.lines()
-            .find_map(|l| {
-                l.strip_prefix(series)
-                    .and_then(|rest| rest.strip_prefix(' '))
-            })
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0.0)
+        metric_at(self.admin, series).await
+    }
+
+    /// Polls one series until `done(value)`; returns that value. See
+    /// [`wait_for_metric`].
+    pub async fn wait_for_metric(
+        &self,
+        series: &str,
+        want: &str,
+        done: impl Fn(f64) -> bool,
+    ) -> f64 {
+        wait_for_metric(self.admin, series, want, done).await
     }
 
     /// Starts the drain and waits for the server to finish it.
@@ -268,6 +273,138 @@ pub async fn http_request(addr: SocketAddr, request: &str) -> (u16, String, Stri
     (status, head.to_string(), body.to_string())
 }
 
+/// The value of `series` (metric name with its labels, exactly as the
+/// exposition writes them, e.g. `wschat_drops_total{reason="queue_full"}`) in
+/// a /metrics body; `None` when no line has that series.
+pub fn series_value(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| {
+            v.trim()
+                .parse()
+                .unwrap_or_else(|e| panic!("metric `{series}` has value {v:?}: {e}"))
+        })
+}
+
+/// Why `series` is not in `body`: the series its metric does have, or
+/// (when the metric itself is unknown) every metric name there is.
+fn missing_series(body: &str, series: &str) -> String {
+    let name = series.split('{').next().unwrap_or(series);
+    let same_name: Vec<&str> = body
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' ').map(|(s, _)| s))
+        .filter(|s| s.split('{').next() == Some(name))
+        .collect();
+    if same_name.is_empty() {
+        let names: Vec<&str> = body
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        format!(
+            "no metric `{name}` in /metrics (reading `{series}`); the metrics are: {}",
+            names.join(", ")
+        )
+    } else {
+        format!(
+            "no series `{series}` in /metrics; `{name}` has: {}",
+            same_name.join(", ")
+        )
+    }
+}
+
+/// Reads one series from the /metrics of the admin listener at `admin`.
+/// Panics when the series is absent, naming it and what exists instead: a
+/// typo or a renamed metric must fail the test, not read as 0.
+pub async fn metric_at(admin: SocketAddr, series: &str) -> f64 {
+    let (status, body) = http_get(admin, "/metrics").await;
+    assert_eq!(status, 200, "GET /metrics: {body}");
+    series_value(&body, series).unwrap_or_else(|| panic!("{}", missing_series(&body, series)))
+}
+
+/// Polls one series at `admin` until `done(value)` holds, for at most
+/// [`WAIT`]; returns that value. `want` says in words what `done` checks
+/// (for the failure message, with the last value read).
+pub async fn wait_for_metric(
+    admin: SocketAddr,
+    series: &str,
+    want: &str,
+    done: impl Fn(f64) -> bool,
+) -> f64 {
+    eventually(&format!("`{series}` {want}"), WAIT, async || {
+        let v = metric_at(admin, series).await;
+        if done(v) {
+            Ok(v)
+        } else {
+            Err(v)
+        }
+    })
+    .await
+}
+
+/// How often [`eventually`] asks again.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Asks `probe` until it answers `Ok`, every 20 ms for at most `timeout`, and
+/// returns that answer. `Err` carries what was seen instead; after `timeout`
+/// this panics saying `what` it waited for and the last thing seen. The one
+/// poll-until of the async tests: use it instead of a sleep and a check.
+pub async fn eventually<T, E: std::fmt::Debug>(
+    what: &str,
+    timeout: Duration,
+    mut probe: impl AsyncFnMut() -> Result<T, E>,
+) -> T {
+    let started = tokio::time::Instant::now();
+    loop {
+        match probe().await {
+            Ok(v) => return v,
+            Err(seen) if started.elapsed() >= timeout => panic!(
+                "waited {:?} for {what}; last seen: {seen:?}",
+                started.elapsed()
+            ),
+            Err(_) => tokio::time::sleep(POLL).await,
+        }
+    }
+}
+
+/// Polls `/readyz` on an admin address until it answers `status`; returns how
+/// long that took. Panics after `within`.
+pub async fn wait_readyz(admin: SocketAddr, status: u16, within: Duration) -> Duration {
+    let started = tokio::time::Instant::now();
+    eventually(
+        &format!("/readyz at {admin} to answer {status}"),
+        within,
+        async || match http_get(admin, "/readyz").await.0 {
+            got if got == status => Ok(()),
+            got => Err(got),
+        },
+    )
+    .await;
+    started.elapsed()
+}
+
+/// Reads a response head through its blank line, one byte at a time so that
+/// nothing after it is taken; panics if it does not come within [`WAIT`].
+pub async fn response_head(s: &mut TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(WAIT, async {
+        while !head.ends_with(b"\r\n\r\n") {
+            match s.read(&mut byte).await {
+                Ok(1) => head.push(byte[0]),
+                _ => break,
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&head).into_owned();
+    assert!(read.is_ok(), "no response head within {WAIT:?}: {text:?}");
+    text
+}
+
 /// A free loopback port (bound, then released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -276,7 +413,8 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// Waits (bounded) until something listens on a loopback port.
+/// Waits (bounded) until something listens on a loopback port. Blocking, not
+/// [`eventually`]: [`Process::start`] is synchronous, and so are some tests.
 pub fn wait_listening(port: u16) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while std::time::Instant::now() < deadline {
@@ -285,7 +423,7 @@ pub fn wait_listening(port: u16) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("nothing listens on port {port}");
+    panic!("nothing listens on port {port} after 10 s");
 }
 
 /// The `ws-chat` binary as a child process on free ports.
@@ -355,6 +493,7 @@ impl Process {
     }
 
     /// Waits for exit (bounded); returns the exit code and everything printed.
+    /// Blocking, like [`wait_listening`]: async callers use `spawn_blocking`.
     pub fn wait_exit(mut self, limit: Duration) -> (Option<i32>, String) {
         let deadline = std::time::Instant::now() + limit;
         loop {

@@ -151,15 +151,19 @@ impl RedisServer {
         self.wait_ping();
     }
 
+    /// Blocking, not [`super::eventually`]: the constructors are synchronous.
     fn wait_ping(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if self.try_query(&["PING"]).is_ok() {
-                return;
+        loop {
+            match self.try_query(&["PING"]) {
+                Ok(_) => return,
+                Err(e) if Instant::now() >= deadline => panic!(
+                    "redis-server on port {} did not answer PING within 10 s: {e}",
+                    self.port
+                ),
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("redis-server on port {} did not answer PING", self.port);
     }
 
     /// `redis://127.0.0.1:<port>`, or `rediss://` with TLS (no password in it).
@@ -232,22 +236,5 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
-    }
-}
-
-/// Polls `/readyz` on an admin address until it answers `status`; returns how
-/// long that took. Panics after `within`.
-pub async fn wait_readyz(admin: std::net::SocketAddr, status: u16, within: Duration) -> Duration {
-    let started = Instant::now();
-    loop {
-        let (got, _) = super::http_get(admin, "/readyz").await;
-        if got == status {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < within,
-            "/readyz still {got}, not {status}, after {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
