@@ -601,7 +601,7 @@ async fn at_the_rate_limit(n: usize, secs: u64) -> u64 {
 }
 
 /// 1,000 connections is what a 2-core CI machine sets up and serves (in a
-/// debug build) in a few seconds. Measured here: see the README, "Security".
+/// debug build) in a few seconds. Measured here: docs/security.md.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_connections_sending_at_the_rate_limit_keep_server_memory_bounded() {
     let _one = ONE_AT_A_TIME.lock().await;

@@ -2,7 +2,7 @@
 // connection life (connect, reconnect with capped full-jitter backoff,
 // rejection detection), resume with since/epoch and duplicate dropping, the
 // bounded offline queue, and rendering (always as text, never as HTML).
-// Wire contract: PROTOCOL.md. No framework, no build step, no inline code:
+// Wire contract: docs/protocol.md. No framework, no build step, no inline code:
 // the server's CSP allows only this file.
 "use strict";
 
