@@ -333,7 +333,10 @@ async fn clients_that_never_read_are_closed_as_slow_consumers_and_memory_stays_b
         ("CHAT__SESSION__CLOSE_TIMEOUT", "300ms"),
     ])
     .await;
-    let (mut good, _) = s.join("room=slow&name=good").await;
+    // The bystander chats in another room: in the flooded one it would have
+    // to decode 2,000 messages a second itself, and on a loaded machine a
+    // debug-built client that falls behind is (rightly) closed with 1013 too.
+    let (mut good, _) = s.join("room=calm&name=good").await;
     const SLEEPERS: usize = 40;
     let mut sleepers = Vec::new();
     for i in 0..SLEEPERS {
