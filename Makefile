@@ -1,12 +1,12 @@
 # Every target is listed by `make help`. Areas add their own targets in
 # mk/*.mk and append to TEST_TARGETS so `make test` runs them too.
 SHELL := /bin/bash
-TEST_TARGETS := test-rust test-smoke
+TEST_TARGETS := test-rust test-compat test-smoke
 LINT_TARGETS := lint-rust
 
 -include mk/*.mk
 
-.PHONY: help run test deps lint lint-rust test-rust test-smoke
+.PHONY: help run test deps lint lint-rust test-rust test-compat test-smoke
 help: ## list targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
@@ -30,6 +30,10 @@ test-rust: ## Rust unit and integration tests (real sockets, real clients); fail
 	set -o pipefail; cargo test --workspace 2>&1 | tee target/test-rust.log
 	@! grep -E '^test result: .* [1-9][0-9]* ignored' target/test-rust.log || \
 	  { echo "test-rust: ignored tests are skipped tests; CI runs everything" >&2; exit 1; }
+
+test-compat: ## our own Node client of the reference protocol (tests/compat) against target/debug/ws-chat with no configuration (:8080)
+	cargo build --bin ws-chat
+	scripts/compat-test.sh ws-chat
 
 test-smoke: ## the reference Node smoke client against ws-chat on :8080
 	scripts/smoke-reference.sh
