@@ -7,13 +7,16 @@ generator. Writes loadtest/results/<YYYY-MM-DD>.md and .json.
 
 Environment: BENCH_QUICK=1 (small numbers, for a smoke run), BENCH_DURATION
 (measured seconds per fan-out scenario, default 20), BENCH_WARMUP (default 5),
-BENCH_SERVERS (comma list, default ws-chat,reference,floor; "baseline" is an
-earlier ws-chat build, run like ws-chat from the binary named by
-BENCH_BASELINE), BENCH_ONLY (comma list of scenario ids), BENCH_OUT (output
+BENCH_SERVERS (comma list, default ws-chat,reference,floor, where reference
+is left out when REFERENCE_DIR is unset; "baseline" is an earlier ws-chat
+build, run like ws-chat from the binary named by BENCH_BASELINE), BENCH_ONLY (comma list of scenario ids), BENCH_OUT (output
 path without extension), BENCH_PROFILE=1 (record each server with `perf`
 during the measured fan-out window and report how much of its CPU is the
 kernel's TCP send path: the part no server that writes once per delivery
 can avoid).
+The reference chat is not part of ws-chat: the "reference" server runs only
+from target/reference as prepared from REFERENCE_DIR by `make deps`
+(scripts/reference-ready.sh decides).
 Standard library only.
 """
 from __future__ import annotations
@@ -329,19 +332,39 @@ def machine() -> dict:
     }
 
 
+def reference_ready() -> str | None:
+    """None when target/reference may be used, else why not (and what to do)."""
+    done = subprocess.run([str(ROOT / "scripts" / "reference-ready.sh")], capture_output=True, text=True)
+    return None if done.returncode == 0 else done.stderr.strip() or f"scripts/reference-ready.sh exited {done.returncode}"
+
+
+def chosen_servers() -> list[str]:
+    """BENCH_SERVERS, or the default list; the default leaves the reference
+    out, saying so, when REFERENCE_DIR does not ask for it."""
+    if os.environ.get("BENCH_SERVERS", "").strip():
+        return [s.strip() for s in os.environ["BENCH_SERVERS"].split(",") if s.strip()]
+    if os.environ.get("REFERENCE_DIR"):
+        return ["ws-chat", "reference", "floor"]
+    print("bench: the reference chat is left out: REFERENCE_DIR is unset (the reference is not part of "
+          "ws-chat; to compare with it, set REFERENCE_DIR to a copy of it and run `make deps` with it set)",
+          flush=True)
+    return ["ws-chat", "floor"]
+
+
 def main() -> int:
-    servers = [s.strip() for s in os.environ.get("BENCH_SERVERS", "ws-chat,reference,floor").split(",") if s.strip()]
+    servers = chosen_servers()
     only = {s.strip() for s in os.environ.get("BENCH_ONLY", "").split(",") if s.strip()}
     need = [RELEASE / "loadgen"] + [RELEASE / s for s in servers if s in ("ws-chat", "floor")]
     missing = [str(p) for p in need if not p.exists()]
-    if "reference" in servers and not (ROOT / "target/reference/node_modules/ws").exists():
-        missing.append("target/reference (run scripts/install-deps.sh)")
+    if "reference" in servers and (why := reference_ready()):
+        missing.append(f"the reference chat ({why})")
     if "baseline" in servers and not Path(os.environ.get("BENCH_BASELINE", "/nonexistent")).exists():
         missing.append("BENCH_BASELINE (an earlier ws-chat binary)")
     if PROFILE and subprocess.run(["sh", "-c", "command -v perf"], capture_output=True).returncode:
         missing.append("perf (Debian's linux-perf), for BENCH_PROFILE")
     if missing:
-        print("missing: " + ", ".join(missing) + "\nrun: make bench (it builds them)", file=sys.stderr)
+        print("bench: cannot run, missing:\n  " + "\n  ".join(missing)
+              + "\n(`make bench` builds the binaries)", file=sys.stderr)
         return 1
     raise_nofile()
     today = datetime.date.today().isoformat()

@@ -6,13 +6,13 @@ loadtest: ## short k6 suite (fanout, connect storm, soak, abuse) against a fresh
 	cargo build --quiet -p ws-chat
 	WS_CHAT_BIN=$${WS_CHAT_BIN:-target/debug/ws-chat} loadtest/k6/run.sh ws-chat
 
-loadtest-reference: ## the same k6 suite against the Node reference server
+loadtest-reference: ## the same k6 suite against the Node reference server (needs REFERENCE_DIR, prepared by make deps)
 	loadtest/k6/run.sh reference
 
 loadgen: ## build the compiled load generator and the floor server (release)
 	cargo build --release -p ws-chat-loadtest
 
-bench: ## release build, then ws-chat vs reference vs floor; writes loadtest/results/<date>.{md,json}
+bench: ## release build, then ws-chat vs reference (when REFERENCE_DIR is set) vs floor; writes loadtest/results/<date>.{md,json}
 	cargo build --release -p ws-chat -p ws-chat-loadtest
 	python3 loadtest/bench.py
 

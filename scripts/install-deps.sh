@@ -4,6 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The reference chat is optional (scripts/deps/reference.sh); when it is
+# asked for by REFERENCE_DIR and is not there, fail before installing anything.
+if [ -n "${REFERENCE_DIR:-}" ] && [ ! -d "$REFERENCE_DIR" ]; then
+  echo "REFERENCE_DIR=$REFERENCE_DIR is not a directory (a relative path is taken from the repository root, $PWD)" >&2
+  exit 1
+fi
+
 apt_install() {
   local missing=()
   for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
@@ -21,14 +28,6 @@ command -v npm >/dev/null || apt_install npm
 apt_install redis-server curl
 command -v node >/dev/null || { echo "node is missing" >&2; exit 1; }
 command -v redis-server >/dev/null || { echo "redis-server is missing" >&2; exit 1; }
-
-# ../shared is read-only: the reference server and smoke client run from an
-# unchanged copy in target/reference, next to their `ws` dependency.
-mkdir -p target/reference
-cp ../shared/reference/{package.json,server.js,index.html,smoke-client.mjs} target/reference/
-if [ ! -d target/reference/node_modules/ws ]; then
-  (cd target/reference && npm install --no-audit --no-fund --silent)
-fi
 
 for script in scripts/deps/*.sh; do
   [ -e "$script" ] || continue

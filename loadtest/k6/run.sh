@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the four k6 scenarios, short versions, against a freshly started server
 # and stops it. Usage: loadtest/k6/run.sh [ws-chat|reference]
+# (reference: the Node reference chat, which needs REFERENCE_DIR; see
+# scripts/reference-ready.sh)
 #
 # ws-chat is started from $WS_CHAT_BIN (default target/release/ws-chat, else
 # target/debug/ws-chat) on free ports. k6 cannot choose its source address, so
@@ -10,6 +12,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 target=${1:-ws-chat}
+# The reference chat is not part of ws-chat: it runs only from a copy named by
+# REFERENCE_DIR and prepared by `make deps` (scripts/reference-ready.sh).
+if [ "$target" = reference ]; then
+  scripts/reference-ready.sh || { echo "loadtest/k6/run.sh reference: no reference chat to run" >&2; exit 1; }
+fi
 command -v k6 >/dev/null || { echo "k6 is missing: run scripts/install-deps.sh" >&2; exit 1; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -39,7 +46,6 @@ case "$target" in
     ready="http://127.0.0.1:$admin/readyz"
     ;;
   reference)
-    [ -f target/reference/node_modules/ws/package.json ] || { echo "run scripts/install-deps.sh first" >&2; exit 1; }
     (cd target/reference && PORT=$port CHAT_TOKEN=dev-token ALLOWED_ORIGINS=$origin exec node server.js) >"$log" 2>&1 &
     ready="http://127.0.0.1:$port/healthz"
     ;;

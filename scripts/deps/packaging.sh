@@ -49,10 +49,12 @@ fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_PINS[@]}"
 
 # Prove each tool runs, so a broken install fails here and not mid-test.
+# sed -n 1p, not head -1: head exits after one line, and with pipefail the
+# tool that is still writing dies of SIGPIPE (141), failing make deps at random.
 "$VENV/bin/python" -c 'import helm_python as h; print("helm SDK", h.helm_sdk_version())'
 "$VENV/bin/python" -c 'import kubernetes_validate.utils as u; print("kubernetes schemas up to", u.latest_version())'
 "$VENV/bin/yamllint" --version
 "$VENV/bin/hadolint" --version
-promtool --version 2>&1 | head -1
+promtool --version 2>&1 | sed -n 1p
 PATH="$PWD/$VENV/bin:$PATH" kubectl kustomize --help >/dev/null || { echo "kubectl kustomize does not run" >&2; exit 1; }
-PATH="$PWD/$VENV/bin:$PATH" kubectl version --client | head -1
+PATH="$PWD/$VENV/bin:$PATH" kubectl version --client | sed -n 1p
