@@ -295,7 +295,7 @@ async fn storm_round(c: &Procs, room: &str) -> Option<String> {
         .collect();
     for n in 0..STORM_JOINERS {
         let got = tokio::time::timeout(common::WAIT * 2, joined.recv()).await;
-        assert!(matches!(got, Ok(Some(()))), "{room}: only {n} joiners in");
+        assert!(matches!(got, Ok(Some(_))), "{room}: only {n} joiners in");
     }
     // Traffic goes on after the storm, so that every joiner has live messages.
     let at = publisher.at();

@@ -91,13 +91,13 @@ pub struct Run {
     pub closed: Option<u16>,
 }
 
-/// Joins at `url`, says so on `joined` once its history is in, then records
+/// Joins at `url` and says on `joined` whether it got its history (`true`)
+/// or was closed first (`false`, the code in [`Run::closed`]); then records
 /// live messages until it has seen `end` (set once the publisher stopped) or
-/// nothing comes for 3 s after that. A refused join or a close before the
-/// history is returned as a `Run` with `closed` set.
+/// nothing comes for 3 s after that.
 pub async fn follow(
     url: String,
-    joined: mpsc::UnboundedSender<()>,
+    joined: mpsc::UnboundedSender<bool>,
     end: watch::Receiver<u64>,
 ) -> Run {
     let mut run = Run::default();
@@ -132,7 +132,7 @@ pub async fn follow(
                         in_history = false;
                         let msgs = v["messages"].as_array().cloned().unwrap_or_default();
                         run.history = msgs.iter().filter_map(|m| m["seq"].as_u64()).collect();
-                        let _ = joined.send(());
+                        let _ = joined.send(true);
                     }
                     Some("message") => run.live.push(v["message"]["seq"].as_u64().unwrap_or(0)),
                     _ => {}
@@ -141,7 +141,7 @@ pub async fn follow(
             Ok(Some(Ok(Message::Close(f)))) => {
                 run.closed = Some(f.map_or(1005, |f| u16::from(f.code)));
                 if in_history {
-                    let _ = joined.send(());
+                    let _ = joined.send(false);
                 }
                 break;
             }
@@ -150,6 +150,26 @@ pub async fn follow(
         }
     }
     run
+}
+
+/// Follows a join at `url` that got its history, joining again after each
+/// refusal (which must be a 1013) for at most [`WAIT`].
+pub async fn follow_once_in(url: &str, end: &watch::Receiver<u64>) -> JoinHandle<Run> {
+    super::eventually(
+        "a join to get its history (seen: how the last one ended)",
+        WAIT,
+        async || {
+            let (joined, mut outcome) = mpsc::unbounded_channel();
+            let task = tokio::spawn(follow(url.to_string(), joined, end.clone()));
+            if outcome.recv().await == Some(true) {
+                return Ok(task);
+            }
+            let run = task.await.expect("follower");
+            assert_eq!(run.closed, Some(1013), "a refused join: {run:?}");
+            Err(run)
+        },
+    )
+    .await
 }
 
 /// What is wrong with `run`, given the room's last seq: `None` when it holds
