@@ -491,6 +491,13 @@ async fn a_failed_read_after_subscribe_is_retried_by_the_next_joiner() {
     let names: Vec<String> = (0..10).map(|i| format!("x{i}")).collect();
     let joins = names.iter().map(|n| refused_and_lingering(&b, "acl", n));
     let failed = futures_util::future::join_all(joins).await;
+    let failures = b
+        .metric("wschat_broker_errors_total{op=\"subscribe\"}")
+        .await;
+    assert!(
+        failures >= 1.0,
+        "the attempts failed at the read: {failures}"
+    );
     // Traffic that b, subscribed but without a baseline, must not hold forever.
     let at = publisher.at();
     publisher.reached(at + 20).await;
