@@ -49,14 +49,26 @@ pub(super) enum SubCmd {
     Unwatch(Arc<str>),
 }
 
+/// One room's entry. A carried room keeps no channel: it may stay carried
+/// for days, and with one member per room it would cost as much as a
+/// connection's idle state.
+enum Entry {
+    Ready,
+    /// An attempt under way, or the last one failed: the phase, for the
+    /// joiners waiting on it.
+    Settling(watch::Sender<Phase>),
+}
+
+type Map = HashMap<Arc<str>, Entry>;
+
 /// Every room this replica subscribes to or is subscribing to.
 #[derive(Default)]
 pub(super) struct Subs {
-    rooms: Mutex<HashMap<Arc<str>, watch::Sender<Phase>>>,
+    rooms: Mutex<Map>,
 }
 
 impl Subs {
-    fn lock(&self) -> MutexGuard<'_, HashMap<Arc<str>, watch::Sender<Phase>>> {
+    fn lock(&self) -> MutexGuard<'_, Map> {
         self.rooms.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -64,15 +76,23 @@ impl Subs {
     pub(super) fn ready(&self) -> Vec<Arc<str>> {
         self.lock()
             .iter()
-            .filter(|(_, phase)| matches!(*phase.borrow(), Phase::Ready))
+            .filter(|(_, entry)| matches!(entry, Entry::Ready))
             .map(|(room, _)| room.clone())
             .collect()
     }
 
-    /// Settles the attempt under way for `room`.
+    /// Settles the attempt under way for `room`. Waiters still see `Ready`
+    /// after its channel is dropped.
     fn settle(&self, room: &str, phase: Phase) {
-        if let Some(tx) = self.lock().get(room) {
-            tx.send_replace(phase);
+        let mut rooms = self.lock();
+        let Some(entry) = rooms.get_mut(room) else {
+            return;
+        };
+        if let Entry::Settling(tx) = entry {
+            tx.send_replace(phase.clone());
+        }
+        if matches!(phase, Phase::Ready) {
+            *entry = Entry::Ready;
         }
     }
 }
@@ -89,10 +109,12 @@ pub(super) async fn carry(
     let phase = {
         let mut rooms = shared.subs.lock();
         match rooms.get_key_value(room) {
-            Some((_, tx)) if matches!(*tx.borrow(), Phase::Ready) => return Ok(()),
-            Some((_, tx)) if matches!(*tx.borrow(), Phase::Subscribing) => tx.subscribe(),
+            Some((_, Entry::Ready)) => return Ok(()),
+            Some((_, Entry::Settling(tx))) if matches!(*tx.borrow(), Phase::Subscribing) => {
+                tx.subscribe()
+            }
             // The last attempt failed: this joiner starts another.
-            Some((room, tx)) => {
+            Some((room, Entry::Settling(tx))) => {
                 tx.send_replace(Phase::Subscribing);
                 attempt(cmds, room.clone())?;
                 tx.subscribe()
@@ -100,7 +122,7 @@ pub(super) async fn carry(
             None => {
                 let room: Arc<str> = room.into();
                 let (tx, rx) = watch::channel(Phase::Subscribing);
-                rooms.insert(room.clone(), tx);
+                rooms.insert(room.clone(), Entry::Settling(tx));
                 attempt(cmds, room)?;
                 rx
             }
@@ -222,20 +244,33 @@ async fn unwatch(shared: &Shared, room: Arc<str>) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn only_ready_rooms_are_listed() {
+    #[tokio::test]
+    async fn ready_rooms_drop_their_channel_and_waiters_still_see_ready() {
         let subs = Subs::default();
-        for (room, phase) in [
-            ("a", Phase::Ready),
-            ("b", Phase::Subscribing),
-            ("c", Phase::Failed(Arc::new(BrokerError::Timeout))),
-        ] {
-            subs.lock().insert(room.into(), watch::channel(phase).0);
-        }
+        let (b, waiter) = watch::channel(Phase::Subscribing);
+        let failed = Phase::Failed(Arc::new(BrokerError::Timeout));
+        subs.lock().insert("a".into(), Entry::Ready);
+        subs.lock().insert("b".into(), Entry::Settling(b));
+        subs.lock()
+            .insert("c".into(), Entry::Settling(watch::channel(failed).0));
         assert_eq!(subs.ready(), vec![Arc::<str>::from("a")]);
         subs.settle("b", Phase::Ready);
         let mut ready = subs.ready();
         ready.sort();
         assert_eq!(ready, vec![Arc::<str>::from("a"), Arc::from("b")]);
+        assert!(matches!(subs.lock().get("b"), Some(Entry::Ready)));
+        assert!(
+            settled(waiter).await.is_ok(),
+            "its channel is gone, not its answer"
+        );
+        let (c, waiter) = watch::channel(Phase::Subscribing);
+        subs.lock().insert("c".into(), Entry::Settling(c));
+        subs.settle("c", Phase::Failed(Arc::new(BrokerError::Timeout)));
+        let answer = settled(waiter).await;
+        assert!(
+            matches!(answer, Err(BrokerError::NotCarried(_))),
+            "{answer:?}"
+        );
+        assert!(subs.ready().len() == 2, "a failed room is not ready");
     }
 }
