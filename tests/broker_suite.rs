@@ -1,7 +1,9 @@
 //! One broker test suite, run against both brokers: the memory broker (one
 //! server) and the Redis broker (two servers on one `redis-server`, so every
 //! case also crosses replicas). Each case asks for "replica 0" and "replica
-//! 1"; with one server both are the same.
+//! 1"; with one server both are the same. The join storm runs on real
+//! `ws-chat` processes (one, or two on one `redis-server`), where its timing
+//! is that of a deployment.
 
 mod common;
 
@@ -9,8 +11,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use common::redis::RedisServer;
-use common::{wait_readyz, Client, TestServer};
+use common::storm::{self, Publisher};
+use common::{wait_readyz, Client, Process, TestServer};
 use serde_json::Value;
+use tokio::sync::{mpsc, watch};
 
 /// The servers of one case, and the Redis they share, if any.
 struct Cluster {
@@ -60,6 +64,49 @@ async fn redis(extra: Env) -> Cluster {
     Cluster {
         servers,
         _redis: Some(r),
+    }
+}
+
+/// Real `ws-chat` processes and the Redis they share, if any.
+struct Procs {
+    procs: Vec<Process>,
+    _redis: Option<RedisServer>,
+}
+
+impl Procs {
+    fn replica(&self, i: usize) -> &Process {
+        &self.procs[i % self.procs.len()]
+    }
+}
+
+/// The same two setups as [`memory`] and [`redis`], as child processes.
+mod processes {
+    use super::{base_env, wait_readyz, Duration, Env, Process, Procs, RedisServer};
+
+    async fn launch(env: Env, n: usize, redis: Option<RedisServer>) -> Procs {
+        let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let procs: Vec<Process> = (0..n).map(|_| Process::start(&vars, &[])).collect();
+        for p in &procs {
+            wait_readyz(p.admin_addr(), 200, Duration::from_secs(5)).await;
+        }
+        Procs {
+            procs,
+            _redis: redis,
+        }
+    }
+
+    pub async fn memory(extra: Env) -> Procs {
+        let mut env = base_env();
+        env.extend(extra);
+        launch(env, 1, None).await
+    }
+
+    pub async fn redis(extra: Env) -> Procs {
+        let r = RedisServer::start();
+        let mut env = base_env();
+        env.extend(r.env());
+        env.extend(extra);
+        launch(env, 2, Some(r)).await
     }
 }
 
@@ -193,6 +240,82 @@ async fn presence(c: &mut Client) -> (String, u64) {
     (text, p["online"].as_u64().unwrap_or(u64::MAX))
 }
 
+const STORM_ROUNDS: usize = 5;
+const STORM_JOINERS: usize = 60;
+
+/// Many clients join a room on replica 1, which has no member there yet (a
+/// reconnect storm, a rolling restart), while replica 0 publishes into it
+/// steadily. Every joiner must hold every seq from its history's first one to
+/// the room's last, once each, in order. Each round uses a fresh room; the
+/// failures of all rounds are reported together.
+async fn join_storm_loses_nothing<F, Fut>(setup: F)
+where
+    F: FnOnce(Env) -> Fut,
+    Fut: Future<Output = Procs>,
+{
+    let c = setup(vec![
+        ("CHAT__LIMITS__MESSAGE_BURST", "100000".into()),
+        ("CHAT__LIMITS__IP_MESSAGE_BURST", "100000".into()),
+        ("CHAT__LIMITS__IP_CONNECT_BURST", "1000".into()),
+        // The pipe of a child's log is not read while it runs.
+        ("CHAT__TELEMETRY__LOG_LEVEL", "error".into()),
+    ])
+    .await;
+    let mut failed = Vec::new();
+    for round in 1..=STORM_ROUNDS {
+        if let Some(why) = storm_round(&c, &format!("storm{round}")).await {
+            failed.push(format!("round {round}: {why}"));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {STORM_ROUNDS} rounds lost or doubled messages:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
+}
+
+/// One round; what went wrong, if anything.
+async fn storm_round(c: &Procs, room: &str) -> Option<String> {
+    let (a, b) = (c.replica(0), c.replica(1));
+    let url = |p: &Process, name: &str| p.url(&format!("name={name}&room={room}"));
+    let mut publisher = common::connect(&url(a, "pub"), Some(common::ORIGIN))
+        .await
+        .expect("publisher joins");
+    publisher.next_of("history").await;
+    let mut publisher = Publisher::start(publisher, Duration::from_millis(4));
+    publisher.reached(30).await;
+    let (joined_tx, mut joined) = mpsc::unbounded_channel();
+    let (end_tx, end) = watch::channel(0);
+    let joiners: Vec<_> = (0..STORM_JOINERS)
+        .map(|i| {
+            let url = url(b, &format!("j{i}"));
+            tokio::spawn(storm::follow(url, joined_tx.clone(), end.clone()))
+        })
+        .collect();
+    for n in 0..STORM_JOINERS {
+        let got = tokio::time::timeout(common::WAIT * 2, joined.recv()).await;
+        assert!(matches!(got, Ok(Some(_))), "{room}: only {n} joiners in");
+    }
+    // Traffic goes on after the storm, so that every joiner has live messages.
+    let at = publisher.at();
+    publisher.reached(at + 30).await;
+    let last = publisher.stop().await;
+    end_tx.send_replace(last);
+    let mut bad = Vec::new();
+    for (i, j) in joiners.into_iter().enumerate() {
+        let run = j.await.expect("joiner task");
+        if let Some(flaw) = storm::flaw(&run, last) {
+            bad.push(format!("j{i}: {flaw}"));
+        }
+    }
+    let first = bad.first()?;
+    Some(format!(
+        "{} of {STORM_JOINERS} joiners wrong (last seq {last}), e.g. {first}",
+        bad.len()
+    ))
+}
+
 macro_rules! broker_suite {
     ($($backend:ident),*) => {$(
         mod $backend {
@@ -211,6 +334,10 @@ macro_rules! broker_suite {
             #[tokio::test]
             async fn presence_counts_every_replica() {
                 super::presence_counts_every_replica(super::$backend).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn join_storm_loses_nothing() {
+                super::join_storm_loses_nothing(super::processes::$backend).await;
             }
         }
     )*};

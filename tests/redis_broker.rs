@@ -1,14 +1,17 @@
 //! The Redis broker when things go wrong: Redis killed and restarted with and
 //! without persistence, connections killed under traffic (gap backfill), a
-//! replica dying without cleanup (presence expiry), and AUTH from a file.
+//! replica dying without cleanup (presence expiry), a room's subscription
+//! failing at SUBSCRIBE or at the read after it, and AUTH from a file.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::redis::{RedisServer, TlsFiles};
-use common::{wait_readyz, Client, Process, TestServer};
+use common::storm::{self, Publisher};
+use common::{wait_readyz, Client, Process, Raw, TestServer};
 use serde_json::Value;
+use tokio::sync::watch;
 
 async fn server(r: &RedisServer, extra: &[(&str, &str)]) -> TestServer {
     let env = r.env();
@@ -434,4 +437,89 @@ async fn the_password_comes_from_a_file_and_a_wrong_one_is_not_ready() {
         err.to_string().contains("broker.redis_password_file"),
         "{err}"
     );
+}
+
+/// A room whose subscription failed is subscribed again by the next joiner.
+/// `failed` are joiners on `b` whose joins were refused with 1013; they
+/// stay in the room (their close handshakes pending: `b` waits 30 s for them), so
+/// the room keeps a local member throughout. Then a joiner on `b`, once its
+/// join is taken, must get every message `a` publishes, history and live,
+/// once each and in order.
+async fn the_next_joiner_is_carried(a: &TestServer, b: &TestServer, room: &str, failed: Vec<Raw>) {
+    let (p, _) = a.join(&format!("name=p&room={room}")).await;
+    let mut publisher = Publisher::start(p, Duration::from_millis(5));
+    let at = publisher.reached(1).await;
+    let (end_tx, end) = watch::channel(0);
+    let next = storm::follow_once_in(&b.url(&format!("name=y&room={room}")), &end).await;
+    publisher.reached(at + 30).await;
+    let last = publisher.stop().await;
+    end_tx.send_replace(last);
+    let run = next.await.expect("follower");
+    assert_eq!(storm::flaw(&run, last), None, "{run:?}");
+    drop(failed);
+}
+
+/// Joins `room` on `b` with a client that never answers a close: its session
+/// stays in the room until the close timeout. Returns it after its 1013.
+async fn refused_and_lingering(b: &TestServer, room: &str, name: &str) -> Raw {
+    let mut x = Raw::connect(b.addr, &format!("name={name}&room={room}")).await;
+    assert_eq!(
+        x.close_code().await,
+        Some(1013),
+        "{name} on an unusable Redis"
+    );
+    x
+}
+
+/// SUBSCRIBE works but the reads after it fail (an ACL takes the scripts
+/// from replica b's Redis user) while replica a publishes: every joiner on
+/// b is closed with 1013, and once b can read again the next joiner gets
+/// every message though the refused ones are still in the room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_read_after_subscribe_is_retried_by_the_next_joiner() {
+    let r = RedisServer::start();
+    r.query(&["ACL", "SETUSER", "b", "on", ">b-pw", "~*", "&*", "+@all"]);
+    let b_url = format!("redis://b:b-pw@127.0.0.1:{}", r.port);
+    let a = server(&r, &[]).await;
+    let linger = ("CHAT__SESSION__CLOSE_TIMEOUT", "30s");
+    let b = server(&r, &[("CHAT__BROKER__REDIS_URL", &b_url), linger]).await;
+    let (p, _) = a.join("name=p&room=acl").await;
+    let mut publisher = Publisher::start(p, Duration::from_millis(5));
+    publisher.reached(5).await;
+    r.query(&["ACL", "SETUSER", "b", "-@scripting"]);
+    // Ten joiners at once while b subscribes but cannot read: all 1013.
+    let names: Vec<String> = (0..10).map(|i| format!("x{i}")).collect();
+    let joins = names.iter().map(|n| refused_and_lingering(&b, "acl", n));
+    let failed = futures_util::future::join_all(joins).await;
+    let failures = b
+        .metric("wschat_broker_errors_total{op=\"subscribe\"}")
+        .await;
+    assert!(
+        failures >= 1.0,
+        "the attempts failed at the read: {failures}"
+    );
+    // Traffic that b, subscribed but without a baseline, must not hold forever.
+    let at = publisher.at();
+    publisher.reached(at + 20).await;
+    publisher.stop().await;
+    r.query(&["ACL", "SETUSER", "b", "+@all"]);
+    the_next_joiner_is_carried(&a, &b, "acl", failed).await;
+}
+
+/// Redis is down when the first joiner on replica b arrives: its SUBSCRIBE
+/// fails and it is closed with 1013. Once Redis is back, the next joiner on
+/// b (the refused one still in the room) is carried: it gets every message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_subscribe_is_retried_by_the_next_joiner() {
+    let mut r = RedisServer::start();
+    let a = server(&r, &[]).await;
+    let b = server(&r, &[("CHAT__SESSION__CLOSE_TIMEOUT", "30s")]).await;
+    r.kill();
+    wait_readyz(b.admin, 503, Duration::from_secs(3)).await;
+    let failed = vec![refused_and_lingering(&b, "down", "x").await];
+    r.restart();
+    for s in [&a, &b] {
+        wait_readyz(s.admin, 200, Duration::from_secs(5)).await;
+    }
+    the_next_joiner_is_carried(&a, &b, "down", failed).await;
 }

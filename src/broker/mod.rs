@@ -55,6 +55,10 @@ pub enum BrokerError {
     /// The broker is shutting down.
     #[error("broker stopped")]
     Stopped,
+    /// The room's subscription on this replica failed (shared by every joiner
+    /// that waited for that attempt); the next join tries again.
+    #[error("room not carried here: {0}")]
+    NotCarried(Arc<BrokerError>),
 }
 
 /// The broker could not be built from its settings (names the key; never a
@@ -94,10 +98,13 @@ pub trait Broker: Send + Sync + 'static {
         events: Vec<String>,
     ) -> impl Future<Output = Result<(), BrokerError>> + Send;
 
-    /// The room got its first local member: start carrying it here.
+    /// Every joiner calls this, after joining the local room and before
+    /// reading its history: returns once this replica carries the room (every
+    /// message from now on reaches the local room), starting that if needed.
+    /// An error means it does not: the joiner must not be made live.
     fn watch(&self, room: &str) -> impl Future<Output = Result<(), BrokerError>> + Send;
 
-    /// The room lost its last local member.
+    /// The room lost its last local member: stop carrying it here.
     fn unwatch(&self, room: &str);
 
     /// Whether the broker can accept messages now (readiness).

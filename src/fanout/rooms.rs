@@ -89,11 +89,10 @@ pub struct Rooms {
     metrics: Arc<Metrics>,
 }
 
-/// The result of a join.
+/// The result of a join. Whether the member is the room's first here does
+/// not matter to the broker: every joiner asks it to carry the room.
 pub struct Joined {
     pub room: Arc<Room>,
-    /// The first local member: the broker must start carrying this room here.
-    pub first_local: bool,
 }
 
 impl Rooms {
@@ -123,11 +122,9 @@ impl Rooms {
     /// [`Rooms::activate`].
     pub fn join(&self, member: &Arc<Member>) -> Joined {
         let mut shard = self.shard(&member.room);
-        let mut first_local = false;
         let room = shard
             .entry(member.room.clone())
             .or_insert_with(|| {
-                first_local = true;
                 self.metrics.rooms_active.inc();
                 Arc::new(Room {
                     name: member.room.clone(),
@@ -144,7 +141,7 @@ impl Rooms {
             member: member.clone(),
             held: Vec::new(),
         });
-        Joined { room, first_local }
+        Joined { room }
     }
 
     /// Makes a pending member live: queues the frames held for it that are

@@ -95,6 +95,10 @@ pub async fn run(
 
 /// The join: carry the room here, queue its history, make the member live,
 /// announce it. A broker failure closes the connection with 1013 (retry).
+///
+/// Every joiner waits for the room to be carried before it reads history,
+/// not only the room's first local member: a history read before that could
+/// end before messages this replica will never deliver.
 async fn enter(
     app: &Arc<App>,
     member: &Arc<Member>,
@@ -103,23 +107,22 @@ async fn enter(
     conn: &mut Conn,
 ) {
     let mut ended = None;
-    if joined.first_local {
-        if let Err(e) = app.broker.watch(&member.room).await {
-            app.metrics.broker_error(BrokerOp::Subscribe);
-            tracing::warn!(error = %e, "cannot carry room");
-            ended = Some(CloseCode::TryAgainLater);
-        }
-    }
-    match app.broker.history(&member.room, since).await {
-        Ok(history) => {
-            let json = event::history(history.messages.iter().map(|m| &**m), &history.epoch);
-            conn.send(frame::text(&json));
-            app.rooms.activate(&joined.room, member, history.last_seq);
-        }
-        Err(e) => {
-            app.metrics.broker_error(BrokerOp::History);
-            tracing::warn!(error = %e, "history unavailable");
-            ended = Some(CloseCode::TryAgainLater);
+    if let Err(e) = app.broker.watch(&member.room).await {
+        // Counted once per failed subscription, by the broker.
+        tracing::warn!(error = %e, "room not carried; closing with 1013");
+        ended = Some(CloseCode::TryAgainLater);
+    } else {
+        match app.broker.history(&member.room, since).await {
+            Ok(history) => {
+                let json = event::history(history.messages.iter().map(|m| &**m), &history.epoch);
+                conn.send(frame::text(&json));
+                app.rooms.activate(&joined.room, member, history.last_seq);
+            }
+            Err(e) => {
+                app.metrics.broker_error(BrokerOp::History);
+                tracing::warn!(error = %e, "history unavailable");
+                ended = Some(CloseCode::TryAgainLater);
+            }
         }
     }
     presence::announce(app, &joined.room, Change::Joined(member.name.clone())).await;

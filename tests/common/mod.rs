@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod redis;
+pub mod storm;
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};

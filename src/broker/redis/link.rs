@@ -1,6 +1,6 @@
 //! The connection to Redis and the tasks that keep it useful: up/down
-//! tracking (readiness, `wschat_broker_up`, reconnect counting), the one task
-//! that subscribes and unsubscribes rooms in order, and the presence refresh.
+//! tracking (readiness, `wschat_broker_up`, reconnect counting), the health
+//! probe, and the presence refresh. Room subscriptions are in [`super::subs`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::receiver::Event;
 use super::{script, Shared};
-use crate::broker::{BrokerError, BrokerSetupError, Since};
+use crate::broker::{BrokerError, BrokerSetupError};
 use crate::config::{redact_url, BrokerSettings};
 use crate::metrics::Metrics;
 
@@ -196,89 +196,6 @@ pub(super) async fn health(shared: Arc<Shared>, stop: CancellationToken) {
     }
 }
 
-/// A subscription change, applied in arrival order by one task.
-pub(super) enum SubCmd {
-    /// Subscribe (if not yet) and answer when the room is carried.
-    Watch(Arc<str>, oneshot::Sender<Result<(), BrokerError>>),
-    /// Unsubscribe unless the room got local members again.
-    Unwatch(Arc<str>),
-}
-
-/// Applies subscription changes one at a time, so an UNSUBSCRIBE can never
-/// overtake a later SUBSCRIBE of the same room.
-pub(super) async fn subscriptions(
-    shared: Arc<Shared>,
-    mut rx: mpsc::UnboundedReceiver<SubCmd>,
-    stop: CancellationToken,
-) {
-    loop {
-        let cmd = tokio::select! {
-            () = stop.cancelled() => return,
-            cmd = rx.recv() => match cmd {
-                Some(cmd) => cmd,
-                None => return,
-            },
-        };
-        match cmd {
-            SubCmd::Watch(room, reply) => {
-                let result = watch(&shared, &room).await;
-                if result.is_err() {
-                    shared
-                        .metrics
-                        .broker_error(crate::metrics::BrokerOp::Subscribe);
-                }
-                let _ = reply.send(result);
-            }
-            SubCmd::Unwatch(room) => {
-                if shared.rooms.get(&room).is_some() || !shared.watched().contains(&room) {
-                    continue;
-                }
-                let mut conn = shared.conn.clone();
-                match shared.call(conn.unsubscribe(script::channel(&room))).await {
-                    Ok(()) => {
-                        shared.watched().remove(&room);
-                        let _ = shared.status.events.send(Event::Gone(room));
-                    }
-                    Err(e) => {
-                        // Still subscribed; messages for it are ignored and the
-                        // next Watch finds it carried.
-                        shared
-                            .metrics
-                            .broker_error(crate::metrics::BrokerOp::Subscribe);
-                        tracing::debug!(error = %e, "unsubscribe failed");
-                    }
-                }
-            }
-        }
-    }
-}
-
-async fn watch(shared: &Shared, room: &Arc<str>) -> Result<(), BrokerError> {
-    if shared.watched().contains(room) {
-        return Ok(());
-    }
-    // The receiver starts a clean track before any message can arrive.
-    let events = &shared.status.events;
-    events
-        .send(Event::Fresh(room.clone()))
-        .map_err(|_| BrokerError::Stopped)?;
-    let mut conn = shared.conn.clone();
-    if let Err(e) = shared.call(conn.subscribe(script::channel(room))).await {
-        let _ = events.send(Event::Gone(room.clone()));
-        return Err(e);
-    }
-    shared.watched().insert(room.clone());
-    // Where the room stands now: the receiver's baseline for backfills if
-    // pub/sub breaks before any message arrives.
-    let read = shared.read(room, &Since::default(), 0).await?;
-    let _ = events.send(Event::Seen {
-        room: room.clone(),
-        epoch: read.epoch,
-        seq: read.last_seq,
-    });
-    Ok(())
-}
-
 /// Sets this replica's count in `room` and publishes `events`.
 pub(super) async fn set_presence(
     shared: &Shared,
@@ -313,8 +230,7 @@ pub(super) async fn refresh_presence(shared: Arc<Shared>, stop: CancellationToke
         if !shared.status.is_up() {
             continue;
         }
-        let rooms: Vec<Arc<str>> = shared.watched().iter().cloned().collect();
-        for room in rooms {
+        for room in shared.subs.ready() {
             let local = shared.rooms.get(&room).map_or(0, |r| r.local_online());
             if let Err(e) = set_presence(&shared, &room, local, &[]).await {
                 shared

@@ -9,7 +9,8 @@
 //!   that hands messages to [`Rooms`], so a room's deliveries go out in seq
 //!   order. It drops duplicates by seq and backfills gaps from the log.
 //! - A replica subscribes to a room's channel while it has local members
-//!   ([`link`] serializes SUBSCRIBE/UNSUBSCRIBE in one task).
+//!   ([`subs`]): every joiner waits until the room is subscribed and its
+//!   baseline seq known, and one task serializes SUBSCRIBE/UNSUBSCRIBE.
 //! - One RESP3 [`ConnectionManager`] carries commands and pub/sub. It retries
 //!   forever and resubscribes by itself; every command has its own deadline,
 //!   so a session never waits on a dead Redis for long.
@@ -17,10 +18,10 @@
 mod link;
 mod receiver;
 pub mod script;
+mod subs;
 
-use std::collections::HashSet;
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use redis::aio::ConnectionManager;
@@ -35,9 +36,10 @@ use crate::fanout::rooms::Rooms;
 use crate::metrics::Metrics;
 use crate::protocol::event::MessageHead;
 
-use link::{Status, SubCmd};
+use link::Status;
 use receiver::Event;
 use script::Scripts;
+use subs::{SubCmd, Subs};
 
 /// Every Redis command gets at most this long (including waiting for a
 /// reconnect) before the operation fails as unavailable.
@@ -65,8 +67,8 @@ struct Shared {
     limits: Limits,
     /// This process's id in presence counts.
     replica: String,
-    /// Rooms this replica is subscribed to.
-    watched: Mutex<HashSet<Arc<str>>>,
+    /// Rooms this replica subscribes to, and where each subscription stands.
+    subs: Subs,
 }
 
 /// A room's history as read from the log, with each message's seq.
@@ -77,10 +79,6 @@ struct Read {
 }
 
 impl Shared {
-    fn watched(&self) -> MutexGuard<'_, HashSet<Arc<str>>> {
-        self.watched.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Runs one Redis operation with the deadline; tracks up/down from the result.
     async fn call<T>(&self, op: impl Future<Output = RedisResult<T>>) -> Result<T, BrokerError> {
         match tokio::time::timeout(OP_TIMEOUT, op).await {
@@ -187,12 +185,12 @@ impl RedisBroker {
                 presence_ttl: settings.presence_ttl,
             },
             replica: uuid::Uuid::new_v4().to_string(),
-            watched: Mutex::new(HashSet::new()),
+            subs: Subs::default(),
         });
         let stop = CancellationToken::new();
         let (subs, subs_rx) = mpsc::unbounded_channel();
         tokio::spawn(receiver::run(shared.clone(), events_rx, stop.clone()));
-        tokio::spawn(link::subscriptions(shared.clone(), subs_rx, stop.clone()));
+        tokio::spawn(subs::run(shared.clone(), subs_rx, stop.clone()));
         tokio::spawn(link::health(shared.clone(), stop.clone()));
         tokio::spawn(link::refresh_presence(shared.clone(), stop.clone()));
         Ok(RedisBroker {
@@ -298,15 +296,7 @@ impl Broker for RedisBroker {
     }
 
     async fn watch(&self, room: &str) -> Result<(), BrokerError> {
-        let (tx, rx) = oneshot::channel();
-        self.subs
-            .send(SubCmd::Watch(room.into(), tx))
-            .map_err(|_| BrokerError::Stopped)?;
-        match tokio::time::timeout(OP_TIMEOUT * 5, rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(BrokerError::Stopped),
-            Err(_) => Err(BrokerError::Timeout),
-        }
+        subs::carry(&self.shared, &self.subs, room).await
     }
 
     fn unwatch(&self, room: &str) {

@@ -10,9 +10,12 @@
 //!
 //! redis-rs forwards pushes through a task of its own, so a push can reach
 //! this queue after the reply of a command that Redis answered later. Nothing
-//! here relies on push/reply order: a freshly subscribed room buffers its
-//! messages until its baseline arrives, and a history read waits (a barrier)
-//! until the room has been delivered up to the seq the history ends at.
+//! here relies on push/reply order: a freshly subscribed room holds its
+//! messages until its baseline arrives (at most [`EARLY_MAX`]; past that it
+//! drops them and reads the log from the baseline instead), and a history
+//! read waits (a barrier) until the room has been delivered up to the seq the
+//! history ends at. No joiner reads history before its room's baseline is
+//! here (see [`super::subs`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,6 +36,9 @@ use crate::ws::frame;
 
 /// How often stale rooms are retried while Redis is up.
 const RETRY: Duration = Duration::from_millis(500);
+/// Messages held for a room whose baseline has not come yet. The wait is two
+/// commands at most; a room busier than this is read from the log instead.
+const EARLY_MAX: usize = 1024;
 
 /// What the receiver is told, in order.
 pub(super) enum Event {
@@ -83,14 +89,27 @@ struct Track {
     last: Option<u64>,
     /// Pub/sub may have missed messages: read the log before trusting it.
     stale: bool,
-    /// Messages received before the baseline (`Seen`).
+    /// Messages received before the baseline (`Seen`), at most [`EARLY_MAX`].
     early: Vec<Early>,
 }
 
 impl Track {
-    /// Whether a history read ending at `seq` of `epoch` may go on.
+    /// Whether a history read ending at `seq` of `epoch` may go on. Not
+    /// before the baseline: what was delivered is not known yet.
     fn caught_up(&self, epoch: &str, seq: u64) -> bool {
-        self.epoch.as_deref() != Some(epoch) || self.last.is_some_and(|l| l >= seq)
+        self.last.is_some()
+            && (self.epoch.as_deref() != Some(epoch) || self.last.is_some_and(|l| l >= seq))
+    }
+
+    /// Holds a message that came before the baseline. When too many came,
+    /// drops them all and marks the room stale: the log is read from the
+    /// baseline as soon as it is known.
+    fn hold(&mut self, m: Early) {
+        if self.early.len() >= EARLY_MAX {
+            self.early = Vec::new();
+            self.stale = true;
+        }
+        self.early.push(m);
     }
 }
 
@@ -123,6 +142,11 @@ pub(super) async fn run(
                     if t.last.is_none() {
                         t.epoch = Some(epoch);
                         t.last = Some(seq);
+                        // Held messages were dropped, or pub/sub broke
+                        // meanwhile: the log has what came after the baseline.
+                        if t.stale {
+                            backfill(&shared, &room, t).await;
+                        }
                         for e in std::mem::take(&mut t.early) {
                             message(&shared, &room, t, e).await;
                         }
@@ -231,7 +255,7 @@ async fn push(shared: &Shared, tracks: &mut HashMap<Arc<str>, Track>, info: Push
 /// Before the room's baseline is known the message is kept for later.
 async fn message(shared: &Shared, room: &Arc<str>, track: &mut Track, m: Early) {
     let Some(last) = track.last else {
-        track.early.push(m);
+        track.hold(m);
         return;
     };
     let same_epoch = track.epoch.as_deref() == Some(&*m.epoch);
@@ -250,8 +274,8 @@ async fn message(shared: &Shared, room: &Arc<str>, track: &mut Track, m: Early) 
 /// the epoch changed) and delivers it. False if Redis could not answer.
 async fn backfill(shared: &Shared, room: &Arc<str>, track: &mut Track) -> bool {
     let Some(last) = track.last else {
-        // Nothing delivered and no baseline: members still joining read history.
-        track.stale = false;
+        // No baseline yet, so nothing to read from: it stays stale, and is
+        // backfilled once the baseline comes.
         return true;
     };
     let since = Since {
@@ -306,4 +330,48 @@ fn instant_of(unix_us: u64) -> Option<Instant> {
         .ok()?
         .as_micros() as u64;
     Instant::now().checked_sub(Duration::from_micros(now.saturating_sub(unix_us)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn early(seq: u64) -> Early {
+        Early {
+            seq,
+            epoch: "e".into(),
+            at: None,
+            json: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn messages_before_the_baseline_are_bounded_and_an_overflow_marks_the_room_stale() {
+        let mut t = Track::default();
+        for seq in 1..=EARLY_MAX as u64 {
+            t.hold(early(seq));
+        }
+        assert_eq!((t.early.len(), t.stale), (EARLY_MAX, false));
+        t.hold(early(EARLY_MAX as u64 + 1));
+        assert_eq!(
+            (t.early.len(), t.stale),
+            (1, true),
+            "dropped, read from the log"
+        );
+        for seq in 0..10 * EARLY_MAX as u64 {
+            t.hold(early(seq));
+        }
+        assert!(t.early.len() <= EARLY_MAX);
+    }
+
+    #[test]
+    fn no_history_read_goes_on_before_the_baseline() {
+        let mut t = Track::default();
+        assert!(!t.caught_up("e", 0), "no baseline: not caught up");
+        t.epoch = Some("e".into());
+        t.last = Some(5);
+        assert!(t.caught_up("e", 5));
+        assert!(!t.caught_up("e", 6));
+        assert!(t.caught_up("other life", 9));
+    }
 }
