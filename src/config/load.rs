@@ -90,6 +90,11 @@ impl Settings {
                 ));
             }
         }
+        if !(1..=128).contains(&self.limits.ipv6_prefix) {
+            p.push(
+                "limits.ipv6_prefix: must be between 1 and 128 (bits of an IPv6 address)".into(),
+            );
+        }
         if self.server.port != 0 && self.server.port == self.server.admin_port {
             p.push("server.admin_port: must differ from server.port".into());
         }
@@ -288,5 +293,25 @@ mod tests {
         assert!(e.to_string().contains("telemetry.sample_ratio"), "{e}");
         let e = load(&Sources::from_env([("CHAT__TELEMETRY__TRACES", "jaeger")])).unwrap_err();
         assert!(e.to_string().contains("jaeger"), "{e}");
+    }
+
+    #[test]
+    fn edge_settings_default_and_are_checked_naming_their_keys() {
+        let s = load(&Sources::default()).expect("defaults load");
+        assert_eq!(s.limits.ipv6_prefix, 64);
+        for (var, value, key) in [
+            ("CHAT__LIMITS__IPV6_PREFIX", "0", "limits.ipv6_prefix"),
+            ("CHAT__LIMITS__IPV6_PREFIX", "129", "limits.ipv6_prefix"),
+            ("CHAT__LIMITS__IPV6_PREFIX", "300", "limits.ipv6_prefix"),
+        ] {
+            let e = load(&Sources::from_env([(var, value)])).unwrap_err();
+            assert!(e.to_string().contains(key), "{var}={value}: {e}");
+        }
+        for (var, value) in [
+            ("CHAT__LIMITS__IPV6_PREFIX", "1"),
+            ("CHAT__LIMITS__IPV6_PREFIX", "128"),
+        ] {
+            load(&Sources::from_env([(var, value)])).expect(value);
+        }
     }
 }

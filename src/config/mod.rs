@@ -134,6 +134,8 @@ pub struct LimitSettings {
     pub ip_auth_failure_burst: u32,
     #[serde(with = "duration")]
     pub ip_auth_failure_refill: Duration,
+    /// IPv6 clients are keyed by this many leading bits (1..=128).
+    pub ipv6_prefix: u8,
     pub max_text_chars: usize,
     pub max_message_bytes: usize,
 }

@@ -100,7 +100,7 @@ pub fn check<B>(app: &App, req: &Request<B>, peer: SocketAddr) -> Result<Admissi
 
     // Guessing is bounded per address: a locked-out IP's token is not
     // looked at, so its answer says nothing about the token either.
-    let ip = client_ip(app, headers, peer.ip());
+    let ip = app.limits.key(client_ip(app, headers, peer.ip()));
     if let Some(retry_after) = app.limits.auth_locked_out(ip) {
         return Err(Rejection {
             status: StatusCode::TOO_MANY_REQUESTS,
