@@ -314,4 +314,23 @@ mod tests {
             load(&Sources::from_env([(var, value)])).expect(value);
         }
     }
+
+    #[test]
+    fn ipv4_mapped_trusted_proxies_are_ipv4_networks() {
+        let s = load(&Sources::from_env([(
+            "CHAT__SERVER__TRUSTED_PROXIES",
+            "::ffff:10.0.0.0/104, ::ffff:192.0.2.1, 2001:db8::/32, ::ffff:0:0/95",
+        )]))
+        .expect("loads");
+        let nets: Vec<String> = s.trusted_proxies().iter().map(|n| n.to_string()).collect();
+        assert_eq!(
+            nets,
+            [
+                "10.0.0.0/8",
+                "192.0.2.1/32",
+                "2001:db8::/32",
+                "::ffff:0.0.0.0/95"
+            ]
+        );
+    }
 }

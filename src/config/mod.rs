@@ -240,12 +240,15 @@ impl Settings {
         }
     }
 
-    /// Trusted proxy networks (validated at load).
+    /// Trusted proxy networks (validated at load), IPv4-mapped ones
+    /// (`::ffff:10.0.0.0/104`) as the IPv4 networks they are, since client
+    /// addresses are compared in that form too.
     pub fn trusted_proxies(&self) -> Vec<IpNet> {
         self.server
             .trusted_proxies
             .iter()
             .filter_map(|c| parse_cidr(c))
+            .map(unmap_cidr)
             .collect()
     }
 
@@ -277,6 +280,17 @@ fn parse_cidr(text: &str) -> Option<IpNet> {
     text.parse::<IpNet>()
         .ok()
         .or_else(|| text.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+}
+
+/// `::ffff:a.b.c.d/n` with n >= 96 → `a.b.c.d/(n - 96)`; anything else as is.
+fn unmap_cidr(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).map_or(net, IpNet::V4),
+            None => net,
+        },
+        _ => net,
+    }
 }
 
 /// `redis://user:secret@host` → `redis://user:<redacted>@host`.
