@@ -31,6 +31,7 @@ mod key;
 mod open;
 
 pub use key::IpKey;
+pub use open::{HttpCaps, HttpSlot};
 use open::{OpenPerKey, OpenSlot};
 
 type KeyedLimiter = RateLimiter<IpKey, DefaultKeyedStateStore<IpKey>, DefaultClock>;

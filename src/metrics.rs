@@ -13,7 +13,7 @@ use crate::protocol::ErrorCode;
 
 mod edge;
 
-pub use edge::{AddressSource, EdgeMetrics};
+pub use edge::{AddressSource, EdgeMetrics, HttpRefusal};
 
 /// Fan-out latency buckets, 50 µs to 5 s.
 pub const FANOUT_BUCKETS: &[f64] = &[
@@ -129,7 +129,7 @@ pub struct Metrics {
     reloads: IntCounterVec,
     pub revocation_closes: IntCounter,
     pub ready: IntGauge,
-    /// Before the upgrade: client addresses.
+    /// Before the upgrade: HTTP connections and client addresses.
     pub edge: EdgeMetrics,
 }
 

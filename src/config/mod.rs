@@ -89,6 +89,12 @@ pub struct ServerSettings {
     pub header_read_timeout: Duration,
     #[serde(with = "list")]
     pub trusted_proxies: Vec<String>,
+    /// Largest request head (request line and headers) in bytes; over it 431.
+    pub max_header_bytes: usize,
+    /// Connections that have not upgraded, on the whole public listener.
+    pub max_http_connections: u32,
+    /// Connections that have not upgraded, per client key (not for trusted proxies).
+    pub ip_max_http_connections: u32,
 }
 
 /// In-process TLS: on when both files are set.
