@@ -5,21 +5,12 @@
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use common::{Process, ORIGIN, TOKEN};
+use common::{tcp_from, Process, ORIGIN, TOKEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
-
-/// A TCP connection to `to` from the loopback address `from`.
-async fn tcp_from(from: Ipv4Addr, to: SocketAddr) -> TcpStream {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket
-        .bind(SocketAddr::new(IpAddr::V4(from), 0))
-        .expect("bind");
-    socket.connect(to).await.expect("connect")
-}
+use tokio::net::TcpStream;
 
 /// Reads a response head; `None` when the server closes (or resets) the
 /// connection before sending one.
