@@ -61,6 +61,9 @@ MUST_FAIL = [
      "need a rediss:// redis.url"),
     ("chart-owned setting in config", {"config": {"shutdown": {"drain_window": "5s"}}},
      "config.shutdown.drain_window is set by the chart"),
+    ("IPv6 prefix of 0 bits", {"config": {"limits": {"ipv6_prefix": 0}}}, "minimum"),
+    ("request-head cap under hyper's minimum", {"config": {"server": {"max_header_bytes": 4096}}},
+     "minimum"),
 ]
 
 # Prometheus Operator CRDs have no schema in kubernetes-validate. These are

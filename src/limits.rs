@@ -9,6 +9,10 @@
 //! Failed token checks have their own per-IP budget. Once it is spent the IP
 //! is locked out until one more attempt refills: its upgrades are refused
 //! before their token is looked at, so guessing is bounded per address.
+//!
+//! "Per IP" means per [`IpKey`]: an IPv4 address, or an IPv6 network of
+//! `limits.ipv6_prefix` bits. Every per-IP limit takes a key, never an
+//! address, so none can be keyed by a raw IPv6 address.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -23,7 +27,14 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::LimitSettings;
 
-type KeyedLimiter = RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, DefaultClock>;
+mod key;
+mod open;
+
+pub use key::IpKey;
+pub use open::{HttpCaps, HttpSlot};
+use open::{OpenPerKey, OpenSlot};
+
+type KeyedLimiter = RateLimiter<IpKey, DefaultKeyedStateStore<IpKey>, DefaultClock>;
 
 /// Why a connection is refused by a limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,32 +51,19 @@ pub enum LimitRefusal {
 pub struct Limits {
     settings: LimitSettings,
     global: Arc<Semaphore>,
-    ip_open: Arc<Mutex<HashMap<IpAddr, u32>>>,
+    ip_open: Arc<OpenPerKey>,
     ip_connects: KeyedLimiter,
     ip_messages: KeyedLimiter,
     ip_auth_failures: KeyedLimiter,
     /// IPs whose failure budget is spent, and until when.
-    ip_locked_out: Mutex<HashMap<IpAddr, Instant>>,
+    ip_locked_out: Mutex<HashMap<IpKey, Instant>>,
     clock: DefaultClock,
 }
 
 /// What an admitted connection holds; dropping it gives the places back.
 pub struct ConnectionSlot {
     _global: OwnedSemaphorePermit,
-    ip: IpAddr,
-    ip_open: Arc<Mutex<HashMap<IpAddr, u32>>>,
-}
-
-impl Drop for ConnectionSlot {
-    fn drop(&mut self) {
-        let mut open = lock(&self.ip_open);
-        if let Some(n) = open.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&self.ip);
-            }
-        }
-    }
+    _ip: OpenSlot,
 }
 
 fn quota(burst: u32, refill: Duration) -> Quota {
@@ -87,7 +85,7 @@ impl Limits {
         Limits {
             settings: settings.clone(),
             global: Arc::new(Semaphore::new(settings.max_connections as usize)),
-            ip_open: Arc::default(),
+            ip_open: OpenPerKey::new(settings.ip_max_connections),
             ip_connects: RateLimiter::keyed(quota(
                 settings.ip_connect_burst,
                 settings.ip_connect_refill,
@@ -105,38 +103,34 @@ impl Limits {
         }
     }
 
+    /// The key the per-IP limits count `ip` under.
+    pub fn key(&self, ip: IpAddr) -> IpKey {
+        IpKey::new(ip, self.settings.ipv6_prefix)
+    }
+
     /// Admits a new connection from `ip`, or says which limit refuses it.
-    pub fn admit(&self, ip: IpAddr) -> Result<ConnectionSlot, LimitRefusal> {
+    pub fn admit(&self, ip: IpKey) -> Result<ConnectionSlot, LimitRefusal> {
         if let Err(not_until) = self.ip_connects.check_key(&ip) {
             let wait = not_until.wait_time_from(self.clock.now());
             return Err(LimitRefusal::IpRate {
                 retry_after: wait.as_secs().max(1),
             });
         }
-        let mut open = lock(&self.ip_open);
-        let count = open.entry(ip).or_insert(0);
-        if *count >= self.settings.ip_max_connections {
-            if *count == 0 {
-                open.remove(&ip);
-            }
-            return Err(LimitRefusal::IpCap);
-        }
+        let ip_slot = self.ip_open.try_open(ip).ok_or(LimitRefusal::IpCap)?;
         let permit = self
             .global
             .clone()
             .try_acquire_owned()
             .map_err(|_| LimitRefusal::Capacity)?;
-        *count += 1;
         Ok(ConnectionSlot {
             _global: permit,
-            ip,
-            ip_open: self.ip_open.clone(),
+            _ip: ip_slot,
         })
     }
 
     /// Whether `ip` is locked out for failed token checks: the seconds to
     /// wait (at least 1), or `None` when its token may be checked.
-    pub fn auth_locked_out(&self, ip: IpAddr) -> Option<u64> {
+    pub fn auth_locked_out(&self, ip: IpKey) -> Option<u64> {
         let mut locked = lock(&self.ip_locked_out);
         let until = *locked.get(&ip)?;
         let left = until.saturating_duration_since(Instant::now());
@@ -149,7 +143,7 @@ impl Limits {
 
     /// Counts a failed token check from `ip`; once its budget is spent the
     /// IP is locked out until the next attempt refills.
-    pub fn auth_failed(&self, ip: IpAddr) {
+    pub fn auth_failed(&self, ip: IpKey) {
         if let Err(not_until) = self.ip_auth_failures.check_key(&ip) {
             // Capped so that an absurd refill setting cannot overflow Instant.
             let wait = not_until
@@ -160,7 +154,7 @@ impl Limits {
     }
 
     /// Counts one message against its IP's budget; false when over it.
-    pub fn ip_message(&self, ip: IpAddr) -> bool {
+    pub fn ip_message(&self, ip: IpKey) -> bool {
         self.ip_messages.check_key(&ip).is_ok()
     }
 
@@ -201,6 +195,10 @@ mod tests {
     use super::*;
     use std::net::Ipv4Addr;
 
+    fn v4(last: u8) -> IpKey {
+        IpKey::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)), 64)
+    }
+
     fn settings() -> LimitSettings {
         LimitSettings {
             max_connections: 3,
@@ -213,6 +211,7 @@ mod tests {
             ip_message_refill: Duration::from_secs(60),
             ip_auth_failure_burst: 3,
             ip_auth_failure_refill: Duration::from_secs(60),
+            ipv6_prefix: 64,
             max_text_chars: 500,
             max_message_bytes: 2048,
         }
@@ -221,8 +220,8 @@ mod tests {
     #[test]
     fn per_ip_and_global_caps_release_on_drop() {
         let limits = Limits::new(&settings());
-        let a = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
-        let b = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
+        let a = v4(2);
+        let b = v4(3);
         let a1 = limits.admit(a).unwrap();
         let _a2 = limits.admit(a).unwrap();
         assert_eq!(limits.admit(a).err(), Some(LimitRefusal::IpCap));
@@ -231,7 +230,7 @@ mod tests {
         drop(a1);
         let _b2 = limits.admit(b).unwrap();
         assert_eq!(limits.admit(b).err(), Some(LimitRefusal::IpCap));
-        let c = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 4));
+        let c = v4(4);
         assert_eq!(limits.admit(c).err(), Some(LimitRefusal::Capacity));
     }
 
@@ -241,7 +240,7 @@ mod tests {
         s.ip_connect_burst = 1;
         s.ip_connect_refill = Duration::from_secs(30);
         let limits = Limits::new(&s);
-        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let ip = v4(1);
         let _first = limits.admit(ip).unwrap();
         match limits.admit(ip) {
             Err(LimitRefusal::IpRate { retry_after }) => assert!((29..=30).contains(&retry_after)),
@@ -260,10 +259,7 @@ mod tests {
     #[test]
     fn spent_auth_failure_budget_locks_out_that_ip_only() {
         let limits = Limits::new(&settings());
-        let (a, b) = (
-            IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)),
-            IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)),
-        );
+        let (a, b) = (v4(2), v4(3));
         for _ in 0..3 {
             assert_eq!(limits.auth_locked_out(a), None);
             limits.auth_failed(a);
@@ -287,7 +283,7 @@ mod tests {
         s.ip_auth_failure_burst = 1;
         s.ip_auth_failure_refill = Duration::from_millis(50);
         let limits = Limits::new(&s);
-        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let ip = v4(1);
         limits.auth_failed(ip);
         limits.auth_failed(ip);
         assert_eq!(
@@ -303,10 +299,38 @@ mod tests {
     #[test]
     fn ip_message_budget_spans_connections_and_prunes() {
         let limits = Limits::new(&settings());
-        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let ip = v4(1);
         assert_eq!((0..8).filter(|_| limits.ip_message(ip)).count(), 5);
         assert!(limits.tracked_ips() >= 1);
         limits.prune(); // still limited: kept
         assert!(limits.tracked_ips() >= 1);
+    }
+
+    #[test]
+    fn an_ipv6_prefix_is_one_client_for_every_per_ip_limit() {
+        let limits = Limits::new(&settings());
+        let key = |text: &str| limits.key(text.parse().expect("an address"));
+        let (a, b, other) = (
+            key("2001:db8::1"),
+            key("2001:db8::2"),
+            key("2001:db8:0:1::1"),
+        );
+        assert_eq!(a, b);
+        for _ in 0..4 {
+            limits.auth_failed(a);
+        }
+        assert!(
+            limits.auth_locked_out(b).is_some(),
+            "the same /64 is locked out"
+        );
+        assert_eq!(limits.auth_locked_out(other), None);
+        let _a = limits.admit(a).expect("first");
+        let _b = limits.admit(b).expect("second");
+        assert_eq!(
+            limits.admit(key("2001:db8::3")).err(),
+            Some(LimitRefusal::IpCap)
+        );
+        assert_eq!((0..8).filter(|_| limits.ip_message(b)).count(), 5);
+        assert_eq!(key("::ffff:127.0.0.1"), v4(1), "IPv4-mapped is IPv4");
     }
 }

@@ -11,6 +11,10 @@ use prometheus::{
 use crate::protocol::close::{CloseCode, ABNORMAL_LABEL};
 use crate::protocol::ErrorCode;
 
+mod edge;
+
+pub use edge::{AddressSource, EdgeMetrics, HttpRefusal};
+
 /// Fan-out latency buckets, 50 µs to 5 s.
 pub const FANOUT_BUCKETS: &[f64] = &[
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
@@ -125,6 +129,8 @@ pub struct Metrics {
     reloads: IntCounterVec,
     pub revocation_closes: IntCounter,
     pub ready: IntGauge,
+    /// Before the upgrade: HTTP connections and client addresses.
+    pub edge: EdgeMetrics,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -331,6 +337,7 @@ impl Metrics {
                 "wschat_ready",
                 "1 while this replica accepts connections.",
             ),
+            edge: EdgeMetrics::new(&r),
             registry: r,
         }
     }

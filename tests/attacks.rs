@@ -7,12 +7,12 @@
 mod common;
 
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
-use common::{Client, Process, Raw, TestServer, ORIGIN, TOKEN};
+use common::{tcp_from, Client, Process, Raw, TestServer, ORIGIN, TOKEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -65,15 +65,6 @@ async fn chat_during<T: Send + 'static>(
     }
     worst = worst.max(round_trip(c, "bystander after").await);
     (task.await.expect("attack task"), worst)
-}
-
-/// A TCP connection to `addr` from the loopback address `from`.
-async fn tcp_from(from: Ipv4Addr, addr: SocketAddr) -> TcpStream {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket
-        .bind(SocketAddr::new(IpAddr::V4(from), 0))
-        .expect("bind");
-    socket.connect(addr).await.expect("connect")
 }
 
 /// An upgrade request with the test token, unless `query` brings its own.

@@ -16,6 +16,11 @@ const REFERENCE_VARS: [(&str, &str); 3] = [
     ("ALLOWED_ORIGINS", "CHAT__AUTH__ALLOWED_ORIGINS"),
 ];
 
+/// The smallest request-head cap: hyper's smallest read buffer (it panics below).
+const MIN_HEADER_BYTES: usize = 8192;
+/// The largest: hyper's default read buffer is about 400 KB.
+const MAX_HEADER_BYTES: usize = 1 << 20;
+
 impl Settings {
     /// Loads every layer, then validates the result: the checks this module
     /// owns, plus `parts`, the checks of the modules that parse their own
@@ -90,10 +95,28 @@ impl Settings {
                 ));
             }
         }
+        if !(1..=128).contains(&self.limits.ipv6_prefix) {
+            p.push(
+                "limits.ipv6_prefix: must be between 1 and 128 (bits of an IPv6 address)".into(),
+            );
+        }
+        if !(MIN_HEADER_BYTES..=MAX_HEADER_BYTES).contains(&self.server.max_header_bytes) {
+            p.push(format!(
+                "server.max_header_bytes: must be between {MIN_HEADER_BYTES} and {MAX_HEADER_BYTES}"
+            ));
+        }
         if self.server.port != 0 && self.server.port == self.server.admin_port {
             p.push("server.admin_port: must differ from server.port".into());
         }
         let positive = [
+            (
+                "server.max_http_connections",
+                self.server.max_http_connections as u64,
+            ),
+            (
+                "server.ip_max_http_connections",
+                self.server.ip_max_http_connections as u64,
+            ),
             ("limits.max_connections", self.limits.max_connections as u64),
             (
                 "limits.ip_max_connections",
@@ -288,5 +311,68 @@ mod tests {
         assert!(e.to_string().contains("telemetry.sample_ratio"), "{e}");
         let e = load(&Sources::from_env([("CHAT__TELEMETRY__TRACES", "jaeger")])).unwrap_err();
         assert!(e.to_string().contains("jaeger"), "{e}");
+    }
+
+    #[test]
+    fn edge_settings_default_and_are_checked_naming_their_keys() {
+        let s = load(&Sources::default()).expect("defaults load");
+        assert_eq!(s.limits.ipv6_prefix, 64);
+        assert_eq!(s.server.max_header_bytes, 16384);
+        assert_eq!(s.server.max_http_connections, 4096);
+        assert_eq!(s.server.ip_max_http_connections, 32);
+        for (var, value, key) in [
+            ("CHAT__LIMITS__IPV6_PREFIX", "0", "limits.ipv6_prefix"),
+            ("CHAT__LIMITS__IPV6_PREFIX", "129", "limits.ipv6_prefix"),
+            ("CHAT__LIMITS__IPV6_PREFIX", "300", "limits.ipv6_prefix"),
+            (
+                "CHAT__SERVER__MAX_HEADER_BYTES",
+                "8191",
+                "server.max_header_bytes",
+            ),
+            (
+                "CHAT__SERVER__MAX_HEADER_BYTES",
+                "2000000",
+                "server.max_header_bytes",
+            ),
+            (
+                "CHAT__SERVER__MAX_HTTP_CONNECTIONS",
+                "0",
+                "server.max_http_connections",
+            ),
+            (
+                "CHAT__SERVER__IP_MAX_HTTP_CONNECTIONS",
+                "0",
+                "server.ip_max_http_connections",
+            ),
+        ] {
+            let e = load(&Sources::from_env([(var, value)])).unwrap_err();
+            assert!(e.to_string().contains(key), "{var}={value}: {e}");
+        }
+        for (var, value) in [
+            ("CHAT__LIMITS__IPV6_PREFIX", "1"),
+            ("CHAT__LIMITS__IPV6_PREFIX", "128"),
+            ("CHAT__SERVER__MAX_HEADER_BYTES", "8192"),
+        ] {
+            load(&Sources::from_env([(var, value)])).expect(value);
+        }
+    }
+
+    #[test]
+    fn ipv4_mapped_trusted_proxies_are_ipv4_networks() {
+        let s = load(&Sources::from_env([(
+            "CHAT__SERVER__TRUSTED_PROXIES",
+            "::ffff:10.0.0.0/104, ::ffff:192.0.2.1, 2001:db8::/32, ::ffff:0:0/95",
+        )]))
+        .expect("loads");
+        let nets: Vec<String> = s.trusted_proxies().iter().map(|n| n.to_string()).collect();
+        assert_eq!(
+            nets,
+            [
+                "10.0.0.0/8",
+                "192.0.2.1/32",
+                "2001:db8::/32",
+                "::ffff:0.0.0.0/95"
+            ]
+        );
     }
 }

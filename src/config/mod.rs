@@ -89,6 +89,12 @@ pub struct ServerSettings {
     pub header_read_timeout: Duration,
     #[serde(with = "list")]
     pub trusted_proxies: Vec<String>,
+    /// Largest request head (request line and headers) in bytes; over it 431.
+    pub max_header_bytes: usize,
+    /// Connections that have not upgraded, on the whole public listener.
+    pub max_http_connections: u32,
+    /// Connections that have not upgraded, per client key (not for trusted proxies).
+    pub ip_max_http_connections: u32,
 }
 
 /// In-process TLS: on when both files are set.
@@ -134,6 +140,8 @@ pub struct LimitSettings {
     pub ip_auth_failure_burst: u32,
     #[serde(with = "duration")]
     pub ip_auth_failure_refill: Duration,
+    /// IPv6 clients are keyed by this many leading bits (1..=128).
+    pub ipv6_prefix: u8,
     pub max_text_chars: usize,
     pub max_message_bytes: usize,
 }
@@ -238,12 +246,15 @@ impl Settings {
         }
     }
 
-    /// Trusted proxy networks (validated at load).
+    /// Trusted proxy networks (validated at load), IPv4-mapped ones
+    /// (`::ffff:10.0.0.0/104`) as the IPv4 networks they are, since client
+    /// addresses are compared in that form too.
     pub fn trusted_proxies(&self) -> Vec<IpNet> {
         self.server
             .trusted_proxies
             .iter()
             .filter_map(|c| parse_cidr(c))
+            .map(unmap_cidr)
             .collect()
     }
 
@@ -275,6 +286,17 @@ fn parse_cidr(text: &str) -> Option<IpNet> {
     text.parse::<IpNet>()
         .ok()
         .or_else(|| text.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+}
+
+/// `::ffff:a.b.c.d/n` with n >= 96 → `a.b.c.d/(n - 96)`; anything else as is.
+fn unmap_cidr(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).map_or(net, IpNet::V4),
+            None => net,
+        },
+        _ => net,
+    }
 }
 
 /// `redis://user:secret@host` → `redis://user:<redacted>@host`.

@@ -3,7 +3,7 @@
 //! the IP is locked out for failed token checks) → per-IP limits → global
 //! capacity. A refused request never upgrades.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use hyper::header::{HeaderMap, AUTHORIZATION, ORIGIN};
 use hyper::{Method, Request, StatusCode};
@@ -11,8 +11,9 @@ use hyper::{Method, Request, StatusCode};
 use crate::app::App;
 use crate::auth::digest;
 use crate::broker::Since;
+use crate::edge::address;
 use crate::limits::LimitRefusal;
-use crate::metrics::RejectReason;
+use crate::metrics::{AddressSource, RejectReason};
 use crate::protocol::{clean_name, clean_room};
 use crate::session::Admission;
 
@@ -100,7 +101,7 @@ pub fn check<B>(app: &App, req: &Request<B>, peer: SocketAddr) -> Result<Admissi
 
     // Guessing is bounded per address: a locked-out IP's token is not
     // looked at, so its answer says nothing about the token either.
-    let ip = client_ip(app, headers, peer.ip());
+    let ip = app.limits.key(client_ip(app, headers, peer));
     if let Some(retry_after) = app.limits.auth_locked_out(ip) {
         return Err(Rejection {
             status: StatusCode::TOO_MANY_REQUESTS,
@@ -171,33 +172,19 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
         .then(|| token.trim().to_string())
 }
 
-/// The socket peer, unless it is a trusted proxy: then the rightmost
-/// `X-Forwarded-For` entry that is not itself a trusted proxy.
-fn client_ip(app: &App, headers: &HeaderMap, peer: IpAddr) -> IpAddr {
-    let trusted = |ip: &IpAddr| app.trusted_proxies.iter().any(|net| net.contains(ip));
-    if !trusted(&peer) {
-        if headers.contains_key("x-forwarded-for") {
-            app.forwarding_ignored(peer);
-        }
-        return peer;
+/// The client's address (see [`address`]), counted by where it came from.
+fn client_ip(app: &App, headers: &HeaderMap, peer: SocketAddr) -> std::net::IpAddr {
+    let forwarded = headers.get_all("x-forwarded-for");
+    let client = address::client_addr(
+        &app.trusted_proxies,
+        peer.ip(),
+        forwarded.iter().map(|v| v.as_bytes()),
+    );
+    if client.source == AddressSource::Peer && forwarded.iter().next().is_some() {
+        app.forwarding_ignored(client.ip);
     }
-    let mut chain: Vec<IpAddr> = Vec::new();
-    for value in headers.get_all("x-forwarded-for") {
-        let Ok(text) = value.to_str() else {
-            return peer;
-        };
-        for part in text.split(',') {
-            match part.trim().parse::<IpAddr>() {
-                Ok(ip) => chain.push(ip),
-                Err(_) => return peer, // a malformed chain is not trusted
-            }
-        }
-    }
-    chain
-        .into_iter()
-        .rev()
-        .find(|ip| !trusted(ip))
-        .unwrap_or(peer)
+    app.metrics.edge.client_address(client.source);
+    client.ip
 }
 
 /// The query parameters the gate reads, percent-decoded.

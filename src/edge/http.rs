@@ -1,5 +1,14 @@
 //! The HTTP front: the public listener (the page, `/healthz`, the `/chat`
 //! upgrade) and the admin listener (`/metrics`, `/healthz`, `/readyz`).
+//!
+//! Before it upgrades, a public connection holds a slot under the HTTP caps
+//! (`server.max_http_connections`, `server.ip_max_http_connections`), taken
+//! at accept; over either, the connection is closed before a byte is read.
+//! The slot is given back when hyper hands the upgraded socket over, and the
+//! session holds its place under the WebSocket caps from then on. Both
+//! listeners cap the request head at `server.max_header_bytes` (431). The
+//! admin listener has no connection caps: it is not exposed through the
+//! Ingress, and a flood of the public port must not fail the probes there.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -16,7 +25,9 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::app::App;
-use crate::edge::gate;
+use crate::edge::{address, gate};
+use crate::limits::{HttpCaps, HttpSlot};
+use crate::metrics::HttpRefusal;
 use crate::session;
 use crate::telemetry::spans;
 
@@ -41,6 +52,14 @@ pub enum Listener {
 
 /// Accepts connections until the server stops.
 pub async fn serve(listener: TcpListener, app: Arc<App>, which: Listener) {
+    let server = &app.settings.server;
+    let caps = (which == Listener::Public).then(|| {
+        HttpCaps::new(
+            server.max_http_connections,
+            server.ip_max_http_connections,
+            app.metrics.edge.http_connections.clone(),
+        )
+    });
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -54,12 +73,40 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, which: Listener) {
             },
             () = app.stopped.cancelled() => return,
         };
+        let slot = match &caps {
+            Some(caps) => match http_slot(&app, caps, peer) {
+                Ok(slot) => Some(slot),
+                Err(reason) => {
+                    app.metrics.edge.http_refused(reason);
+                    tracing::debug!(reason = reason.as_str(), "connection refused at accept");
+                    continue; // dropping the stream closes it
+                }
+            },
+            None => None,
+        };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(connection(stream, peer, app.clone(), which));
+        tokio::spawn(connection(stream, peer, app.clone(), which, slot));
     }
 }
 
-async fn connection(stream: TcpStream, peer: SocketAddr, app: Arc<App>, which: Listener) {
+/// A slot under the HTTP caps for a connection from `peer`. A trusted proxy
+/// carries many clients' connections, and which client a request is for is
+/// known only once its headers are read: it counts only against the total.
+fn http_slot(app: &App, caps: &HttpCaps, peer: SocketAddr) -> Result<HttpSlot, HttpRefusal> {
+    let ip = peer.ip().to_canonical();
+    let key = (!address::is_trusted(&app.trusted_proxies, ip)).then(|| app.limits.key(ip));
+    caps.try_open(key)
+}
+
+/// Serves one accepted connection; `_slot` (public listener) is held until
+/// the connection closes or upgrades, when hyper's connection future ends.
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    app: Arc<App>,
+    which: Listener,
+    _slot: Option<HttpSlot>,
+) {
     let tls = match (&app.tls, which) {
         (Some(tls), Listener::Public) => Some(tls.acceptor.clone()),
         _ => None,
@@ -93,15 +140,25 @@ where
             })
         }
     });
+    // The head cap is both hyper's head limit and its read buffer, so a
+    // client sending headers can make it hold no more than this. Past it
+    // hyper answers 431 itself and closes the connection. (Validated to at
+    // least 8 KiB; hyper panics below that, so never pass it less.)
+    let max_head = app.settings.server.max_header_bytes.max(8192);
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(timeout);
+        .header_read_timeout(timeout)
+        .max_header_size(max_head)
+        .max_buf_size(max_head);
     let conn = builder.serve_connection(io, service).with_upgrades();
     tokio::pin!(conn);
     tokio::select! {
         result = conn.as_mut() => {
             if let Err(e) = result {
+                if e.is_parse_too_large() {
+                    app.metrics.edge.http_refused(HttpRefusal::HeaderTooLarge);
+                }
                 tracing::debug!(error = %e, "http connection ended");
             }
         }

@@ -1,4 +1,6 @@
-//! Where connections arrive: the HTTP listeners (TLS included) and the upgrade decision.
+//! Where connections arrive: the HTTP listeners (TLS included), the client's
+//! address, and the upgrade decision.
 
+pub mod address;
 pub mod gate;
 pub mod http;

@@ -10,7 +10,6 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
-use std::net::IpAddr;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -21,6 +20,7 @@ use tokio::net::TcpStream;
 use super::message::{self, Outcome};
 use crate::app::App;
 use crate::fanout::rooms::Member;
+use crate::limits::IpKey;
 use crate::protocol::close::CloseCode;
 use crate::protocol::event;
 use crate::ws::frame::{self, Opcode};
@@ -88,7 +88,7 @@ impl Conn {
         app: &App,
         member: &Member,
         limiter: &DefaultDirectRateLimiter,
-        ip: IpAddr,
+        ip: IpKey,
     ) -> Option<CloseCode> {
         let interval = app.settings.session.heartbeat_interval;
         // Spread first pings so connections made together do not ping together.

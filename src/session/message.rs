@@ -4,7 +4,6 @@
 //! turns the outcome into an `error` event or a close. The checks run in the
 //! reference server's order, so clients see the same error for the same input.
 
-use std::net::IpAddr;
 use std::time::Instant;
 
 use governor::DefaultDirectRateLimiter;
@@ -13,6 +12,7 @@ use tracing::Instrument;
 use crate::app::App;
 use crate::broker::Broker;
 use crate::fanout::rooms::Member;
+use crate::limits::IpKey;
 use crate::metrics::BrokerOp;
 use crate::protocol::{self, ClientEvent, ErrorCode};
 use crate::telemetry::spans;
@@ -33,7 +33,7 @@ pub async fn handle(
     app: &App,
     member: &Member,
     limiter: &DefaultDirectRateLimiter,
-    ip: IpAddr,
+    ip: IpKey,
     raw: &str,
 ) -> Outcome {
     app.metrics.received.inc();
@@ -62,7 +62,7 @@ fn check(
     app: &App,
     member: &Member,
     limiter: &DefaultDirectRateLimiter,
-    ip: IpAddr,
+    ip: IpKey,
     raw: &str,
     span: &tracing::Span,
 ) -> Result<String, Outcome> {
@@ -123,7 +123,9 @@ mod tests {
     use crate::fanout::outbox::Outbox;
     use crate::{load_settings, Sources};
 
-    const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    fn ip() -> IpKey {
+        IpKey::new(std::net::Ipv4Addr::LOCALHOST.into(), 64)
+    }
 
     fn app(vars: &[(&str, &str)]) -> Arc<App> {
         let sources = Sources::from_env(vars.iter().copied());
@@ -150,7 +152,7 @@ mod tests {
         let app = app(&[("CHAT_TOKEN", "t")]);
         let (m, limiter) = (member(&app, "t", "lobby"), app.limits.connection_limiter());
         for seq in 1..=3 {
-            let out = handle(&app, &m, &limiter, IP, &msg(" hi ")).await;
+            let out = handle(&app, &m, &limiter, ip(), &msg(" hi ")).await;
             assert_eq!(out, Outcome::Published { seq });
         }
         assert_eq!(app.metrics.accepted_messages.get(), 3);
@@ -167,12 +169,12 @@ mod tests {
             (msg("   "), ErrorCode::Empty),
             (msg(&long), ErrorCode::TooLarge),
         ] {
-            let out = handle(&app, &m, &limiter, IP, &raw).await;
+            let out = handle(&app, &m, &limiter, ip(), &raw).await;
             assert_eq!(out, Outcome::Refused(code), "{raw}");
         }
         // Exactly at the limit is fine; characters, not bytes, count.
         let at_limit = "한".repeat(app.settings.limits.max_text_chars);
-        let out = handle(&app, &m, &limiter, IP, &msg(&at_limit)).await;
+        let out = handle(&app, &m, &limiter, ip(), &msg(&at_limit)).await;
         assert_eq!(out, Outcome::Published { seq: 1 });
     }
 
@@ -182,7 +184,7 @@ mod tests {
         let (m, limiter) = (member(&app, "t", "lobby"), app.limits.connection_limiter());
         let mut outcomes = Vec::new();
         for _ in 0..3 {
-            outcomes.push(handle(&app, &m, &limiter, IP, &msg("hi")).await);
+            outcomes.push(handle(&app, &m, &limiter, ip(), &msg("hi")).await);
         }
         assert_eq!(
             outcomes,
@@ -210,7 +212,7 @@ mod tests {
         let limiter = app.limits.connection_limiter();
         let reader = member(&app, "reader", "lobby");
         assert_eq!(
-            handle(&app, &reader, &limiter, IP, &msg("hi")).await,
+            handle(&app, &reader, &limiter, ip(), &msg("hi")).await,
             Outcome::Refused(ErrorCode::Forbidden)
         );
         // A token that was never (or is no longer) configured, and a room
@@ -219,13 +221,13 @@ mod tests {
         let elsewhere = member(&app, "ops", "lobby");
         for m in [&gone, &elsewhere] {
             assert_eq!(
-                handle(&app, m, &limiter, IP, &msg("hi")).await,
+                handle(&app, m, &limiter, ip(), &msg("hi")).await,
                 Outcome::Revoked
             );
         }
         let ops = member(&app, "ops", "ops");
         assert_eq!(
-            handle(&app, &ops, &limiter, IP, &msg("hi")).await,
+            handle(&app, &ops, &limiter, ip(), &msg("hi")).await,
             Outcome::Published { seq: 1 }
         );
     }

@@ -6,7 +6,6 @@ mod conn;
 pub mod message;
 pub mod presence;
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -19,7 +18,7 @@ use crate::auth::TokenDigest;
 use crate::broker::{Broker, Since};
 use crate::fanout::outbox::Outbox;
 use crate::fanout::rooms::{Joined, Member};
-use crate::limits::ConnectionSlot;
+use crate::limits::{ConnectionSlot, IpKey};
 use crate::metrics::BrokerOp;
 use crate::protocol::close::CloseCode;
 use crate::protocol::event;
@@ -31,7 +30,8 @@ pub struct Admission {
     pub room: String,
     pub since: Since,
     pub token: TokenDigest,
-    pub ip: IpAddr,
+    /// The client as the per-IP limits count it.
+    pub ip: IpKey,
     /// Holds the connection's places under the caps until dropped.
     pub slot: ConnectionSlot,
 }

@@ -414,6 +414,14 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// A TCP connection to `addr` from the loopback address `from` (any of
+/// 127.0.0.0/8), to be a different client to the per-IP limits.
+pub async fn tcp_from(from: std::net::Ipv4Addr, addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind(SocketAddr::from((from, 0))).expect("bind");
+    socket.connect(addr).await.expect("connect")
+}
+
 /// Waits (bounded) until something listens on a loopback port. Blocking, not
 /// [`eventually`]: [`Process::start`] is synchronous, and so are some tests.
 pub fn wait_listening(port: u16) {
