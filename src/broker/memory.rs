@@ -79,7 +79,7 @@ impl Broker for MemoryBroker {
         accepted_at: Instant,
     ) -> Result<u64, BrokerError> {
         let started = Instant::now();
-        let head = MessageHead::new(room, from, text);
+        let head = MessageHead::new(room, from, None, text);
         let log = self.log(room);
         let mut log = lock(&log);
         log.seq += 1;

@@ -68,7 +68,7 @@ pub async fn run(
     {
         // Scoped so that it is not kept in the future across the awaits.
         let client_id = uuid::Uuid::new_v4().to_string();
-        conn.send(frame::text(&event::system(&member.name, &client_id)));
+        conn.send(frame::text(&event::system(&member.name, &client_id, event::Identity::default())));
     }
 
     let joined = app.rooms.join(&member);
