@@ -1,15 +1,17 @@
 //! The upgrade decision: every check that runs before a request may become a
 //! WebSocket. Order: path → draining → valid upgrade → Origin → token (unless
-//! the IP is locked out for failed token checks) → per-IP limits → global
+//! the IP is locked out for failed token checks; static or JWT is `auth`'s)
+//! → per-IP limits → global
 //! capacity. A refused request never upgrades.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use hyper::header::{HeaderMap, AUTHORIZATION, ORIGIN};
 use hyper::{Method, Request, StatusCode};
 
 use crate::app::App;
-use crate::auth::digest;
+use crate::auth::{Credential, Grant, Refusal};
 use crate::broker::Since;
 use crate::limits::LimitRefusal;
 use crate::metrics::RejectReason;
@@ -123,10 +125,11 @@ pub fn check<B>(app: &App, req: &Request<B>, peer: SocketAddr) -> Result<Admissi
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         return Err(unauthorized());
     };
-    let token = digest(&token);
-    match app.auth.tokens().find(&token) {
-        Some(grant) if grant.allows_room(&room) => {}
-        _ => return Err(unauthorized()),
+    let Some((credential, grant)) = authenticate(app, &token) else {
+        return Err(unauthorized());
+    };
+    if !grant.admits(&room) {
+        return Err(unauthorized());
     }
 
     let slot = app.limits.admit(ip).map_err(|refusal| match refusal {
@@ -151,13 +154,19 @@ pub fn check<B>(app: &App, req: &Request<B>, peer: SocketAddr) -> Result<Admissi
     })?;
 
     Ok(Admission {
-        name: clean_name(query.name.as_deref()),
+        // A name the credential fixes wins over the one the client asks for.
+        name: match &grant.name {
+            Some(name) => name.clone(),
+            None => clean_name(query.name.as_deref()),
+        },
         room,
         since: Since {
             seq: query.since.as_deref().and_then(|s| s.trim().parse().ok()),
             epoch: query.epoch.filter(|e| !e.is_empty() && e.len() <= 64),
         },
-        token,
+        credential,
+        user: grant.user.clone(),
+        expires: grant.expires,
         ip,
         slot,
     })
@@ -169,6 +178,20 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
     scheme
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim().to_string())
+}
+
+/// Checks a presented token; a refused JWT is counted by its failure kind
+/// (never logged with its text).
+fn authenticate(app: &App, token: &str) -> Option<(Credential, Arc<Grant>)> {
+    match app.auth.authenticate(token) {
+        Ok(admitted) => Some(admitted),
+        Err(Refusal::Unknown) => None,
+        Err(Refusal::Jwt(failure)) => {
+            app.metrics.jwt_failure(failure);
+            tracing::debug!(jwt = failure.as_str(), "token refused");
+            None
+        }
+    }
 }
 
 /// The socket peer, unless it is a trusted proxy: then the rightmost
