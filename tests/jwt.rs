@@ -1,16 +1,17 @@
 //! JSON Web Tokens end to end: real keys (openssl), real signatures, a real
 //! server and a real WebSocket client. Every algorithm, every refusal and
 //! its metric reason, identity on the wire, rotation by `kid` and removal by
-//! reload, expiry.
+//! reload, expiry, and the token as a subprotocol.
 
 mod common;
 
 use common::jwt::{
     claims, encoding_key, key_pair, now, secret_key, sign, start_with_config, url_with, write,
 };
-use common::{connect, ORIGIN, WAIT};
+use common::{connect, http_request, ORIGIN, TOKEN, WAIT};
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::json;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const HS256: &[u8] = b"0123456789abcdef0123456789abcdef";
 const HS384: &[u8] = b"0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -386,5 +387,107 @@ async fn an_expired_jwt_is_closed_with_4001_at_its_next_message() {
             |v| v == 1.0,
         )
         .await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_token_as_a_subprotocol_is_accepted_and_never_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[[auth.jwt.keys]]\nalg = \"HS256\"\nsecret = \"{}\"\n",
+        std::str::from_utf8(HS256).unwrap()
+    );
+    let server = start_with_config(&dir.path().join("c.toml"), &config, &[]).await;
+    let jwt = sign(
+        Algorithm::HS256,
+        None,
+        &claims("sub-user"),
+        &key_for(Algorithm::HS256),
+    );
+    let open = |protocols: Option<String>, bearer: Option<&str>, query: &str| {
+        let mut req = format!("ws://{}/chat?{query}", server.addr)
+            .into_client_request()
+            .unwrap();
+        let h = req.headers_mut();
+        h.insert("origin", ORIGIN.parse().unwrap());
+        if let Some(p) = protocols {
+            h.insert("sec-websocket-protocol", p.parse().unwrap());
+        }
+        if let Some(b) = bearer {
+            h.insert("authorization", format!("Bearer {b}").parse().unwrap());
+        }
+        async move {
+            match tokio_tungstenite::connect_async(req).await {
+                Ok((ws, resp)) => {
+                    let chosen = resp
+                        .headers()
+                        .get("sec-websocket-protocol")
+                        .map(|v| v.to_str().unwrap().to_string());
+                    Ok((common::Client { ws }, chosen))
+                }
+                Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    for token in [jwt.as_str(), TOKEN] {
+        let (mut c, chosen) = open(Some(format!("ws-chat.v2, ws-chat.token.{token}")), None, "")
+            .await
+            .unwrap_or_else(|s| panic!("refused with {s}"));
+        assert_eq!(chosen.as_deref(), Some("ws-chat.v2"));
+        c.next_of("history").await;
+        c.bye().await;
+    }
+    // Authorization first, then the subprotocol, then ?token=.
+    let bad = "not-a-token";
+    let offer = |t: &str| Some(format!("ws-chat.v2, ws-chat.token.{t}"));
+    assert!(open(offer(bad), Some(&jwt), &format!("token={bad}"))
+        .await
+        .is_ok());
+    assert_eq!(
+        open(offer(bad), None, &format!("token={jwt}")).await.err(),
+        Some(401)
+    );
+    assert_eq!(
+        open(None, Some(bad), &format!("token={jwt}")).await.err(),
+        Some(401)
+    );
+    assert!(open(offer(&jwt), None, &format!("token={bad}"))
+        .await
+        .is_ok());
+    // ws-chat.v2 alone is selected; the query token is used.
+    let (_, chosen) = open(Some("ws-chat.v2".into()), None, &format!("token={jwt}"))
+        .await
+        .unwrap();
+    assert_eq!(chosen.as_deref(), Some("ws-chat.v2"));
+    // A token subprotocol without ws-chat.v2: 400, the token not looked at.
+    let raw = |protocols: &str| {
+        format!(
+            "GET /chat?token={TOKEN} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: {ORIGIN}\r\n\
+             Sec-WebSocket-Protocol: {protocols}\r\n\r\n"
+        )
+    };
+    let (status, head, _) = http_request(server.addr, &raw(&format!("ws-chat.token.{jwt}"))).await;
+    assert_eq!(status, 400, "{head}");
+    assert!(!head.contains(&jwt));
+    // Other subprotocols only: as in version 1, none is selected.
+    let (status, head, _) = http_request(server.addr, &raw("graphql-ws")).await;
+    assert_eq!(status, 101, "{head}");
+    assert!(
+        !head.to_ascii_lowercase().contains("sec-websocket-protocol"),
+        "{head}"
+    );
+    // The token in the subprotocol is never echoed.
+    let (status, head, _) = http_request(
+        server.addr,
+        &raw(&format!("ws-chat.v2, ws-chat.token.{jwt}")),
+    )
+    .await;
+    assert_eq!(status, 101, "{head}");
+    assert!(
+        head.contains("ws-chat.v2") && !head.contains(&jwt),
+        "{head}"
+    );
     server.stop().await;
 }

@@ -1,18 +1,19 @@
 //! The upgrade decision: every check that runs before a request may become a
 //! WebSocket. Order: path → draining → valid upgrade → Origin → token (unless
-//! the IP is locked out for failed token checks; static or JWT is `auth`'s)
-//! → per-IP limits → global
+//! the IP is locked out for failed token checks; where it comes from is
+//! [`credentials`], static or JWT is `auth`'s) → per-IP limits → global
 //! capacity. A refused request never upgrades.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use hyper::header::{HeaderMap, AUTHORIZATION, ORIGIN};
+use hyper::header::{HeaderMap, ORIGIN};
 use hyper::{Method, Request, StatusCode};
 
 use crate::app::App;
 use crate::auth::{Credential, Grant, Refusal};
 use crate::broker::Since;
+use crate::edge::credentials;
 use crate::limits::LimitRefusal;
 use crate::metrics::RejectReason;
 use crate::protocol::{clean_name, clean_room};
@@ -113,7 +114,13 @@ pub fn check<B>(app: &App, req: &Request<B>, peer: SocketAddr) -> Result<Admissi
     }
     let query = Query::parse(req.uri().query().unwrap_or(""));
     let room = clean_room(query.room.as_deref());
-    let token = query.token.clone().or_else(|| bearer(headers));
+    let presented = credentials::presented(headers, query.token.clone()).map_err(|_| {
+        reject(
+            StatusCode::BAD_REQUEST,
+            RejectReason::BadRequest,
+            "offer ws-chat.v2 together with ws-chat.token.<token>",
+        )
+    })?;
     let unauthorized = || {
         app.limits.auth_failed(ip);
         reject(
@@ -122,7 +129,7 @@ pub fn check<B>(app: &App, req: &Request<B>, peer: SocketAddr) -> Result<Admissi
             "unauthorized",
         )
     };
-    let Some(token) = token.filter(|t| !t.is_empty()) else {
+    let Some(token) = presented.token.filter(|t| !t.is_empty()) else {
         return Err(unauthorized());
     };
     let Some((credential, grant)) = authenticate(app, &token) else {
@@ -167,17 +174,10 @@ pub fn check<B>(app: &App, req: &Request<B>, peer: SocketAddr) -> Result<Admissi
         credential,
         user: grant.user.clone(),
         expires: grant.expires,
+        subprotocol: presented.subprotocol,
         ip,
         slot,
     })
-}
-
-fn bearer(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_string())
 }
 
 /// Checks a presented token; a refused JWT is counted by its failure kind

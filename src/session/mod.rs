@@ -35,6 +35,8 @@ pub struct Admission {
     /// The identified user (`None` for guests) and when its token expires.
     pub user: Option<Arc<str>>,
     pub expires: Option<SystemTime>,
+    /// The client offered `ws-chat.v2`: the answer selects it.
+    pub subprotocol: bool,
     pub ip: IpAddr,
     /// Holds the connection's places under the caps until dropped.
     pub slot: ConnectionSlot,
@@ -57,6 +59,7 @@ pub async fn run(
         expires,
         ip,
         slot,
+        ..
     } = admission;
     let member = Arc::new(Member {
         id: app.rooms.next_id(),
