@@ -491,3 +491,38 @@ async fn the_token_as_a_subprotocol_is_accepted_and_never_echoed() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn identified_messages_keep_their_user_through_redis_and_history() {
+    let redis = common::redis::RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[[auth.jwt.keys]]\nalg = \"HS256\"\nsecret = \"{}\"\n",
+        std::str::from_utf8(HS256).unwrap()
+    );
+    let url = redis.url();
+    let env = [
+        ("CHAT__BROKER__KIND", "redis"),
+        ("CHAT__BROKER__REDIS_URL", url.as_str()),
+    ];
+    let server = start_with_config(&dir.path().join("c.toml"), &config, &env).await;
+    let token = sign(
+        Algorithm::HS256,
+        None,
+        &claims("u-redis"),
+        &key_for(Algorithm::HS256),
+    );
+    let mut c = connect(&url_with(&server, &token, "room=r1"), Some(ORIGIN))
+        .await
+        .unwrap();
+    c.next_of("history").await;
+    c.say("via redis").await;
+    let live = c.next_message().await;
+    assert_eq!(
+        (live["user"].as_str(), live["seq"].as_u64()),
+        (Some("u-redis"), Some(1))
+    );
+    let (_, history) = server.join("room=r1").await;
+    assert_eq!(history["messages"][0], live, "history holds the same JSON");
+    server.stop().await;
+}
