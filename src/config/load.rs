@@ -302,6 +302,7 @@ mod tests {
         assert_eq!(s.auth.expiry_warning, Duration::from_secs(60));
         let text = s.redacted();
         assert!(!text.contains("hunter2"), "{text}");
+        assert!(!format!("{s:?}").contains("hunter2"), "Debug hides it too");
         assert!(text.contains("public_key_file = \"/k.pem\""), "{text}");
         let e = load(&Sources::from_env([
             ("CHAT__AUTH__EXPIRY_WARNING", "0s"),

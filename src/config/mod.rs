@@ -151,6 +151,25 @@ pub struct JwtSettings {
     pub leeway: Duration,
 }
 
+impl std::fmt::Debug for JwtKeySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtKeySettings")
+            .field("alg", &self.alg)
+            .field("kid", &self.kid)
+            .field(
+                "secret",
+                &if self.secret.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .field("secret_file", &self.secret_file)
+            .field("public_key_file", &self.public_key_file)
+            .finish()
+    }
+}
+
 impl JwtSettings {
     /// Whether JWTs are accepted at all.
     pub fn enabled(&self) -> bool {
@@ -159,8 +178,9 @@ impl JwtSettings {
 }
 
 /// One `[[auth.jwt.keys]]` entry: `alg`, optional `kid`, and exactly one of
-/// `secret`, `secret_file` (HS*) or `public_key_file` (PEM).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+/// `secret`, `secret_file` (HS*) or `public_key_file` (PEM). Its `Debug`
+/// hides the secret.
+#[derive(Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct JwtKeySettings {
     pub alg: String,
