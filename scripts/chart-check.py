@@ -46,6 +46,8 @@ CONFIG_PATH = "/etc/ws-chat/config.toml"
 # a render that fails for another reason (a typo in a template) is not a pass.
 MUST_FAIL = [
     ("negative replicaCount", {"replicaCount": -1}, "minimum"),
+    ("JWT keys without their Secret", {"auth": {"jwt": {"keys": [{"alg": "HS256", "secretKey": "k"}]}}},
+     "auth.jwt.existingSecret"),
     ("unknown top-level key", {"replicas": 2}, "additional properties 'replicas'"),
     ("unknown nested key", {"autoscaling": {"enable": True}}, "additional properties 'enable'"),
     ("negative drain window", {"shutdown": {"drainWindowSeconds": -5}}, "minimum"),
@@ -330,6 +332,40 @@ def check_object_schema(f: Failures, obj: dict, origin: str, minors: list[str]) 
 WS_CHAT = Path(__file__).resolve().parent.parent / "target" / "debug" / "ws-chat"
 
 
+JWT_GENPKEY = {
+    "RS": ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+    "PS": ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+    "ES256": ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    "ES384": ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"],
+    "EdDSA": ["-algorithm", "ed25519"],
+}
+
+
+def stand_in_jwt_keys(config_text: str, d: Path) -> str:
+    """The JWT key files the rendered settings name live in a Secret the
+    chart does not own: put real stand-ins (a 64-byte secret, a fresh public
+    key of the right type made by the openssl CLI) in `d` and point the
+    settings there, so check-config judges everything else."""
+    keys = tomllib.loads(config_text).get("auth", {}).get("jwt", {}).get("keys", [])
+    for i, key in enumerate(keys):
+        for field in ("secret_file", "public_key_file"):
+            path = key.get(field)
+            if not path:
+                continue
+            stand_in = d / f"jwt-{i}"
+            if field == "secret_file":
+                stand_in.write_bytes(os.urandom(32).hex().encode())
+            else:
+                alg = key["alg"]
+                args = JWT_GENPKEY.get(alg, JWT_GENPKEY.get(alg[:2], []))
+                private = subprocess.run(["openssl", "genpkey", *args], capture_output=True, check=True).stdout
+                public = subprocess.run(["openssl", "pkey", "-pubout"], input=private,
+                                        capture_output=True, check=True).stdout
+                stand_in.write_bytes(public)
+            config_text = config_text.replace(json.dumps(path), json.dumps(str(stand_in)))
+    return config_text
+
+
 def server_refuses(config_text: str, tokens_text: str, env: dict[str, str]) -> str | None:
     """Runs `ws-chat check-config` on a rendered settings file, with the
     container's plain env values; returns its complaint, or None if accepted."""
@@ -338,6 +374,7 @@ def server_refuses(config_text: str, tokens_text: str, env: dict[str, str]) -> s
     with tempfile.TemporaryDirectory() as d:
         tokens = Path(d, "tokens.toml")
         tokens.write_text(tokens_text)
+        config_text = stand_in_jwt_keys(config_text, Path(d))
         config = Path(d, "config.toml")
         config.write_text(config_text.replace("/etc/ws-chat/secrets/tokens.toml", str(tokens)))
         env = {k: v.replace("/etc/ws-chat/secrets/tokens.toml", str(tokens)) for k, v in env.items()}

@@ -64,6 +64,15 @@ pub async fn run(
     control: Control,
 ) -> Result<(), StartError> {
     let app = App::new(settings, sources)?;
+    // JWT keys from a JWKS URL before the first connection (bounded by the
+    // fetch timeout; on failure the server starts and keeps trying).
+    let jwks_read = match app.auth.jwt.jwks_url() {
+        Some(url) => Some((
+            tokio::time::Instant::now(),
+            server::jwks::refresh(&app, &url).await,
+        )),
+        None => None,
+    };
     app.metrics.ready.set(1);
     tokio::spawn(edge::http::serve(
         public,
@@ -76,6 +85,7 @@ pub async fn run(
         edge::http::Listener::Admin,
     ));
     tokio::spawn(server::reload::watch(app.clone(), control.reload.clone()));
+    tokio::spawn(server::jwks::keep_fresh(app.clone(), jwks_read));
     tokio::spawn(prune(app.clone()));
     tokio::spawn(server::heap::trim_after_churn(app.clone()));
     control.shutdown.cancelled().await;

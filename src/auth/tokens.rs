@@ -1,13 +1,14 @@
 //! Token grants: configured tokens kept only as SHA-256 digests, the tokens
 //! file, and the constant-time lookup of a presented token.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::grant::{display_name, valid_user, Grant, Perm, RoomSet};
 use super::AuthError;
 use crate::config::Settings;
 
@@ -42,29 +43,13 @@ pub fn digest(token: &str) -> TokenDigest {
 }
 
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     (0..hex.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
         .collect()
-}
-
-/// What a token allows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Grant {
-    /// Rooms it may join; `None` is every room.
-    pub rooms: Option<HashSet<String>>,
-    /// Receives only; every message it sends gets `forbidden`.
-    pub read_only: bool,
-}
-
-impl Grant {
-    /// Whether this grant lets a connection into `room`.
-    pub fn allows_room(&self, room: &str) -> bool {
-        self.rooms.as_ref().is_none_or(|r| r.contains(room))
-    }
 }
 
 #[derive(Deserialize)]
@@ -81,9 +66,59 @@ struct TokenEntry {
     rooms: Option<Vec<String>>,
     #[serde(default)]
     read_only: bool,
+    /// The user this token identifies; absent: a guest token.
+    user: Option<String>,
+    /// The display name its connections get (default: the user's id).
+    name: Option<String>,
+    /// Like the JWT claim; `read_only = true` is `perm = ["read"]`.
+    perm: Option<Vec<String>>,
 }
 
-/// Reads a tokens file (TOML: `[[tokens]] token, rooms, read_only`).
+impl TokenEntry {
+    fn grant(&self) -> Result<Grant, AuthError> {
+        let field = |field, problem| AuthError::Field { field, problem };
+        let perm = match (&self.perm, self.read_only) {
+            (Some(_), true) => {
+                return Err(field("perm", "give perm or read_only, not both"));
+            }
+            (Some(words), false) => Perm::parse(words).map_err(|p| field("perm", p))?,
+            (None, true) => Perm::READ,
+            (None, false) => Perm::DEFAULT,
+        };
+        let rooms = match &self.rooms {
+            Some(r) => Some(RoomSet::parse(r).map_err(|p| field("rooms", p))?),
+            None => None,
+        };
+        if let Some(user) = &self.user {
+            if !valid_user(user) {
+                return Err(field("user", "1 to 64 characters, no control characters"));
+            }
+        }
+        let name = match &self.name {
+            Some(n) => Some(display_name(n).ok_or(field(
+                "name",
+                "letters, digits, `_`, `-` and spaces, at most 24 characters",
+            ))?),
+            None => self.user.as_deref().and_then(display_name),
+        };
+        if name.is_some() && self.user.is_none() {
+            return Err(field(
+                "name",
+                "only with `user` (guests choose their own name)",
+            ));
+        }
+        Ok(Grant {
+            user: self.user.as_deref().map(Arc::from),
+            name,
+            rooms,
+            perm,
+            expires: None,
+        })
+    }
+}
+
+/// Reads a tokens file (TOML: `[[tokens]] token, rooms, read_only, user,
+/// name, perm`).
 pub fn read_tokens_file(path: &str) -> Result<Vec<(TokenDigest, Grant)>, AuthError> {
     let text = std::fs::read_to_string(path).map_err(|e| AuthError::Unreadable {
         path: path.to_string(),
@@ -106,15 +141,13 @@ pub(super) fn parse_tokens_file(
         .into_iter()
         .enumerate()
         .map(|(index, entry)| {
-            let secret = TokenSecret::parse(&entry.token).map_err(|e| AuthError::TokenEntry {
+            let in_entry = |e| AuthError::TokenEntry {
                 path: path.to_string(),
                 index,
                 problem: Box::new(e),
-            })?;
-            let grant = Grant {
-                rooms: entry.rooms.map(|r| r.into_iter().collect()),
-                read_only: entry.read_only,
             };
+            let secret = TokenSecret::parse(&entry.token).map_err(in_entry)?;
+            let grant = entry.grant().map_err(in_entry)?;
             Ok((secret.0, grant))
         })
         .collect()
@@ -138,11 +171,7 @@ impl TokenSet {
     pub fn from_settings(settings: &Settings) -> Result<TokenSet, AuthError> {
         let mut grants = Vec::new();
         for token in settings.auth.tokens.iter().filter(|t| !t.trim().is_empty()) {
-            let all = Grant {
-                rooms: None,
-                read_only: false,
-            };
-            grants.push((TokenSecret::parse(token)?.0, Arc::new(all)));
+            grants.push((TokenSecret::parse(token)?.0, Arc::new(Grant::guest())));
         }
         if !settings.auth.tokens_file.is_empty() {
             for (digest, grant) in read_tokens_file(&settings.auth.tokens_file)? {

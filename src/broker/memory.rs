@@ -75,11 +75,12 @@ impl Broker for MemoryBroker {
         &self,
         room: &str,
         from: &str,
+        user: Option<&str>,
         text: &str,
         accepted_at: Instant,
     ) -> Result<u64, BrokerError> {
         let started = Instant::now();
-        let head = MessageHead::new(room, from, text);
+        let head = MessageHead::new(room, from, user, text);
         let log = self.log(room);
         let mut log = lock(&log);
         log.seq += 1;

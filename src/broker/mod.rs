@@ -74,10 +74,12 @@ pub struct BrokerSetupError {
 pub trait Broker: Send + Sync + 'static {
     /// Accepts a message: gives it the room's next `seq`, keeps it in history
     /// and delivers it to the room's members on every replica. Returns the seq.
+    /// `user` is the identified sender (none for guests).
     fn publish(
         &self,
         room: &str,
         from: &str,
+        user: Option<&str>,
         text: &str,
         accepted_at: Instant,
     ) -> impl Future<Output = Result<u64, BrokerError>> + Send;
@@ -135,6 +137,7 @@ impl Broker for Backend {
         &self,
         room: &str,
         from: &str,
+        user: Option<&str>,
         text: &str,
         at: Instant,
     ) -> Result<u64, BrokerError> {
@@ -143,12 +146,12 @@ impl Broker for Backend {
         let span = crate::telemetry::spans::publish_span(self.system());
         let published = match self {
             Backend::Memory(b) => {
-                b.publish(room, from, text, at)
+                b.publish(room, from, user, text, at)
                     .instrument(span.clone())
                     .await
             }
             Backend::Redis(b) => {
-                b.publish(room, from, text, at)
+                b.publish(room, from, user, text, at)
                     .instrument(span.clone())
                     .await
             }

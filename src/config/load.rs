@@ -84,9 +84,11 @@ impl Settings {
     /// Every semantic problem, each naming its key.
     fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
-        if self.auth.tokens.iter().all(|t| t.trim().is_empty()) && self.auth.tokens_file.is_empty()
+        if self.auth.tokens.iter().all(|t| t.trim().is_empty())
+            && self.auth.tokens_file.is_empty()
+            && !self.auth.jwt.enabled()
         {
-            p.push("auth.tokens: no tokens configured (set auth.tokens, CHAT_TOKEN or auth.tokens_file)".into());
+            p.push("auth.tokens: no tokens configured (set auth.tokens, CHAT_TOKEN, auth.tokens_file or auth.jwt)".into());
         }
         for cidr in &self.server.trusted_proxies {
             if parse_cidr(cidr).is_none() {
@@ -168,6 +170,9 @@ impl Settings {
                 self.session.heartbeat_interval,
             ),
             ("session.close_timeout", self.session.close_timeout),
+            ("auth.expiry_warning", self.auth.expiry_warning),
+            ("auth.jwt.jwks_refresh", self.auth.jwt.jwks_refresh),
+            ("auth.jwt.jwks_min_refresh", self.auth.jwt.jwks_min_refresh),
         ];
         for (key, value) in durations {
             if value.is_zero() {
@@ -208,6 +213,12 @@ impl Settings {
         }
         if self.rooms.presence_max_interval < self.rooms.presence_interval {
             p.push("rooms.presence_max_interval: must be at least rooms.presence_interval".into());
+        }
+        if self.auth.jwt.leeway > std::time::Duration::from_secs(300) {
+            p.push("auth.jwt.leeway: at most 5m (it lets expired tokens in)".into());
+        }
+        if self.auth.jwt.jwks_min_refresh > self.auth.jwt.jwks_refresh {
+            p.push("auth.jwt.jwks_min_refresh: must not exceed auth.jwt.jwks_refresh".into());
         }
         if self.broker.presence_ttl < std::time::Duration::from_millis(300) {
             p.push("broker.presence_ttl: must be at least 300ms".into());
@@ -289,6 +300,43 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("<redacted>"));
+    }
+
+    #[test]
+    fn jwt_settings_load_from_a_file_and_their_secrets_are_redacted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[auth]\ntokens = []\n[auth.jwt]\naudience = [\"chat\"]\n\
+             [[auth.jwt.keys]]\nalg = \"HS256\"\nkid = \"a\"\nsecret = \"jwt-hunter2-jwt-hunter2-jwt-hunter2\"\n\
+             [[auth.jwt.keys]]\nalg = \"RS256\"\npublic_key_file = \"/k.pem\"\n",
+        )
+        .expect("write");
+        let sources = Sources {
+            config_file: Some(file),
+            ..Sources::default()
+        };
+        let s = load(&sources).expect("JWT alone is enough to connect with");
+        assert!(s.auth.jwt.enabled());
+        assert_eq!(s.auth.jwt.keys.len(), 2);
+        assert_eq!(s.auth.jwt.keys[0].kid, "a");
+        assert_eq!(s.auth.jwt.leeway, Duration::from_secs(5));
+        assert_eq!(s.auth.expiry_warning, Duration::from_secs(60));
+        let text = s.redacted();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(!format!("{s:?}").contains("hunter2"), "Debug hides it too");
+        assert!(text.contains("public_key_file = \"/k.pem\""), "{text}");
+        let e = load(&Sources::from_env([
+            ("CHAT__AUTH__EXPIRY_WARNING", "0s"),
+            ("CHAT__AUTH__JWT__LEEWAY", "10m"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("auth.expiry_warning") && e.contains("auth.jwt.leeway"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -121,6 +121,83 @@ pub struct AuthSettings {
     #[serde(default, with = "opt_list")]
     pub allowed_origins: Option<Vec<String>>,
     pub allow_missing_origin: bool,
+    /// How long before a JWT's `exp` a connection is warned (validated now,
+    /// used by the expiry timer).
+    #[serde(with = "duration")]
+    pub expiry_warning: Duration,
+    pub jwt: JwtSettings,
+}
+
+/// JSON Web Tokens: on when keys or a JWKS source are configured.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSettings {
+    /// Secrets (HS*) and PEM public keys, each for one algorithm.
+    #[serde(default)]
+    pub keys: Vec<JwtKeySettings>,
+    /// A JWKS document in a file (re-read when it changes).
+    pub jwks_file: String,
+    /// A JWKS document at an `http(s)://` URL (re-read periodically).
+    pub jwks_url: String,
+    /// How often the JWKS URL is re-read.
+    #[serde(with = "duration")]
+    pub jwks_refresh: Duration,
+    /// The shortest gap between two reads of the JWKS URL (a token with an
+    /// unknown `kid` asks for one; failures retry after this).
+    #[serde(with = "duration")]
+    pub jwks_min_refresh: Duration,
+    /// Accepted `aud` values; empty: `aud` is not checked.
+    #[serde(with = "list")]
+    pub audience: Vec<String>,
+    /// Accepted `iss` values; empty: `iss` is not checked.
+    #[serde(with = "list")]
+    pub issuer: Vec<String>,
+    /// Clock skew allowed on `exp`, `nbf` and `iat`.
+    #[serde(with = "duration")]
+    pub leeway: Duration,
+}
+
+impl std::fmt::Debug for JwtKeySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtKeySettings")
+            .field("alg", &self.alg)
+            .field("kid", &self.kid)
+            .field(
+                "secret",
+                &if self.secret.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .field("secret_file", &self.secret_file)
+            .field("public_key_file", &self.public_key_file)
+            .finish()
+    }
+}
+
+impl JwtSettings {
+    /// Whether JWTs are accepted at all.
+    pub fn enabled(&self) -> bool {
+        !self.keys.is_empty() || !self.jwks_file.is_empty() || !self.jwks_url.is_empty()
+    }
+}
+
+/// One `[[auth.jwt.keys]]` entry: `alg`, optional `kid`, and exactly one of
+/// `secret`, `secret_file` (HS*) or `public_key_file` (PEM). Its `Debug`
+/// hides the secret.
+#[derive(Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtKeySettings {
+    pub alg: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kid: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub secret: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub secret_file: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub public_key_file: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -273,6 +350,11 @@ impl Settings {
                 }
             })
             .collect();
+        for key in &mut copy.auth.jwt.keys {
+            if !key.secret.is_empty() {
+                key.secret = "<redacted>".into();
+            }
+        }
         copy.broker.redis_url = redact_url(&copy.broker.redis_url);
         match toml::to_string_pretty(&copy) {
             Ok(text) => text,

@@ -1,17 +1,19 @@
 //! The upgrade decision: every check that runs before a request may become a
 //! WebSocket. Order: path → draining → valid upgrade → Origin → token (unless
-//! the IP is locked out for failed token checks) → per-IP limits → global
+//! the IP is locked out for failed token checks; where it comes from is
+//! [`credentials`], static or JWT is `auth`'s) → per-IP limits → global
 //! capacity. A refused request never upgrades.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use hyper::header::{HeaderMap, AUTHORIZATION, ORIGIN};
+use hyper::header::{HeaderMap, ORIGIN};
 use hyper::{Method, Request, StatusCode};
 
 use crate::app::App;
-use crate::auth::digest;
+use crate::auth::{Credential, Grant, Refusal};
 use crate::broker::Since;
-use crate::edge::address;
+use crate::edge::{address, credentials};
 use crate::limits::LimitRefusal;
 use crate::metrics::{AddressSource, RejectReason};
 use crate::protocol::{clean_name, clean_room};
@@ -112,7 +114,13 @@ pub fn check<B>(app: &App, req: &Request<B>, peer: SocketAddr) -> Result<Admissi
     }
     let query = Query::parse(req.uri().query().unwrap_or(""));
     let room = clean_room(query.room.as_deref());
-    let token = query.token.clone().or_else(|| bearer(headers));
+    let presented = credentials::presented(headers, query.token.clone()).map_err(|_| {
+        reject(
+            StatusCode::BAD_REQUEST,
+            RejectReason::BadRequest,
+            "offer ws-chat.v2 together with ws-chat.token.<token>",
+        )
+    })?;
     let unauthorized = || {
         app.limits.auth_failed(ip);
         reject(
@@ -121,13 +129,14 @@ pub fn check<B>(app: &App, req: &Request<B>, peer: SocketAddr) -> Result<Admissi
             "unauthorized",
         )
     };
-    let Some(token) = token.filter(|t| !t.is_empty()) else {
+    let Some(token) = presented.token.filter(|t| !t.is_empty()) else {
         return Err(unauthorized());
     };
-    let token = digest(&token);
-    match app.auth.tokens().find(&token) {
-        Some(grant) if grant.allows_room(&room) => {}
-        _ => return Err(unauthorized()),
+    let Some((credential, grant)) = authenticate(app, &token) else {
+        return Err(unauthorized());
+    };
+    if !grant.admits(&room) {
+        return Err(unauthorized());
     }
 
     let slot = app.limits.admit(ip).map_err(|refusal| match refusal {
@@ -152,24 +161,37 @@ pub fn check<B>(app: &App, req: &Request<B>, peer: SocketAddr) -> Result<Admissi
     })?;
 
     Ok(Admission {
-        name: clean_name(query.name.as_deref()),
+        // A name the credential fixes wins over the one the client asks for.
+        name: match &grant.name {
+            Some(name) => name.clone(),
+            None => clean_name(query.name.as_deref()),
+        },
         room,
         since: Since {
             seq: query.since.as_deref().and_then(|s| s.trim().parse().ok()),
             epoch: query.epoch.filter(|e| !e.is_empty() && e.len() <= 64),
         },
-        token,
+        credential,
+        user: grant.user.clone(),
+        expires: grant.expires,
+        subprotocol: presented.subprotocol,
         ip,
         slot,
     })
 }
 
-fn bearer(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_string())
+/// Checks a presented token; a refused JWT is counted by its failure kind
+/// (never logged with its text).
+fn authenticate(app: &App, token: &str) -> Option<(Credential, Arc<Grant>)> {
+    match app.auth.authenticate(token) {
+        Ok(admitted) => Some(admitted),
+        Err(Refusal::Unknown) => None,
+        Err(Refusal::Jwt(failure)) => {
+            app.metrics.jwt_failure(failure);
+            tracing::debug!(jwt = failure.as_str(), "token refused");
+            None
+        }
+    }
 }
 
 /// The client's address (see [`address`]), counted by where it came from.

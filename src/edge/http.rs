@@ -227,13 +227,20 @@ fn upgrade(app: Arc<App>, peer: SocketAddr, req: &mut Request<Incoming>) -> Repl
             return r;
         }
     };
-    let (response, upgrading) = match fastwebsockets::upgrade::upgrade(&mut *req) {
+    let (mut response, upgrading) = match fastwebsockets::upgrade::upgrade(&mut *req) {
         Ok(pair) => pair,
         Err(_) => {
             spans::upgrade_outcome(&span, false, Some("bad_request"), 400);
             return text(StatusCode::BAD_REQUEST, "expected a WebSocket upgrade");
         }
     };
+    if admission.subprotocol {
+        // Never the token subprotocol: only the protocol version.
+        response.headers_mut().insert(
+            hyper::header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(crate::edge::credentials::SUBPROTOCOL),
+        );
+    }
     spans::upgrade_outcome(&span, true, None, response.status().as_u16());
     let tasks = app.tasks.clone();
     tasks.spawn(async move {

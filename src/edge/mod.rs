@@ -2,5 +2,6 @@
 //! address, and the upgrade decision.
 
 pub mod address;
+pub mod credentials;
 pub mod gate;
 pub mod http;

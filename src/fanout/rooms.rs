@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::auth::TokenDigest;
+use crate::auth::Credential;
 use crate::fanout::outbox::{Outbox, Pushed};
 use crate::fanout::presence::PresenceState;
 use crate::metrics::Metrics;
@@ -33,8 +33,11 @@ pub struct Member {
     pub id: u64,
     pub name: Arc<str>,
     pub room: Arc<str>,
-    /// Digest of the token it connected with (for revocation).
-    pub token: TokenDigest,
+    /// What it connected with: its grant is checked against the auth in
+    /// force at every message and after every reload.
+    pub credential: Credential,
+    /// The identified user, fixed at connect; `None` for guests.
+    pub user: Option<Arc<str>>,
     pub outbox: Outbox,
 }
 

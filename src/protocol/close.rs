@@ -25,11 +25,14 @@ pub enum CloseCode {
     /// 1013: the client could not keep up (or the server is overloaded).
     /// Reconnect with backoff and `since` to recover what was missed.
     TryAgainLater,
+    /// 4001: the connection's token (a JWT) expired. Get a new token, then
+    /// reconnect with `since`.
+    TokenExpired,
 }
 
 impl CloseCode {
     /// Every code, for metric label pre-registration.
-    pub const ALL: [CloseCode; 9] = [
+    pub const ALL: [CloseCode; 10] = [
         CloseCode::Normal,
         CloseCode::GoingAway,
         CloseCode::Protocol,
@@ -39,6 +42,7 @@ impl CloseCode {
         CloseCode::TooBig,
         CloseCode::Internal,
         CloseCode::TryAgainLater,
+        CloseCode::TokenExpired,
     ];
 
     /// The numeric code on the wire.
@@ -53,6 +57,7 @@ impl CloseCode {
             CloseCode::TooBig => 1009,
             CloseCode::Internal => 1011,
             CloseCode::TryAgainLater => 1013,
+            CloseCode::TokenExpired => 4001,
         }
     }
 
@@ -68,6 +73,7 @@ impl CloseCode {
             CloseCode::TooBig => "message too big",
             CloseCode::Internal => "internal error",
             CloseCode::TryAgainLater => "too slow, reconnect",
+            CloseCode::TokenExpired => "token expired",
         }
     }
 
@@ -83,6 +89,7 @@ impl CloseCode {
             CloseCode::TooBig => "1009",
             CloseCode::Internal => "1011",
             CloseCode::TryAgainLater => "1013",
+            CloseCode::TokenExpired => "4001",
         }
     }
 }

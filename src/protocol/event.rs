@@ -18,27 +18,39 @@ pub struct MessageHead(String);
 
 impl MessageHead {
     /// Encodes every field of a new message but its `seq`, stamped now,
-    /// with a fresh id.
-    pub fn new(room: &str, from: &str, text: &str) -> MessageHead {
+    /// with a fresh id. `user` is the identified sender's id (none for a
+    /// guest: then the JSON is exactly version 1's).
+    pub fn new(room: &str, from: &str, user: Option<&str>, text: &str) -> MessageHead {
         MessageHead::with(
             &uuid::Uuid::new_v4().to_string(),
             room,
             from,
+            user,
             text,
             &super::now_rfc3339(),
         )
     }
 
-    fn with(id: &str, room: &str, from: &str, text: &str, sent_at: &str) -> MessageHead {
-        let mut out = String::with_capacity(96 + room.len() + from.len() + text.len());
+    fn with(
+        id: &str,
+        room: &str,
+        from: &str,
+        user: Option<&str>,
+        text: &str,
+        sent_at: &str,
+    ) -> MessageHead {
+        let extra = user.map_or(0, |u| u.len() + 10);
+        let mut out = String::with_capacity(96 + room.len() + from.len() + text.len() + extra);
         for (i, (key, value)) in [
-            ("id", id),
-            ("room", room),
-            ("from", from),
-            ("text", text),
-            ("sentAt", sent_at),
+            ("id", Some(id)),
+            ("room", Some(room)),
+            ("from", Some(from)),
+            ("user", user),
+            ("text", Some(text)),
+            ("sentAt", Some(sent_at)),
         ]
         .into_iter()
+        .filter_map(|(key, value)| Some((key, value?)))
         .enumerate()
         {
             out.push(if i == 0 { '{' } else { ',' });
@@ -71,13 +83,32 @@ pub fn message(message_json: &str) -> Vec<u8> {
     event
 }
 
-/// The `system` event sent first on every connection.
-pub fn system(name: &str, client_id: &str) -> Vec<u8> {
-    json(&serde_json::json!({
+/// Who a connection is, for its `system` event.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Identity<'a> {
+    /// The identified user; `None` for a guest.
+    pub user: Option<&'a str>,
+    /// When its token expires (JWTs); `None` for static tokens.
+    pub expires: Option<std::time::SystemTime>,
+}
+
+/// The `system` event sent first on every connection. An identified user's
+/// also carries `user`, `name` and (for a JWT) `expiresAt`; a guest's is
+/// exactly version 1's.
+pub fn system(name: &str, client_id: &str, who: Identity<'_>) -> Vec<u8> {
+    let mut event = serde_json::json!({
         "type": "system",
         "message": format!("connected as {name}"),
         "clientId": client_id,
-    }))
+    });
+    if let Some(user) = who.user {
+        event["user"] = user.into();
+        event["name"] = name.into();
+    }
+    if let Some(at) = who.expires {
+        event["expiresAt"] = super::rfc3339(at).into();
+    }
+    json(&event)
 }
 
 /// The `presence` event.
@@ -136,6 +167,7 @@ mod tests {
             "id-1",
             "lobby",
             "ana",
+            None,
             "say \"hi\"\n</script>",
             "2026-01-01T00:00:00.000Z",
         );
@@ -148,9 +180,24 @@ mod tests {
             String::from_utf8(message(&head.finish(1))).unwrap(),
             format!(r#"{{"type":"message","message":{}}}"#, head.finish(1))
         );
+        let identified = MessageHead::with("id-2", "r", "Ana", Some("u-1"), "hi", "t");
         assert_eq!(
-            String::from_utf8(system("ana", "c1")).unwrap(),
+            identified.finish(7),
+            r#"{"id":"id-2","room":"r","from":"Ana","user":"u-1","text":"hi","sentAt":"t","seq":7}"#
+        );
+        assert_eq!(
+            String::from_utf8(system("ana", "c1", Identity::default())).unwrap(),
             r#"{"clientId":"c1","message":"connected as ana","type":"system"}"#
+        );
+        let who = Identity {
+            user: Some("u-1"),
+            expires: Some(
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123),
+            ),
+        };
+        assert_eq!(
+            String::from_utf8(system("Ana", "c1", who)).unwrap(),
+            r#"{"clientId":"c1","expiresAt":"2023-11-14T22:13:20.123Z","message":"connected as Ana","name":"Ana","type":"system","user":"u-1"}"#
         );
         assert_eq!(
             String::from_utf8(presence("ana joined", 3)).unwrap(),
@@ -170,12 +217,15 @@ mod tests {
     fn message_json_matches_the_wire_type() {
         // Any field order or escaping difference from the `Message` type
         // (what clients and tests decode) fails here, not at run time.
-        let head = MessageHead::new("r", "b\u{7}ob", "tab\tand \u{2028} 한국");
-        let json = head.finish(u64::MAX);
-        let m = parse_message(&json).expect("decodes");
-        assert_eq!((m.room.as_str(), m.from.as_str()), ("r", "b\u{7}ob"));
-        assert_eq!(m.text, "tab\tand \u{2028} 한국");
-        assert_eq!(m.seq, u64::MAX);
-        assert_eq!(serde_json::to_string(&m).unwrap(), json);
+        for user in [None, Some("u\"1\u{1}")] {
+            let head = MessageHead::new("r", "b\u{7}ob", user, "tab\tand \u{2028} 한국");
+            let json = head.finish(u64::MAX);
+            let m = parse_message(&json).expect("decodes");
+            assert_eq!((m.room.as_str(), m.from.as_str()), ("r", "b\u{7}ob"));
+            assert_eq!(m.user.as_deref(), user);
+            assert_eq!(m.text, "tab\tand \u{2028} 한국");
+            assert_eq!(m.seq, u64::MAX);
+            assert_eq!(serde_json::to_string(&m).unwrap(), json);
+        }
     }
 }

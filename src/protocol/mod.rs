@@ -18,6 +18,10 @@ pub struct Message {
     pub id: String,
     pub room: String,
     pub from: String,
+    /// The sender's user id when identified (JWT `sub`, a named static
+    /// token's `user`); absent for guests, as in version 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     pub text: String,
     pub sent_at: String,
     pub seq: u64,
@@ -81,7 +85,12 @@ impl ErrorCode {
 /// Current time as RFC 3339 UTC with milliseconds, like JavaScript's
 /// `toISOString()`.
 pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+    rfc3339(std::time::SystemTime::now())
+}
+
+/// A time as RFC 3339 UTC with milliseconds.
+pub fn rfc3339(at: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_millis(at).to_string()
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
-//! Server-wide tasks: settings reload, the shutdown drain, the heap trim.
+//! Server-wide tasks: settings reload, JWKS refresh, the shutdown drain,
+//! the heap trim.
 
 pub mod heap;
+pub mod jwks;
 pub mod reload;
 pub mod shutdown;

@@ -1,6 +1,7 @@
-//! Hot reload of tokens, allowed origins and the TLS certificate: on SIGHUP (forwarded by `main`)
-//! and when the config or tokens file changes. A token that is gone, or no
-//! longer allows its room, closes its connections with 1008.
+//! Hot reload of tokens, JWT keys, allowed origins and the TLS certificate:
+//! on SIGHUP (forwarded by `main`) and when the config file, tokens file, a
+//! JWT key file or the JWKS file changes. A token (or a JWT's key) that is
+//! gone, or no longer allows its room, closes its connections with 1008.
 //!
 //! Files are polled (contents, every 500 ms) rather than watched with
 //! inotify: a Kubernetes Secret update swaps a symlink, which inotify on the
@@ -56,6 +57,17 @@ fn watched(app: &App, settings: &Settings) -> Vec<PathBuf> {
     }
     if !settings.auth.tokens_file.is_empty() {
         paths.push(settings.auth.tokens_file.clone().into());
+    }
+    let jwt = &settings.auth.jwt;
+    for key in &jwt.keys {
+        for file in [&key.secret_file, &key.public_key_file] {
+            if !file.is_empty() {
+                paths.push(file.clone().into());
+            }
+        }
+    }
+    if !jwt.jwks_file.is_empty() {
+        paths.push(jwt.jwks_file.clone().into());
     }
     if app.tls.is_some() {
         paths.push(settings.tls.cert_file.clone().into());
@@ -114,15 +126,14 @@ pub fn reload(app: &App) -> Option<Settings> {
     }
 }
 
-/// Closes (1008) every connection whose token no longer admits it.
-fn revoke(app: &App) -> usize {
-    let tokens = app.auth.tokens();
+/// Closes (1008) every connection whose token (or JWT key) no longer
+/// admits it: after a reload, and after a JWKS read that changed the keys.
+/// An expired JWT is left to its own close (4001), not revoked.
+pub(crate) fn revoke(app: &App) -> usize {
     let mut revoked = 0;
     app.rooms.for_each_member(|m| {
-        if !tokens
-            .grant_for(&m.token)
-            .is_some_and(|g| g.allows_room(&m.room))
-        {
+        let admitted = app.auth.current(&m.credential, |g| g.admits(&m.room));
+        if matches!(admitted, Ok(false) | Err(crate::auth::Lapsed::Revoked)) {
             m.outbox.request_close(CloseCode::Policy);
             revoked += 1;
         }

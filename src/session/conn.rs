@@ -127,6 +127,9 @@ impl Conn {
                             Outcome::Revoked => {
                                 return Box::pin(self.close(app, CloseCode::Policy)).await
                             }
+                            Outcome::Expired => {
+                                return Box::pin(self.close(app, CloseCode::TokenExpired)).await
+                            }
                         }
                     }
                     Inbound::Ping(payload) => pong_owed = Some(payload),

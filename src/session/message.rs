@@ -10,6 +10,7 @@ use governor::DefaultDirectRateLimiter;
 use tracing::Instrument;
 
 use crate::app::App;
+use crate::auth::Lapsed;
 use crate::broker::Broker;
 use crate::fanout::rooms::Member;
 use crate::limits::IpKey;
@@ -26,6 +27,8 @@ pub enum Outcome {
     Refused(ErrorCode),
     /// The connection's token no longer grants this room: close with 1008.
     Revoked,
+    /// The connection's token (a JWT) has expired: close with 4001.
+    Expired,
 }
 
 /// Handles one client message from `member`, sent from `ip`.
@@ -53,6 +56,7 @@ pub async fn handle(
             spans::message_outcome(&span, Some(code.as_str()));
         }
         Outcome::Revoked => spans::message_outcome(&span, Some("revoked")),
+        Outcome::Expired => spans::message_outcome(&span, Some("expired")),
     }
     outcome
 }
@@ -79,14 +83,16 @@ fn check(
     let ClientEvent::Message { text } =
         protocol::parse_client_event(raw).map_err(Outcome::Refused)?;
     // Checked on every message, against the grant in force now: a reload
-    // may have revoked the token or taken the room away.
-    match app.auth.tokens().grant_for(&member.token) {
-        Some(g) if g.allows_room(&member.room) => {
-            if g.read_only {
-                return Err(Outcome::Refused(ErrorCode::Forbidden));
-            }
-        }
-        _ => return Err(Outcome::Revoked),
+    // may have revoked the token (or a JWT's key) or taken the room away,
+    // and a JWT may have expired.
+    let allowed = app.auth.current(&member.credential, |g| {
+        (g.admits(&member.room), g.can_write())
+    });
+    match allowed {
+        Ok((true, true)) => {}
+        Ok((true, false)) => return Err(Outcome::Refused(ErrorCode::Forbidden)),
+        Ok((false, _)) | Err(Lapsed::Revoked) => return Err(Outcome::Revoked),
+        Err(Lapsed::Expired) => return Err(Outcome::Expired),
     }
     if text.is_empty() {
         return Err(Outcome::Refused(ErrorCode::Empty));
@@ -102,7 +108,13 @@ async fn publish(app: &App, member: &Member, text: &str, span: &tracing::Span) -
     let accepted_at = Instant::now();
     match app
         .broker
-        .publish(&member.room, &member.name, text, accepted_at)
+        .publish(
+            &member.room,
+            &member.name,
+            member.user.as_deref(),
+            text,
+            accepted_at,
+        )
         .instrument(span.clone())
         .await
     {
@@ -138,7 +150,8 @@ mod tests {
             id: app.rooms.next_id(),
             name: "ana".into(),
             room: room.into(),
-            token: crate::auth::digest(token),
+            credential: crate::auth::Credential::Static(crate::auth::digest(token)),
+            user: None,
             outbox: Outbox::new(8, 8),
         }
     }

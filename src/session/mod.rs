@@ -7,6 +7,7 @@ pub mod message;
 pub mod presence;
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use tokio::net::TcpStream;
@@ -14,7 +15,7 @@ use tokio::net::TcpStream;
 use self::conn::Conn;
 use self::presence::Change;
 use crate::app::App;
-use crate::auth::TokenDigest;
+use crate::auth::Credential;
 use crate::broker::{Broker, Since};
 use crate::fanout::outbox::Outbox;
 use crate::fanout::rooms::{Joined, Member};
@@ -29,7 +30,12 @@ pub struct Admission {
     pub name: String,
     pub room: String,
     pub since: Since,
-    pub token: TokenDigest,
+    pub credential: Credential,
+    /// The identified user (`None` for guests) and when its token expires.
+    pub user: Option<Arc<str>>,
+    pub expires: Option<SystemTime>,
+    /// The client offered `ws-chat.v2`: the answer selects it.
+    pub subprotocol: bool,
     /// The client as the per-IP limits count it.
     pub ip: IpKey,
     /// Holds the connection's places under the caps until dropped.
@@ -48,15 +54,19 @@ pub async fn run(
         name,
         room,
         since,
-        token,
+        credential,
+        user,
+        expires,
         ip,
         slot,
+        ..
     } = admission;
     let member = Arc::new(Member {
         id: app.rooms.next_id(),
         name: name.into(),
         room: room.into(),
-        token,
+        credential,
+        user,
         outbox: Outbox::new(
             app.settings.session.outbound_queue,
             app.settings.session.slow_consumer_drops,
@@ -68,7 +78,11 @@ pub async fn run(
     {
         // Scoped so that it is not kept in the future across the awaits.
         let client_id = uuid::Uuid::new_v4().to_string();
-        conn.send(frame::text(&event::system(&member.name, &client_id)));
+        let who = event::Identity {
+            user: member.user.as_deref(),
+            expires,
+        };
+        conn.send(frame::text(&event::system(&member.name, &client_id, who)));
     }
 
     let joined = app.rooms.join(&member);

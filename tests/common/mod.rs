@@ -3,6 +3,7 @@
 //! tests about signals and exit codes.
 #![allow(dead_code)]
 
+pub mod jwt;
 pub mod redis;
 pub mod storm;
 

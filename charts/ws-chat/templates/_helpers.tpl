@@ -149,6 +149,28 @@ of those in .Values.config is refused so each setting has one place.
 {{ $key }} = {{ include "ws-chat.tomlValue" (get $body $key) }}
 {{- end }}
 {{- end }}
+{{- with .Values.auth.jwt }}
+{{- if or .keys .jwksUrl }}
+[auth.jwt]
+jwks_url = {{ .jwksUrl | toJson }}
+audience = {{ include "ws-chat.tomlValue" (.audience | default list) }}
+issuer = {{ include "ws-chat.tomlValue" (.issuer | default list) }}
+leeway = {{ .leeway | default "5s" | toJson }}
+{{- range .keys }}
+[[auth.jwt.keys]]
+alg = {{ .alg | toJson }}
+{{- with .kid }}
+kid = {{ . | toJson }}
+{{- end }}
+{{- with .secretKey }}
+secret_file = {{ printf "/etc/ws-chat/jwt/%s" . | toJson }}
+{{- end }}
+{{- with .publicKeyKey }}
+public_key_file = {{ printf "/etc/ws-chat/jwt/%s" . | toJson }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{- define "ws-chat.tomlValue" -}}
@@ -167,6 +189,9 @@ of those in .Values.config is refused so each setting has one place.
 {{- $multi := or (gt (int .Values.replicaCount) 1) .Values.autoscaling.enabled }}
 {{- if and $multi (eq .Values.broker.kind "memory") }}
 {{- fail "broker.kind=memory keeps rooms, history and fan-out inside one process: with replicaCount > 1 or autoscaling.enabled, clients on different pods would not see each other's messages. Set broker.kind=redis and redis.url, or use one replica." }}
+{{- end }}
+{{- if and .Values.auth.jwt.keys (not .Values.auth.jwt.existingSecret) }}
+{{- fail "auth.jwt.keys name keys of a Secret you manage: set auth.jwt.existingSecret" }}
 {{- end }}
 {{- if and (eq .Values.broker.kind "redis") (not .Values.redis.url) }}
 {{- fail "broker.kind=redis needs redis.url (e.g. redis://redis-master.redis.svc:6379/0)" }}

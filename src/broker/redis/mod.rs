@@ -214,6 +214,7 @@ impl Broker for RedisBroker {
         &self,
         room: &str,
         from: &str,
+        user: Option<&str>,
         text: &str,
         accepted_at: Instant,
     ) -> Result<u64, BrokerError> {
@@ -224,7 +225,7 @@ impl Broker for RedisBroker {
         let started = Instant::now();
         // Everything but `seq`: the script appends the number it assigns
         // and the closing brace, as `MessageHead::finish` does.
-        let head = MessageHead::new(room, from, text);
+        let head = MessageHead::new(room, from, user, text);
         let id = uuid::Uuid::new_v4().to_string();
         let mut inv = s.scripts.publish.prepare_invoke();
         inv.key(script::meta_key(room))
