@@ -8,13 +8,14 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::auth::JwtFailure;
 use crate::protocol::close::{CloseCode, ABNORMAL_LABEL};
 use crate::protocol::ErrorCode;
 
 mod edge;
+mod jwt;
 
 pub use edge::{AddressSource, EdgeMetrics, HttpRefusal};
+pub use jwt::JwtMetrics;
 
 /// Fan-out latency buckets, 50 µs to 5 s.
 pub const FANOUT_BUCKETS: &[f64] = &[
@@ -132,10 +133,8 @@ pub struct Metrics {
     pub ready: IntGauge,
     /// Before the upgrade: HTTP connections and client addresses.
     pub edge: EdgeMetrics,
-    jwt_failures: IntCounterVec,
-    jwks_fetches: IntCounterVec,
-    pub jwks_keys: IntGauge,
-    pub jwks_last_success: IntGauge,
+    /// JWT checks and JWKS reads.
+    pub jwt: JwtMetrics,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -343,30 +342,7 @@ impl Metrics {
                 "1 while this replica accepts connections.",
             ),
             edge: EdgeMetrics::new(&r),
-            jwt_failures: counter_vec(
-                &r,
-                "wschat_jwt_failures_total",
-                "Tokens refused as JWTs (also counted as upgrade rejections with reason token), by why.",
-                "reason",
-                &JwtFailure::ALL.map(JwtFailure::as_str),
-            ),
-            jwks_fetches: counter_vec(
-                &r,
-                "wschat_jwks_fetches_total",
-                "Reads of auth.jwt.jwks_url, by outcome (on failure the keys read last stay in use).",
-                "outcome",
-                &["success", "failure"],
-            ),
-            jwks_keys: gauge(
-                &r,
-                "wschat_jwks_keys",
-                "Verification keys in use from auth.jwt.jwks_url.",
-            ),
-            jwks_last_success: gauge(
-                &r,
-                "wschat_jwks_last_success_timestamp_seconds",
-                "When auth.jwt.jwks_url was last read successfully (Unix time; 0: never).",
-            ),
+            jwt: JwtMetrics::new(&r),
             registry: r,
         }
     }
@@ -390,20 +366,6 @@ impl Metrics {
     /// Counts a failed broker operation.
     pub fn broker_error(&self, op: BrokerOp) {
         self.broker_errors.with_label_values(&[op.as_str()]).inc();
-    }
-
-    /// Counts a token refused as a JWT.
-    pub fn jwt_failure(&self, reason: JwtFailure) {
-        self.jwt_failures
-            .with_label_values(&[reason.as_str()])
-            .inc();
-    }
-
-    /// Counts a read of the JWKS URL.
-    pub fn jwks_fetch(&self, ok: bool) {
-        self.jwks_fetches
-            .with_label_values(&[if ok { "success" } else { "failure" }])
-            .inc();
     }
 
     /// Counts a configuration reload.

@@ -257,6 +257,9 @@ where
         ("CHAT__LIMITS__MESSAGE_BURST", "100000".into()),
         ("CHAT__LIMITS__IP_MESSAGE_BURST", "100000".into()),
         ("CHAT__LIMITS__IP_CONNECT_BURST", "1000".into()),
+        // All 60 joiners come from 127.0.0.1 at once: more handshakes in
+        // flight than one address may hold before its upgrades by default.
+        ("CHAT__SERVER__IP_MAX_HTTP_CONNECTIONS", "1000".into()),
         // The pipe of a child's log is not read while it runs.
         ("CHAT__TELEMETRY__LOG_LEVEL", "error".into()),
     ])

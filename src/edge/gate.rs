@@ -187,7 +187,7 @@ fn authenticate(app: &App, token: &str) -> Option<(Credential, Arc<Grant>)> {
         Ok(admitted) => Some(admitted),
         Err(Refusal::Unknown) => None,
         Err(Refusal::Jwt(failure)) => {
-            app.metrics.jwt_failure(failure);
+            app.metrics.jwt.failure(failure);
             tracing::debug!(jwt = failure.as_str(), "token refused");
             None
         }

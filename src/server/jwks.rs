@@ -59,10 +59,11 @@ pub async fn refresh(app: &App, url: &str) -> bool {
             let count = keys.len();
             let changed = app.auth.jwt.set_remote(keys);
             let m = &app.metrics;
-            m.jwks_fetch(true);
-            m.jwks_keys.set(count as i64);
+            m.jwt.fetch(true);
+            m.jwt.jwks_keys.set(count as i64);
             let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH);
-            m.jwks_last_success
+            m.jwt
+                .jwks_last_success
                 .set(now.map_or(0, |d| d.as_secs() as i64));
             if changed {
                 let revoked = crate::server::reload::revoke(app);
@@ -71,7 +72,7 @@ pub async fn refresh(app: &App, url: &str) -> bool {
             true
         }
         Err(e) => {
-            app.metrics.jwks_fetch(false);
+            app.metrics.jwt.fetch(false);
             tracing::warn!(
                 error = %e,
                 keys = app.auth.jwt.remote_len(),
