@@ -1,9 +1,52 @@
-//! Safe defaults (issue 16, part 5) against the real server: texts and
-//! names that cannot deceive (PROTOCOL.md §13).
+//! Safe defaults (issue 16, part 5) against the real server: reserved
+//! names, and texts and names that cannot deceive (PROTOCOL.md §8 and §13).
 
 mod common;
 
 use common::TestServer;
+
+/// PROTOCOL.md §8: guests may not take a reserved name; like any name that
+/// is not valid, it becomes `guest`. Matching ignores case, spaces, `-`, `_`
+/// and the characters §13 removes.
+#[tokio::test]
+async fn guests_asking_for_a_reserved_name_are_named_guest() {
+    let s = TestServer::start(&[]).await;
+    let name_for = async |asked: &str| {
+        let mut c = s.connect(&format!("room=names&name={asked}")).await;
+        let system = c.next_of("system").await;
+        c.bye().await;
+        system["message"].as_str().unwrap_or_default().to_string()
+    };
+    for reserved in [
+        "admin",
+        "Admin",
+        "ADMIN",
+        "ad+min",
+        "System",
+        "moderator",
+        "server",
+        "ws-chat",
+        "WS_Chat",
+        "ws+chat",
+        "administrator",
+        "%E2%80%AEadmin",
+        "ad%07min",
+    ] {
+        assert_eq!(name_for(reserved).await, "connected as guest", "{reserved}");
+    }
+    for free in ["ana", "admins", "sysadmin", "chat"] {
+        assert_eq!(name_for(free).await, format!("connected as {free}"));
+    }
+    s.stop().await;
+
+    // The list is a setting: here only "boss".
+    let s = TestServer::start(&[("CHAT__AUTH__RESERVED_NAMES", "boss")]).await;
+    let mut c = s.connect("name=Boss").await;
+    assert_eq!(c.next_of("system").await["message"], "connected as guest");
+    let mut c2 = s.connect("name=admin").await;
+    assert_eq!(c2.next_of("system").await["message"], "connected as admin");
+    s.stop().await;
+}
 
 /// PROTOCOL.md §13: C0/C1 controls (but newline and tab) and bidirectional
 /// overrides and isolates are removed from texts before the emptiness and

@@ -1,11 +1,13 @@
-//! Who may connect: the Origin policy ([`origin`]) and token grants
-//! ([`tokens`]), swapped whole on reload.
+//! Who may connect, and as whom: the Origin policy ([`origin`]), token
+//! grants ([`tokens`]) and reserved display names ([`names`]), swapped whole
+//! on reload.
 //!
 //! Tokens are kept only as SHA-256 digests. A presented token is hashed and
 //! compared in constant time against every grant, so neither the match nor
 //! its position leaks through timing. Digests identify a connection's token
 //! later (revocation) without keeping the secret.
 
+mod names;
 mod origin;
 mod tokens;
 
@@ -13,6 +15,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+pub use names::ReservedNames;
 pub use origin::{OriginPolicy, OriginRule};
 pub use tokens::{digest, read_tokens_file, Grant, TokenDigest, TokenSecret, TokenSet};
 
@@ -51,6 +54,7 @@ pub enum AuthError {
 pub struct Auth {
     tokens: ArcSwap<TokenSet>,
     origins: ArcSwap<OriginPolicy>,
+    names: ArcSwap<ReservedNames>,
 }
 
 impl Auth {
@@ -59,16 +63,25 @@ impl Auth {
         Ok(Auth {
             tokens: ArcSwap::from_pointee(TokenSet::from_settings(settings)?),
             origins: ArcSwap::from_pointee(OriginPolicy::from_settings(settings)),
+            names: ArcSwap::from_pointee(ReservedNames::new(&settings.auth.reserved_names)),
         })
     }
 
-    /// Swaps in the tokens and origins of newly loaded settings.
+    /// Swaps in the tokens, origins and reserved names of newly loaded settings.
     pub fn reload(&self, settings: &Settings) -> Result<(), AuthError> {
         let tokens = TokenSet::from_settings(settings)?;
         self.tokens.store(Arc::new(tokens));
         self.origins
             .store(Arc::new(OriginPolicy::from_settings(settings)));
+        self.names
+            .store(Arc::new(ReservedNames::new(&settings.auth.reserved_names)));
         Ok(())
+    }
+
+    /// The display name a guest connection gets for the `name` it asked
+    /// for: cleaned, and `guest` instead of a reserved name.
+    pub fn guest_name(&self, raw: Option<&str>) -> String {
+        self.names.load().guest_name(raw)
     }
 
     /// The tokens in force now.
@@ -101,6 +114,7 @@ pub fn problems(settings: &Settings) -> Vec<String> {
             p.push(format!("auth.allowed_origins: {e}"));
         }
     }
+    p.extend(names::problems(&settings.auth.reserved_names));
     p
 }
 

@@ -115,6 +115,10 @@ pub struct AuthSettings {
     #[serde(default, with = "opt_list")]
     pub allowed_origins: Option<Vec<String>>,
     pub allow_missing_origin: bool,
+    /// Display names guests may not take (matched ignoring case, spaces,
+    /// `-` and `_`); a guest asking for one is named `guest`.
+    #[serde(with = "list")]
+    pub reserved_names: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

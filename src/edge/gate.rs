@@ -13,7 +13,7 @@ use crate::auth::digest;
 use crate::broker::Since;
 use crate::limits::LimitRefusal;
 use crate::metrics::RejectReason;
-use crate::protocol::{clean_name, clean_room};
+use crate::protocol::clean_room;
 use crate::session::Admission;
 
 /// A refused request: the status, the metric reason, and what to tell the client.
@@ -151,7 +151,7 @@ pub fn check<B>(app: &App, req: &Request<B>, peer: SocketAddr) -> Result<Admissi
     })?;
 
     Ok(Admission {
-        name: clean_name(query.name.as_deref()),
+        name: app.auth.guest_name(query.name.as_deref()),
         room,
         since: Since {
             seq: query.since.as_deref().and_then(|s| s.trim().parse().ok()),
