@@ -17,7 +17,9 @@ use arc_swap::ArcSwap;
 
 pub use names::ReservedNames;
 pub use origin::{OriginPolicy, OriginRule};
-pub use tokens::{digest, read_tokens_file, Grant, TokenDigest, TokenSecret, TokenSet};
+pub use tokens::{
+    digest, is_loopback, read_tokens_file, Grant, TokenDigest, TokenSecret, TokenSet, DEV_TOKEN,
+};
 
 use crate::config::Settings;
 
@@ -60,6 +62,13 @@ pub struct Auth {
 impl Auth {
     /// Builds from validated settings.
     pub fn new(settings: &Settings) -> Result<Auth, AuthError> {
+        if settings.auth.builtin_dev_token {
+            tracing::warn!(
+                "no token configured: the built-in `{DEV_TOKEN}` is accepted only from \
+                 loopback clients (127.0.0.0/8, ::1). Set CHAT_TOKEN, auth.tokens or \
+                 auth.tokens_file to accept clients from other addresses"
+            );
+        }
         Ok(Auth {
             tokens: ArcSwap::from_pointee(TokenSet::from_settings(settings)?),
             origins: ArcSwap::from_pointee(OriginPolicy::from_settings(settings)),
@@ -183,6 +192,7 @@ mod tests {
                     Arc::new(Grant {
                         rooms: None,
                         read_only: false,
+                        loopback_only: false,
                     }),
                 )
             })
@@ -192,6 +202,36 @@ mod tests {
         assert!(set.find(&digest("second")).is_some());
         assert!(set.find(&digest("third")).is_none());
         assert!(TokenSecret::parse("sha256:abc").is_err());
+    }
+
+    #[test]
+    fn the_builtin_dev_token_is_for_loopback_clients_only() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        for local in ["127.0.0.1", "127.9.8.7", "::1", "::ffff:127.0.0.1"] {
+            assert!(is_loopback(ip(local)), "{local}");
+        }
+        for remote in [
+            "10.0.0.1",
+            "192.168.1.2",
+            "::ffff:10.0.0.1",
+            "2001:db8::1",
+            "0.0.0.0",
+            "::",
+        ] {
+            assert!(!is_loopback(ip(remote)), "{remote}");
+        }
+        let built_in = Grant {
+            rooms: None,
+            read_only: false,
+            loopback_only: true,
+        };
+        assert!(built_in.allows_client(ip("127.0.0.1")));
+        assert!(!built_in.allows_client(ip("10.1.2.3")));
+        let configured = Grant {
+            loopback_only: false,
+            ..built_in
+        };
+        assert!(configured.allows_client(ip("10.1.2.3")));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! file, and the constant-time lookup of a presented token.
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -10,6 +11,11 @@ use subtle::ConstantTimeEq;
 
 use super::AuthError;
 use crate::config::Settings;
+
+/// The well-known development token, in force when no token is configured
+/// (`config/default.toml`). Everyone who read the README knows it, so it is
+/// accepted only from the machine itself (see [`Grant::loopback_only`]).
+pub const DEV_TOKEN: &str = "dev-token";
 
 /// SHA-256 of a token: what we keep instead of the token.
 pub type TokenDigest = [u8; 32];
@@ -58,12 +64,33 @@ pub struct Grant {
     pub rooms: Option<HashSet<String>>,
     /// Receives only; every message it sends gets `forbidden`.
     pub read_only: bool,
+    /// Only clients on loopback may use it: the built-in [`DEV_TOKEN`], when
+    /// it is in force because no token was configured.
+    pub loopback_only: bool,
 }
 
 impl Grant {
     /// Whether this grant lets a connection into `room`.
     pub fn allows_room(&self, room: &str) -> bool {
         self.rooms.as_ref().is_none_or(|r| r.contains(room))
+    }
+
+    /// Whether a client at `ip` may use it. `ip` is the client's address as
+    /// the gate sees it: behind a trusted proxy, the forwarded one, so a
+    /// proxy on the same machine does not make every client local.
+    pub fn allows_client(&self, ip: IpAddr) -> bool {
+        !self.loopback_only || is_loopback(ip)
+    }
+}
+
+/// 127.0.0.0/8, ::1, and IPv4 loopback mapped into IPv6 (`::ffff:127.x.y.z`,
+/// as a dual-stack listener reports it).
+pub fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
     }
 }
 
@@ -114,6 +141,7 @@ pub(super) fn parse_tokens_file(
             let grant = Grant {
                 rooms: entry.rooms.map(|r| r.into_iter().collect()),
                 read_only: entry.read_only,
+                loopback_only: false,
             };
             Ok((secret.0, grant))
         })
@@ -134,13 +162,16 @@ pub struct TokenSet {
 }
 
 impl TokenSet {
-    /// Builds the set from settings (plain list and tokens file).
+    /// Builds the set from settings (plain list and tokens file). The
+    /// tokens of the embedded defaults (the built-in [`DEV_TOKEN`], when no
+    /// layer configured `auth.tokens`) are loopback-only.
     pub fn from_settings(settings: &Settings) -> Result<TokenSet, AuthError> {
         let mut grants = Vec::new();
         for token in settings.auth.tokens.iter().filter(|t| !t.trim().is_empty()) {
             let all = Grant {
                 rooms: None,
                 read_only: false,
+                loopback_only: settings.auth.builtin_dev_token,
             };
             grants.push((TokenSecret::parse(token)?.0, Arc::new(all)));
         }

@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 
-use config::{Config, Environment, File, FileFormat};
+use config::builder::DefaultState;
+use config::{Config, ConfigBuilder, Environment, File, FileFormat};
 
 use super::{parse_cidr, BrokerKind, Settings, SettingsError, Sources, DEFAULTS};
 
@@ -44,29 +45,38 @@ impl Settings {
             }
         }
 
-        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
-        if let Some(profile) = sources.env.get("CHAT_ENV").filter(|p| !p.is_empty()) {
-            let path = sources.config_dir.join(format!("{profile}.toml"));
-            if path.exists() {
-                builder = builder.add_source(File::from(path).format(FileFormat::Toml));
+        let layers = |builder: ConfigBuilder<DefaultState>| {
+            let mut builder = builder;
+            if let Some(profile) = sources.env.get("CHAT_ENV").filter(|p| !p.is_empty()) {
+                let path = sources.config_dir.join(format!("{profile}.toml"));
+                if path.exists() {
+                    builder = builder.add_source(File::from(path).format(FileFormat::Toml));
+                }
             }
-        }
-        if let Some(path) = &sources.config_file {
-            builder = builder.add_source(File::from(path.clone()).format(FileFormat::Toml));
-        }
-        builder = builder.add_source(
-            Environment::with_prefix("CHAT")
-                .prefix_separator("__")
-                .separator("__")
-                .source(Some(env.into_iter().collect())),
-        );
-        let settings = builder
+            if let Some(path) = &sources.config_file {
+                builder = builder.add_source(File::from(path.clone()).format(FileFormat::Toml));
+            }
+            builder.add_source(
+                Environment::with_prefix("CHAT")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .source(Some(env.clone().into_iter().collect())),
+            )
+        };
+        let defaults = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        let mut settings = layers(defaults)
             .build()
             .and_then(|c| c.try_deserialize::<Settings>())
             .map_err(|e| {
                 problems.push(e.to_string());
                 SettingsError(problems.clone())
             })?;
+        // The built-in dev token is the one no layer above the embedded
+        // defaults chose: those layers alone (they built above) say whether
+        // any of them set auth.tokens.
+        settings.auth.builtin_dev_token = layers(Config::builder())
+            .build()
+            .is_ok_and(|c| c.get::<config::Value>("auth.tokens").is_err());
         problems.extend(settings.problems());
         problems.extend(parts(&settings));
         if problems.is_empty() {
@@ -240,6 +250,31 @@ mod tests {
             vec!["https://a.example", "https://b.example"]
         );
         assert_eq!(s.session.heartbeat_interval, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn the_dev_token_is_builtin_only_when_no_layer_sets_tokens() {
+        let s = load(&Sources::default()).expect("defaults load");
+        assert!(s.auth.builtin_dev_token);
+        // Another auth key does not count as configuring the tokens.
+        let s = load(&Sources::from_env([(
+            "CHAT__AUTH__ALLOW_MISSING_ORIGIN",
+            "true",
+        )]))
+        .expect("loads");
+        assert!(s.auth.builtin_dev_token);
+        for (key, value) in [("CHAT_TOKEN", "dev-token"), ("CHAT__AUTH__TOKENS", "a,b")] {
+            let s = load(&Sources::from_env([(key, value)])).expect("loads");
+            assert!(!s.auth.builtin_dev_token, "{key}");
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[auth]\ntokens = [\"dev-token\"]\n").expect("write");
+        let sources = Sources {
+            config_file: Some(file),
+            ..Sources::default()
+        };
+        assert!(!load(&sources).expect("loads").auth.builtin_dev_token);
     }
 
     #[test]

@@ -119,6 +119,10 @@ pub struct AuthSettings {
     /// `-` and `_`); a guest asking for one is named `guest`.
     #[serde(with = "list")]
     pub reserved_names: Vec<String>,
+    /// Set by loading, not by any layer: `auth.tokens` is the embedded
+    /// default (the built-in dev token), which only loopback clients may use.
+    #[serde(skip)]
+    pub builtin_dev_token: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

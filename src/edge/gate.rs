@@ -125,7 +125,7 @@ pub fn check<B>(app: &App, req: &Request<B>, peer: SocketAddr) -> Result<Admissi
     };
     let token = digest(&token);
     match app.auth.tokens().find(&token) {
-        Some(grant) if grant.allows_room(&room) => {}
+        Some(grant) if grant.allows_room(&room) && grant.allows_client(ip) => {}
         _ => return Err(unauthorized()),
     }
 
