@@ -17,6 +17,10 @@ const REFERENCE_VARS: [(&str, &str); 3] = [
     ("ALLOWED_ORIGINS", "CHAT__AUTH__ALLOWED_ORIGINS"),
 ];
 
+/// What a stored message may hold beyond the client's text (id, room, name,
+/// time, seq, JSON) and costs to keep, for the `rooms.history_bytes` floor.
+const MESSAGE_SLACK: u64 = 512;
+
 impl Settings {
     /// Loads every layer, then validates the result: the checks this module
     /// owns, plus `parts`, the checks of the modules that parse their own
@@ -137,6 +141,16 @@ impl Settings {
         }
         if self.limits.max_message_bytes < 64 {
             p.push("limits.max_message_bytes: must be at least 64".into());
+        }
+        // One room's full history must fit: a message's JSON is at most the
+        // client's frame plus the fields the server adds, and its bookkeeping.
+        let one_room = (self.rooms.history as u64)
+            .saturating_mul(self.limits.max_message_bytes as u64 + MESSAGE_SLACK);
+        if self.rooms.history_bytes < one_room {
+            p.push(format!(
+                "rooms.history_bytes: must hold at least one room's full history: \
+                 rooms.history × (limits.max_message_bytes + {MESSAGE_SLACK}) = {one_room} bytes"
+            ));
         }
         let durations = [
             (
@@ -275,6 +289,45 @@ mod tests {
             ..Sources::default()
         };
         assert!(!load(&sources).expect("loads").auth.builtin_dev_token);
+    }
+
+    #[test]
+    fn history_bytes_takes_bytes_or_units_and_must_hold_one_room() {
+        let s = load(&Sources::default()).expect("defaults load");
+        assert_eq!(s.rooms.history_bytes, 64 << 20);
+        for (text, bytes) in [
+            ("1048576", 1 << 20),
+            ("2MiB", 2 << 20),
+            ("2 mib", 2 << 20),
+            ("3MB", 3_000_000),
+            ("1GiB", 1 << 30),
+            ("512KiB", 512 << 10),
+        ] {
+            let s = load(&Sources::from_env([("CHAT__ROOMS__HISTORY_BYTES", text)]))
+                .unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(s.rooms.history_bytes, bytes, "{text}");
+        }
+        for bad in ["64M", "lots", "-5", "1.5MiB", "99999999999999999999GiB"] {
+            let e = load(&Sources::from_env([("CHAT__ROOMS__HISTORY_BYTES", bad)])).unwrap_err();
+            assert!(e.to_string().contains("history_bytes"), "{bad}: {e}");
+        }
+        let e = load(&Sources::from_env([(
+            "CHAT__ROOMS__HISTORY_BYTES",
+            "64KiB",
+        )]))
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("rooms.history_bytes: must hold"),
+            "{e}"
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[rooms]\nhistory_bytes = 2097152\n").expect("write");
+        let sources = Sources {
+            config_file: Some(file),
+            ..Sources::default()
+        };
+        assert_eq!(load(&sources).expect("loads").rooms.history_bytes, 2 << 20);
     }
 
     #[test]

@@ -14,7 +14,7 @@ mod serde_with;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use serde_with::{duration, list, opt_list};
+use serde_with::{byte_size, duration, list, opt_list};
 
 /// The embedded defaults: the reference server's behaviour.
 pub const DEFAULTS: &str = include_str!("../../config/default.toml");
@@ -161,6 +161,11 @@ pub struct SessionSettings {
 #[serde(deny_unknown_fields)]
 pub struct RoomSettings {
     pub history: usize,
+    /// The memory broker's budget for every room's history together, in
+    /// bytes; past it the least recently active rooms without members lose
+    /// their history first.
+    #[serde(with = "byte_size")]
+    pub history_bytes: u64,
     #[serde(with = "duration")]
     pub presence_interval: Duration,
     /// The widest gap between a room's presence events while joins and
