@@ -488,6 +488,7 @@ def check_chart_extras(f: Failures, objs: list[dict], origin: str) -> None:
     for o in objs:
         by_kind.setdefault(o["kind"], []).append(o)
     tests = [p for p in by_kind.get("Pod", []) if p["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"]
+    smoke_room = f"smoke-{RELEASE}"[:32].rstrip("-")
     for t in tests:
         c = t["spec"]["containers"][0]
         args = c.get("args", [])
@@ -497,6 +498,17 @@ def check_chart_extras(f: Failures, objs: list[dict], origin: str) -> None:
               and args[args.index("--token") + 1] == "$(SMOKE_TOKEN)"
               and "secretKeyRef" in env.get("SMOKE_TOKEN", {}).get("valueFrom", {}))
         f.check(ok, f"{origin}: helm test pod runs ws-chat smoke with the token from the Secret", json.dumps(args))
+        f.check("--room" in args and args[args.index("--room") + 1] == smoke_room,
+                f"{origin}: helm test pod uses its own room {smoke_room}", json.dumps(args))
+    # The smoke token's grant (in the chart's own Secret): that room only.
+    for s in by_kind.get("Secret", []):
+        text = (s.get("stringData") or {}).get("tokens.toml")
+        if text is None or not tests:
+            continue
+        grants = tomllib.loads(text).get("tokens", [])
+        smoke = [g for g in grants if "smoke" in str(g.get("rooms", ""))]
+        f.check(len(smoke) == 1 and smoke[0].get("rooms") == [smoke_room] and not smoke[0].get("read_only"),
+                f"{origin}: the smoke token is granted {smoke_room} only", json.dumps(grants))
     for cm in by_kind.get("ConfigMap", []):
         if "ws-chat.json" in cm.get("data", {}):
             same = json.loads(cm["data"]["ws-chat.json"]) == json.loads(DASHBOARD.read_text())
