@@ -61,6 +61,8 @@ MUST_FAIL = [
      "need a rediss:// redis.url"),
     ("chart-owned setting in config", {"config": {"shutdown": {"drain_window": "5s"}}},
      "config.shutdown.drain_window is set by the chart"),
+    ("a metrics namespace that is not a name", {"networkPolicy": {"metricsNamespaces": ["Mon itoring"]}},
+     "metricsNamespaces"),
 ]
 
 # Prometheus Operator CRDs have no schema in kubernetes-validate. These are
@@ -241,6 +243,24 @@ def cmd_lint(f: Failures) -> None:
             f.fail(f"refuses {what}", f"{values} rendered")
         except h.HelmError as e:
             f.check(expect in str(e), f"refuses {what}", f"failed, but not with {expect!r}: {e}")
+
+    print("== NetworkPolicy defaults")
+    try:
+        objs, _ = rendered_objects({}, "defaults")
+        nps = [o for o in objs if o["kind"] == "NetworkPolicy"]
+        admin = [r for np in nps for r in np["spec"].get("ingress", [])
+                 if any(p.get("port") == "admin" for p in r.get("ports", []))]
+        want = [{"namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name",
+                                                            "operator": "In", "values": ["monitoring"]}]}}]
+        f.check(len(nps) == 1 and len(admin) == 1 and admin[0].get("from") == want,
+                "NetworkPolicy on by default; admin port only from namespace monitoring", json.dumps(admin))
+        objs, _ = rendered_objects({"networkPolicy": {"metricsNamespaces": []}}, "no metrics namespaces")
+        admin = [r for o in objs if o["kind"] == "NetworkPolicy" for r in o["spec"].get("ingress", [])
+                 if any(p.get("port") == "admin" for p in r.get("ports", []))]
+        f.check(admin == [], "no metrics namespace or peer: no admin rule (only the node reaches it)",
+                json.dumps(admin))
+    except Exception as e:  # noqa: BLE001 - report any render failure
+        f.fail("NetworkPolicy defaults", str(e))
 
     print("== NOTES.txt: the trusted_proxies hint")
     ingress = {"ingress": {"enabled": True}}
@@ -509,6 +529,12 @@ def check_chart_extras(f: Failures, objs: list[dict], origin: str) -> None:
         smoke = [g for g in grants if "smoke" in str(g.get("rooms", ""))]
         f.check(len(smoke) == 1 and smoke[0].get("rooms") == [smoke_room] and not smoke[0].get("read_only"),
                 f"{origin}: the smoke token is granted {smoke_room} only", json.dumps(grants))
+    # The NetworkPolicy (on by default): the admin port never open to all.
+    for np in by_kind.get("NetworkPolicy", []):
+        rules = np["spec"].get("ingress", [])
+        admin = [r for r in rules if any(p.get("port") == "admin" for p in r.get("ports", []))]
+        f.check(all(r.get("from") for r in admin),
+                f"{origin}: NetworkPolicy lets only chosen peers reach the admin port", json.dumps(admin))
     for cm in by_kind.get("ConfigMap", []):
         if "ws-chat.json" in cm.get("data", {}):
             same = json.loads(cm["data"]["ws-chat.json"]) == json.loads(DASHBOARD.read_text())
