@@ -63,6 +63,8 @@ MUST_FAIL = [
      "config.shutdown.drain_window is set by the chart"),
     ("a metrics namespace that is not a name", {"networkPolicy": {"metricsNamespaces": ["Mon itoring"]}},
      "metricsNamespaces"),
+    ("a history budget with an unknown unit", {"config": {"rooms": {"history_bytes": "64M"}}},
+     "history_bytes"),
 ]
 
 # Prometheus Operator CRDs have no schema in kubernetes-validate. These are
