@@ -232,6 +232,27 @@ mod tests {
             ..built_in
         };
         assert!(configured.allows_client(ip("10.1.2.3")));
+
+        // Only auth.tokens_file set: the built-in token stays loopback-only,
+        // unless the file grants it too (then the file's grant is its grant).
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tokens.toml");
+        let settings = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            let path = file.to_string_lossy().to_string();
+            let sources = crate::config::Sources::from_env([("CHAT__AUTH__TOKENS_FILE", path)]);
+            Settings::load(&sources, |_| Vec::new()).unwrap()
+        };
+        let s = settings("[[tokens]]\ntoken = \"other\"\n");
+        assert!(s.auth.builtin_dev_token);
+        let set = TokenSet::from_settings(&s).unwrap();
+        assert!(set.find(&digest(DEV_TOKEN)).unwrap().loopback_only);
+        assert!(!set.find(&digest("other")).unwrap().loopback_only);
+        let s = settings("[[tokens]]\ntoken = \"dev-token\"\nrooms = [\"dev\"]\n");
+        let set = TokenSet::from_settings(&s).unwrap();
+        let grant = set.find(&digest(DEV_TOKEN)).unwrap();
+        assert!(!grant.loopback_only && grant.allows_room("dev") && !grant.allows_room("lobby"));
+        assert_eq!(set.len(), 1);
     }
 
     #[test]

@@ -166,19 +166,27 @@ impl TokenSet {
     /// tokens of the embedded defaults (the built-in [`DEV_TOKEN`], when no
     /// layer configured `auth.tokens`) are loopback-only.
     pub fn from_settings(settings: &Settings) -> Result<TokenSet, AuthError> {
+        let file = match settings.auth.tokens_file.is_empty() {
+            true => Vec::new(),
+            false => read_tokens_file(&settings.auth.tokens_file)?,
+        };
         let mut grants = Vec::new();
         for token in settings.auth.tokens.iter().filter(|t| !t.trim().is_empty()) {
+            let digest = TokenSecret::parse(token)?.0;
+            // A tokens file that grants the built-in token configures it:
+            // its grant, not the loopback-only one, is the token's.
+            if settings.auth.builtin_dev_token && file.iter().any(|(d, _)| *d == digest) {
+                continue;
+            }
             let all = Grant {
                 rooms: None,
                 read_only: false,
                 loopback_only: settings.auth.builtin_dev_token,
             };
-            grants.push((TokenSecret::parse(token)?.0, Arc::new(all)));
+            grants.push((digest, Arc::new(all)));
         }
-        if !settings.auth.tokens_file.is_empty() {
-            for (digest, grant) in read_tokens_file(&settings.auth.tokens_file)? {
-                grants.push((digest, Arc::new(grant)));
-            }
+        for (digest, grant) in file {
+            grants.push((digest, Arc::new(grant)));
         }
         Ok(TokenSet::new(grants))
     }
