@@ -118,26 +118,26 @@ impl Store {
 
     /// The room's slot, created (with members, a new epoch) if it has none.
     fn slot(&mut self, room: &str) -> &mut Slot {
-        if !self.slots.contains_key(room) {
-            let name: Arc<str> = room.into();
-            self.bytes += ROOM_OVERHEAD;
-            self.by_size.insert((ROOM_OVERHEAD, name.clone()));
-            let slot = Slot {
-                head: Arc::default(),
-                epoch: uuid::Uuid::new_v4().to_string().into(),
-                last_seq: 0,
-                messages: VecDeque::new(),
-                bytes: ROOM_OVERHEAD,
-                touched: None,
-                state: State::Members,
-            };
-            self.slots.insert(name, slot);
-            self.report();
-        }
-        match self.slots.get_mut(room) {
-            Some(slot) => slot,
-            None => unreachable!("inserted above"),
-        }
+        // The key the map holds (a cheap clone), or a new one for a new room.
+        let key = match self.slots.get_key_value(room) {
+            Some((key, _)) => key.clone(),
+            None => {
+                let name: Arc<str> = room.into();
+                self.bytes += ROOM_OVERHEAD;
+                self.by_size.insert((ROOM_OVERHEAD, name.clone()));
+                self.metrics.history_bytes.set(self.bytes as i64);
+                name
+            }
+        };
+        self.slots.entry(key).or_insert_with(|| Slot {
+            head: Arc::default(),
+            epoch: uuid::Uuid::new_v4().to_string().into(),
+            last_seq: 0,
+            messages: VecDeque::new(),
+            bytes: ROOM_OVERHEAD,
+            touched: None,
+            state: State::Members,
+        })
     }
 
     /// The lock that numbers the room's messages. Only members publish, so
