@@ -62,7 +62,8 @@ pub struct Auth {
 impl Auth {
     /// Builds from validated settings.
     pub fn new(settings: &Settings) -> Result<Auth, AuthError> {
-        if settings.auth.builtin_dev_token {
+        let tokens = TokenSet::from_settings(settings)?;
+        if tokens.has_loopback_only() {
             tracing::warn!(
                 "no token configured: the built-in `{DEV_TOKEN}` is accepted only from \
                  loopback clients (127.0.0.0/8, ::1). Set CHAT_TOKEN, auth.tokens or \
@@ -70,7 +71,7 @@ impl Auth {
             );
         }
         Ok(Auth {
-            tokens: ArcSwap::from_pointee(TokenSet::from_settings(settings)?),
+            tokens: ArcSwap::from_pointee(tokens),
             origins: ArcSwap::from_pointee(OriginPolicy::from_settings(settings)),
             names: ArcSwap::from_pointee(ReservedNames::new(&settings.auth.reserved_names)),
         })
@@ -248,11 +249,16 @@ mod tests {
         let set = TokenSet::from_settings(&s).unwrap();
         assert!(set.find(&digest(DEV_TOKEN)).unwrap().loopback_only);
         assert!(!set.find(&digest("other")).unwrap().loopback_only);
+        assert!(set.has_loopback_only(), "the startup warning is due");
         let s = settings("[[tokens]]\ntoken = \"dev-token\"\nrooms = [\"dev\"]\n");
         let set = TokenSet::from_settings(&s).unwrap();
         let grant = set.find(&digest(DEV_TOKEN)).unwrap();
         assert!(!grant.loopback_only && grant.allows_room("dev") && !grant.allows_room("lobby"));
         assert_eq!(set.len(), 1);
+        assert!(
+            !set.has_loopback_only(),
+            "no warning: the file configured it"
+        );
     }
 
     #[test]

@@ -216,6 +216,11 @@ impl TokenSet {
         found
     }
 
+    /// Whether a grant is for loopback clients only (the built-in token).
+    pub fn has_loopback_only(&self) -> bool {
+        self.grants.iter().any(|(_, g)| g.loopback_only)
+    }
+
     /// Number of tokens (never their values).
     pub fn len(&self) -> usize {
         self.grants.len()
