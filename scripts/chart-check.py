@@ -66,6 +66,10 @@ MUST_FAIL = [
     ("IPv6 prefix of 0 bits", {"config": {"limits": {"ipv6_prefix": 0}}}, "minimum"),
     ("request-head cap under hyper's minimum", {"config": {"server": {"max_header_bytes": 4096}}},
      "minimum"),
+    ("a metrics namespace that is not a name", {"networkPolicy": {"metricsNamespaces": ["Mon itoring"]}},
+     "metricsNamespaces"),
+    ("a history budget with an unknown unit", {"config": {"rooms": {"history_bytes": "64M"}}},
+     "history_bytes"),
 ]
 
 # Prometheus Operator CRDs have no schema in kubernetes-validate. These are
@@ -246,6 +250,24 @@ def cmd_lint(f: Failures) -> None:
             f.fail(f"refuses {what}", f"{values} rendered")
         except h.HelmError as e:
             f.check(expect in str(e), f"refuses {what}", f"failed, but not with {expect!r}: {e}")
+
+    print("== NetworkPolicy defaults")
+    try:
+        objs, _ = rendered_objects({}, "defaults")
+        nps = [o for o in objs if o["kind"] == "NetworkPolicy"]
+        admin = [r for np in nps for r in np["spec"].get("ingress", [])
+                 if any(p.get("port") == "admin" for p in r.get("ports", []))]
+        want = [{"namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name",
+                                                            "operator": "In", "values": ["monitoring"]}]}}]
+        f.check(len(nps) == 1 and len(admin) == 1 and admin[0].get("from") == want,
+                "NetworkPolicy on by default; admin port only from namespace monitoring", json.dumps(admin))
+        objs, _ = rendered_objects({"networkPolicy": {"metricsNamespaces": []}}, "no metrics namespaces")
+        admin = [r for o in objs if o["kind"] == "NetworkPolicy" for r in o["spec"].get("ingress", [])
+                 if any(p.get("port") == "admin" for p in r.get("ports", []))]
+        f.check(admin == [], "no metrics namespace or peer: no admin rule (only the node reaches it)",
+                json.dumps(admin))
+    except Exception as e:  # noqa: BLE001 - report any render failure
+        f.fail("NetworkPolicy defaults", str(e))
 
     print("== NOTES.txt: the trusted_proxies hint")
     ingress = {"ingress": {"enabled": True}}
@@ -528,6 +550,7 @@ def check_chart_extras(f: Failures, objs: list[dict], origin: str) -> None:
     for o in objs:
         by_kind.setdefault(o["kind"], []).append(o)
     tests = [p for p in by_kind.get("Pod", []) if p["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"]
+    smoke_room = f"smoke-{RELEASE}"[:32].rstrip("-")
     for t in tests:
         c = t["spec"]["containers"][0]
         args = c.get("args", [])
@@ -537,6 +560,23 @@ def check_chart_extras(f: Failures, objs: list[dict], origin: str) -> None:
               and args[args.index("--token") + 1] == "$(SMOKE_TOKEN)"
               and "secretKeyRef" in env.get("SMOKE_TOKEN", {}).get("valueFrom", {}))
         f.check(ok, f"{origin}: helm test pod runs ws-chat smoke with the token from the Secret", json.dumps(args))
+        f.check("--room" in args and args[args.index("--room") + 1] == smoke_room,
+                f"{origin}: helm test pod uses its own room {smoke_room}", json.dumps(args))
+    # The smoke token's grant (in the chart's own Secret): that room only.
+    for s in by_kind.get("Secret", []):
+        text = (s.get("stringData") or {}).get("tokens.toml")
+        if text is None or not tests:
+            continue
+        grants = tomllib.loads(text).get("tokens", [])
+        smoke = [g for g in grants if "smoke" in str(g.get("rooms", ""))]
+        f.check(len(smoke) == 1 and smoke[0].get("rooms") == [smoke_room] and not smoke[0].get("read_only"),
+                f"{origin}: the smoke token is granted {smoke_room} only", json.dumps(grants))
+    # The NetworkPolicy (on by default): the admin port never open to all.
+    for np in by_kind.get("NetworkPolicy", []):
+        rules = np["spec"].get("ingress", [])
+        admin = [r for r in rules if any(p.get("port") == "admin" for p in r.get("ports", []))]
+        f.check(all(r.get("from") for r in admin),
+                f"{origin}: NetworkPolicy lets only chosen peers reach the admin port", json.dumps(admin))
     for cm in by_kind.get("ConfigMap", []):
         if "ws-chat.json" in cm.get("data", {}):
             same = json.loads(cm["data"]["ws-chat.json"]) == json.loads(DASHBOARD.read_text())

@@ -67,6 +67,7 @@ impl App {
                 rooms.clone(),
                 metrics.clone(),
                 settings.rooms.history,
+                usize::try_from(settings.rooms.history_bytes).unwrap_or(usize::MAX),
                 settings.broker.history_ttl,
             )),
             BrokerKind::Redis => Backend::Redis(RedisBroker::new(

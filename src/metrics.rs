@@ -127,6 +127,9 @@ pub struct Metrics {
     pub rate_limited_ip: IntCounter,
     pub rooms_active: IntGauge,
     pub history_messages: IntGauge,
+    pub history_bytes: IntGauge,
+    pub history_evictions: IntCounter,
+    pub history_trimmed: IntCounter,
     pub queue_depth: Histogram,
     reloads: IntCounterVec,
     pub revocation_closes: IntCounter,
@@ -317,6 +320,21 @@ impl Metrics {
                 &r,
                 "wschat_history_messages",
                 "Messages held in room histories.",
+            ),
+            history_bytes: gauge(
+                &r,
+                "wschat_history_bytes",
+                "Bytes charged to room histories against rooms.history_bytes (memory broker).",
+            ),
+            history_evictions: counter(
+                &r,
+                "wschat_history_evictions_total",
+                "Rooms without members whose whole history was dropped to stay under rooms.history_bytes.",
+            ),
+            history_trimmed: counter(
+                &r,
+                "wschat_history_trimmed_total",
+                "Oldest messages dropped from rooms with members to stay under rooms.history_bytes.",
             ),
             queue_depth: histogram(
                 &r,

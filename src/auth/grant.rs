@@ -106,6 +106,9 @@ pub struct Grant {
     pub perm: Perm,
     /// When it stops being valid (a JWT's `exp`); `None`: while configured.
     pub expires: Option<SystemTime>,
+    /// Only clients on loopback may use it: the built-in dev token, when it
+    /// is in force because no token was configured.
+    pub loopback_only: bool,
 }
 
 impl Grant {
@@ -117,7 +120,15 @@ impl Grant {
             rooms: None,
             perm: Perm::DEFAULT,
             expires: None,
+            loopback_only: false,
         }
+    }
+
+    /// Whether a client at `ip` may use it. `ip` is the client's address as
+    /// the gate sees it: behind a trusted proxy, the forwarded one, so a
+    /// proxy on the same machine does not make every client local.
+    pub fn allows_client(&self, ip: std::net::IpAddr) -> bool {
+        !self.loopback_only || super::is_loopback(ip)
     }
 
     /// Whether this grant names `room` (permissions aside).

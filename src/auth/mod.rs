@@ -1,7 +1,8 @@
 //! Who may connect and what they may do: the Origin policy ([`origin`]),
 //! static tokens ([`tokens`]), JSON Web Tokens ([`jwt`], keys from a JWKS in
-//! [`jwks`]), and the one [`Grant`] they all produce ([`grant`]). Each part
-//! is swapped whole on reload.
+//! [`jwks`]), the one [`Grant`] they all produce ([`grant`]), and the
+//! display names guests may not take ([`names`]). Each part is swapped
+//! whole on reload.
 //!
 //! Static tokens are kept only as SHA-256 digests. A presented token is
 //! hashed and compared in constant time against every grant, so neither the
@@ -12,6 +13,7 @@
 pub mod grant;
 pub mod jwks;
 pub mod jwt;
+mod names;
 mod origin;
 mod tokens;
 
@@ -22,8 +24,11 @@ use arc_swap::ArcSwap;
 
 pub use grant::{Grant, Perm, RoomSet};
 pub use jwt::{JwtFailure, KeyId};
+pub use names::ReservedNames;
 pub use origin::{OriginPolicy, OriginRule};
-pub use tokens::{digest, read_tokens_file, TokenDigest, TokenSecret, TokenSet};
+pub use tokens::{
+    digest, is_loopback, read_tokens_file, TokenDigest, TokenSecret, TokenSet, DEV_TOKEN,
+};
 
 use crate::config::Settings;
 use jwt::{Jwt, JwtConfig};
@@ -107,20 +112,30 @@ pub struct Auth {
     tokens: ArcSwap<TokenSet>,
     origins: ArcSwap<OriginPolicy>,
     pub jwt: Jwt,
+    names: ArcSwap<ReservedNames>,
 }
 
 impl Auth {
     /// Builds from validated settings.
     pub fn new(settings: &Settings) -> Result<Auth, AuthError> {
+        let tokens = TokenSet::from_settings(settings)?;
+        if tokens.has_loopback_only() {
+            tracing::warn!(
+                "no token configured: the built-in `{DEV_TOKEN}` is accepted only from \
+                 loopback clients (127.0.0.0/8, ::1). Set CHAT_TOKEN, auth.tokens or \
+                 auth.tokens_file to accept clients from other addresses"
+            );
+        }
         Ok(Auth {
-            tokens: ArcSwap::from_pointee(TokenSet::from_settings(settings)?),
+            tokens: ArcSwap::from_pointee(tokens),
             origins: ArcSwap::from_pointee(OriginPolicy::from_settings(settings)),
             jwt: Jwt::new(jwt_config(settings)?),
+            names: ArcSwap::from_pointee(ReservedNames::new(&settings.auth.reserved_names)),
         })
     }
 
-    /// Swaps in the tokens, JWT keys and origins of newly loaded settings
-    /// (all or nothing).
+    /// Swaps in the tokens, JWT keys, origins and reserved names of newly
+    /// loaded settings (all or nothing).
     pub fn reload(&self, settings: &Settings) -> Result<(), AuthError> {
         let tokens = TokenSet::from_settings(settings)?;
         let jwt = jwt_config(settings)?;
@@ -128,7 +143,15 @@ impl Auth {
         self.jwt.reload(jwt);
         self.origins
             .store(Arc::new(OriginPolicy::from_settings(settings)));
+        self.names
+            .store(Arc::new(ReservedNames::new(&settings.auth.reserved_names)));
         Ok(())
+    }
+
+    /// The display name a guest connection gets for the `name` it asked
+    /// for: cleaned, and `guest` instead of a reserved name.
+    pub fn guest_name(&self, raw: Option<&str>) -> String {
+        self.names.load().guest_name(raw)
     }
 
     /// The tokens in force now.
@@ -226,128 +249,9 @@ pub fn problems(settings: &Settings) -> Vec<String> {
             p.push(format!("auth.allowed_origins: {e}"));
         }
     }
+    p.extend(names::problems(&settings.auth.reserved_names));
     p
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn origin_lookalikes_are_rejected() {
-        let policy = OriginPolicy {
-            rules: vec![OriginRule::parse("http://localhost:8080").unwrap()],
-            allow_missing: false,
-        };
-        assert!(policy.allows(Some("http://localhost:8080")));
-        for bad in [
-            "http://localhost:8080.evil.example",
-            "HTTP://LOCALHOST:8080",
-            "http://localhost:8080/",
-            "null",
-            "http://localhost",
-            "https://localhost:8080",
-        ] {
-            assert!(!policy.allows(Some(bad)), "{bad}");
-        }
-        assert!(!policy.allows(None));
-    }
-
-    #[test]
-    fn wildcard_origins_match_subdomains_only() {
-        let rule = OriginRule::parse("https://*.example.com").unwrap();
-        assert!(rule.matches("https://chat.example.com"));
-        assert!(rule.matches("https://a.b.example.com"));
-        for bad in [
-            "https://example.com",
-            "https://.example.com",
-            "https://evil.com/.example.com",
-            "https://a.example.com.evil.com",
-            "http://chat.example.com",
-            "https://a_b.example.com",
-        ] {
-            assert!(!rule.matches(bad), "{bad}");
-        }
-        assert!(OriginRule::parse("https://*").is_err());
-        assert!(OriginRule::parse("chat.example.com").is_err());
-        assert!(OriginRule::parse("https://a.example.com/").is_err());
-    }
-
-    #[test]
-    fn tokens_match_plain_and_hashed_forms() {
-        let hashed = format!(
-            "sha256:{}",
-            digest("second")
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        );
-        let set = TokenSet::new(
-            [
-                TokenSecret::parse("first").unwrap(),
-                TokenSecret::parse(&hashed).unwrap(),
-            ]
-            .into_iter()
-            .map(|s| (s.0, Arc::new(Grant::guest())))
-            .collect(),
-        );
-        assert!(set.find(&digest("first")).is_some());
-        assert!(set.find(&digest("second")).is_some());
-        assert!(set.find(&digest("third")).is_none());
-        assert!(TokenSecret::parse("sha256:abc").is_err());
-    }
-
-    #[test]
-    fn tokens_file_errors_never_quote_the_token() {
-        let e = tokens::parse_tokens_file(
-            "tokens.toml",
-            "[[tokens]]\ntoken = \"hunter2\"\nroms = [\"a\"]\n",
-        )
-        .unwrap_err();
-        assert!(!e.to_string().contains("hunter2"), "{e}");
-        let grants = tokens::parse_tokens_file(
-            "tokens.toml",
-            "[[tokens]]\ntoken = \"t\"\nrooms = [\"ops\"]\nread_only = true\n",
-        )
-        .unwrap();
-        assert!(!grants[0].1.can_write());
-        assert!(grants[0].1.admits("ops") && !grants[0].1.admits("lobby"));
-    }
-
-    #[test]
-    fn tokens_file_entries_name_users_and_take_perm() {
-        let grants = tokens::parse_tokens_file(
-            "t.toml",
-            "[[tokens]]\ntoken = \"a\"\nuser = \"u-1\"\nname = \"Ana\"\nperm = [\"read\", \"moderate\"]\n\
-             rooms = [\"support-*\"]\n[[tokens]]\ntoken = \"b\"\nuser = \"bo\"\n[[tokens]]\ntoken = \"c\"\n",
-        )
-        .unwrap();
-        let (a, b, c) = (&grants[0].1, &grants[1].1, &grants[2].1);
-        assert_eq!(
-            (a.user.as_deref(), a.name.as_deref()),
-            (Some("u-1"), Some("Ana"))
-        );
-        assert!(a.admits("support-1") && !a.can_write() && a.perm.contains(Perm::MODERATE));
-        assert_eq!(
-            b.name.as_deref(),
-            Some("bo"),
-            "the name defaults to the user"
-        );
-        assert_eq!(
-            (c.user.as_deref(), c.name.as_deref()),
-            (None, None),
-            "a guest"
-        );
-        for bad in [
-            "perm = [\"read\"]\nread_only = true",
-            "perm = [\"root\"]",
-            "name = \"Ana\"",
-            "user = \"\"",
-            "rooms = [\"a*b\"]",
-        ] {
-            let text = format!("[[tokens]]\ntoken = \"hunter2\"\n{bad}\n");
-            let e = tokens::parse_tokens_file("t.toml", &text).unwrap_err();
-            assert!(!e.to_string().contains("hunter2"), "{e}");
-        }
-    }
-}
+mod tests;

@@ -2,6 +2,7 @@
 //! file, and the constant-time lookup of a presented token.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -11,6 +12,11 @@ use subtle::ConstantTimeEq;
 use super::grant::{display_name, valid_user, Grant, Perm, RoomSet};
 use super::AuthError;
 use crate::config::Settings;
+
+/// The well-known development token, in force when no token is configured
+/// (`config/default.toml`). Everyone who read the README knows it, so it is
+/// accepted only from the machine itself (see [`Grant::loopback_only`]).
+pub const DEV_TOKEN: &str = "dev-token";
 
 /// SHA-256 of a token: what we keep instead of the token.
 pub type TokenDigest = [u8; 32];
@@ -50,6 +56,17 @@ fn decode_hex(hex: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
         .collect()
+}
+
+/// 127.0.0.0/8, ::1, and IPv4 loopback mapped into IPv6 (`::ffff:127.x.y.z`,
+/// as a dual-stack listener reports it).
+pub fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -113,6 +130,7 @@ impl TokenEntry {
             rooms,
             perm,
             expires: None,
+            loopback_only: false,
         })
     }
 }
@@ -167,16 +185,30 @@ pub struct TokenSet {
 }
 
 impl TokenSet {
-    /// Builds the set from settings (plain list and tokens file).
+    /// Builds the set from settings (plain list and tokens file). The
+    /// tokens of the embedded defaults (the built-in [`DEV_TOKEN`], when no
+    /// layer configured `auth.tokens`) are loopback-only.
     pub fn from_settings(settings: &Settings) -> Result<TokenSet, AuthError> {
+        let file = match settings.auth.tokens_file.is_empty() {
+            true => Vec::new(),
+            false => read_tokens_file(&settings.auth.tokens_file)?,
+        };
         let mut grants = Vec::new();
         for token in settings.auth.tokens.iter().filter(|t| !t.trim().is_empty()) {
-            grants.push((TokenSecret::parse(token)?.0, Arc::new(Grant::guest())));
-        }
-        if !settings.auth.tokens_file.is_empty() {
-            for (digest, grant) in read_tokens_file(&settings.auth.tokens_file)? {
-                grants.push((digest, Arc::new(grant)));
+            let digest = TokenSecret::parse(token)?.0;
+            // A tokens file that grants the built-in token configures it:
+            // its grant, not the loopback-only one, is the token's.
+            if settings.auth.builtin_dev_token && file.iter().any(|(d, _)| *d == digest) {
+                continue;
             }
+            let all = Grant {
+                loopback_only: settings.auth.builtin_dev_token,
+                ..Grant::guest()
+            };
+            grants.push((digest, Arc::new(all)));
+        }
+        for (digest, grant) in file {
+            grants.push((digest, Arc::new(grant)));
         }
         Ok(TokenSet::new(grants))
     }
@@ -204,6 +236,11 @@ impl TokenSet {
             }
         }
         found
+    }
+
+    /// Whether a grant is for loopback clients only (the built-in token).
+    pub fn has_loopback_only(&self) -> bool {
+        self.grants.iter().any(|(_, g)| g.loopback_only)
     }
 
     /// Number of tokens (never their values).

@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 
-use config::{Config, Environment, File, FileFormat};
+use config::builder::DefaultState;
+use config::{Config, ConfigBuilder, Environment, File, FileFormat};
 
 use super::{parse_cidr, BrokerKind, Settings, SettingsError, Sources, DEFAULTS};
 
@@ -20,6 +21,9 @@ const REFERENCE_VARS: [(&str, &str); 3] = [
 const MIN_HEADER_BYTES: usize = 8192;
 /// The largest: hyper's default read buffer is about 400 KB.
 const MAX_HEADER_BYTES: usize = 1 << 20;
+/// What a stored message may hold beyond the client's text (id, room, name,
+/// time, seq, JSON) and costs to keep, for the `rooms.history_bytes` floor.
+const MESSAGE_SLACK: u64 = 512;
 
 impl Settings {
     /// Loads every layer, then validates the result: the checks this module
@@ -49,29 +53,38 @@ impl Settings {
             }
         }
 
-        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
-        if let Some(profile) = sources.env.get("CHAT_ENV").filter(|p| !p.is_empty()) {
-            let path = sources.config_dir.join(format!("{profile}.toml"));
-            if path.exists() {
-                builder = builder.add_source(File::from(path).format(FileFormat::Toml));
+        let layers = |builder: ConfigBuilder<DefaultState>| {
+            let mut builder = builder;
+            if let Some(profile) = sources.env.get("CHAT_ENV").filter(|p| !p.is_empty()) {
+                let path = sources.config_dir.join(format!("{profile}.toml"));
+                if path.exists() {
+                    builder = builder.add_source(File::from(path).format(FileFormat::Toml));
+                }
             }
-        }
-        if let Some(path) = &sources.config_file {
-            builder = builder.add_source(File::from(path.clone()).format(FileFormat::Toml));
-        }
-        builder = builder.add_source(
-            Environment::with_prefix("CHAT")
-                .prefix_separator("__")
-                .separator("__")
-                .source(Some(env.into_iter().collect())),
-        );
-        let settings = builder
+            if let Some(path) = &sources.config_file {
+                builder = builder.add_source(File::from(path.clone()).format(FileFormat::Toml));
+            }
+            builder.add_source(
+                Environment::with_prefix("CHAT")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .source(Some(env.clone().into_iter().collect())),
+            )
+        };
+        let defaults = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        let mut settings = layers(defaults)
             .build()
             .and_then(|c| c.try_deserialize::<Settings>())
             .map_err(|e| {
                 problems.push(e.to_string());
                 SettingsError(problems.clone())
             })?;
+        // The built-in dev token is the one no layer above the embedded
+        // defaults chose: those layers alone (they built above) say whether
+        // any of them set auth.tokens.
+        settings.auth.builtin_dev_token = layers(Config::builder())
+            .build()
+            .is_ok_and(|c| c.get::<config::Value>("auth.tokens").is_err());
         problems.extend(settings.problems());
         problems.extend(parts(&settings));
         if problems.is_empty() {
@@ -153,6 +166,16 @@ impl Settings {
         if self.limits.max_message_bytes < 64 {
             p.push("limits.max_message_bytes: must be at least 64".into());
         }
+        // One room's full history must fit: a message's JSON is at most the
+        // client's frame plus the fields the server adds, and its bookkeeping.
+        let one_room = (self.rooms.history as u64)
+            .saturating_mul(self.limits.max_message_bytes as u64 + MESSAGE_SLACK);
+        if self.rooms.history_bytes < one_room {
+            p.push(format!(
+                "rooms.history_bytes: must hold at least one room's full history: \
+                 rooms.history × (limits.max_message_bytes + {MESSAGE_SLACK}) = {one_room} bytes"
+            ));
+        }
         let durations = [
             (
                 "server.header_read_timeout",
@@ -228,199 +251,5 @@ impl Settings {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-    use crate::config::TracesMode;
-
-    fn load(sources: &Sources) -> Result<Settings, SettingsError> {
-        Settings::load(sources, |_| Vec::new())
-    }
-
-    #[test]
-    fn defaults_match_the_reference_server() {
-        let s = load(&Sources::default()).expect("defaults load");
-        assert_eq!(s.server.port, 8080);
-        assert_eq!(s.auth.tokens, vec!["dev-token".to_string()]);
-        assert_eq!(
-            s.allowed_origins(),
-            vec!["http://localhost:8080", "http://127.0.0.1:8080"]
-        );
-        assert_eq!(s.rooms.history, 50);
-        assert_eq!(s.limits.message_burst, 20);
-        assert_eq!(s.limits.message_refill, Duration::from_millis(500));
-        assert_eq!(s.limits.max_text_chars, 500);
-        assert_eq!(s.limits.max_message_bytes, 2048);
-        assert_eq!(s.session.heartbeat_interval, Duration::from_secs(30));
-    }
-
-    #[test]
-    fn reference_variables_and_double_underscore_variables_apply() {
-        let s = load(&Sources::from_env([
-            ("PORT", "9000"),
-            ("CHAT_TOKEN", "s3cret"),
-            (
-                "CHAT__AUTH__ALLOWED_ORIGINS",
-                "https://a.example, https://b.example",
-            ),
-            ("CHAT__SESSION__HEARTBEAT_INTERVAL", "5s"),
-        ]))
-        .expect("loads");
-        assert_eq!(s.server.port, 9000);
-        assert_eq!(s.auth.tokens, vec!["s3cret".to_string()]);
-        assert_eq!(
-            s.allowed_origins(),
-            vec!["https://a.example", "https://b.example"]
-        );
-        assert_eq!(s.session.heartbeat_interval, Duration::from_secs(5));
-    }
-
-    #[test]
-    fn port_change_moves_the_default_origins() {
-        let s = load(&Sources::from_env([("PORT", "8090")])).expect("loads");
-        assert_eq!(s.allowed_origins()[0], "http://localhost:8090");
-    }
-
-    #[test]
-    fn misspelt_and_unknown_keys_are_errors_naming_the_key() {
-        let e = load(&Sources::from_env([("CHAT_SERVER__PORT", "1")])).unwrap_err();
-        assert!(e.to_string().contains("CHAT_SERVER__PORT"), "{e}");
-        let e = load(&Sources::from_env([("CHAT__SERVER__PROT", "1")])).unwrap_err();
-        assert!(e.to_string().contains("prot"), "{e}");
-    }
-
-    #[test]
-    fn redaction_hides_tokens_and_redis_passwords() {
-        let mut s = load(&Sources::from_env([("CHAT_TOKEN", "hunter2")])).expect("loads");
-        s.broker.redis_url = "redis://app:pa55@redis:6379".into();
-        let text = s.redacted();
-        assert!(
-            !text.contains("hunter2") && !text.contains("pa55"),
-            "{text}"
-        );
-        assert!(text.contains("<redacted>"));
-    }
-
-    #[test]
-    fn jwt_settings_load_from_a_file_and_their_secrets_are_redacted() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("c.toml");
-        std::fs::write(
-            &file,
-            "[auth]\ntokens = []\n[auth.jwt]\naudience = [\"chat\"]\n\
-             [[auth.jwt.keys]]\nalg = \"HS256\"\nkid = \"a\"\nsecret = \"jwt-hunter2-jwt-hunter2-jwt-hunter2\"\n\
-             [[auth.jwt.keys]]\nalg = \"RS256\"\npublic_key_file = \"/k.pem\"\n",
-        )
-        .expect("write");
-        let sources = Sources {
-            config_file: Some(file),
-            ..Sources::default()
-        };
-        let s = load(&sources).expect("JWT alone is enough to connect with");
-        assert!(s.auth.jwt.enabled());
-        assert_eq!(s.auth.jwt.keys.len(), 2);
-        assert_eq!(s.auth.jwt.keys[0].kid, "a");
-        assert_eq!(s.auth.jwt.leeway, Duration::from_secs(5));
-        assert_eq!(s.auth.expiry_warning, Duration::from_secs(60));
-        let text = s.redacted();
-        assert!(!text.contains("hunter2"), "{text}");
-        assert!(!format!("{s:?}").contains("hunter2"), "Debug hides it too");
-        assert!(text.contains("public_key_file = \"/k.pem\""), "{text}");
-        let e = load(&Sources::from_env([
-            ("CHAT__AUTH__EXPIRY_WARNING", "0s"),
-            ("CHAT__AUTH__JWT__LEEWAY", "10m"),
-        ]))
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.contains("auth.expiry_warning") && e.contains("auth.jwt.leeway"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn trace_settings_load_from_the_environment_and_are_checked() {
-        let s = load(&Sources::default()).expect("defaults load");
-        assert_eq!(s.telemetry.traces, TracesMode::Auto);
-        assert_eq!(s.telemetry.sample_ratio, 0.01);
-        let s = load(&Sources::from_env([
-            ("CHAT__TELEMETRY__TRACES", "otlp"),
-            ("CHAT__TELEMETRY__SAMPLE_RATIO", "0.5"),
-        ]))
-        .expect("loads");
-        assert_eq!(s.telemetry.traces, TracesMode::Otlp);
-        assert_eq!(s.telemetry.sample_ratio, 0.5);
-        let e = load(&Sources::from_env([(
-            "CHAT__TELEMETRY__SAMPLE_RATIO",
-            "1.5",
-        )]))
-        .unwrap_err();
-        assert!(e.to_string().contains("telemetry.sample_ratio"), "{e}");
-        let e = load(&Sources::from_env([("CHAT__TELEMETRY__TRACES", "jaeger")])).unwrap_err();
-        assert!(e.to_string().contains("jaeger"), "{e}");
-    }
-
-    #[test]
-    fn edge_settings_default_and_are_checked_naming_their_keys() {
-        let s = load(&Sources::default()).expect("defaults load");
-        assert_eq!(s.limits.ipv6_prefix, 64);
-        assert_eq!(s.server.max_header_bytes, 16384);
-        assert_eq!(s.server.max_http_connections, 4096);
-        assert_eq!(s.server.ip_max_http_connections, 32);
-        for (var, value, key) in [
-            ("CHAT__LIMITS__IPV6_PREFIX", "0", "limits.ipv6_prefix"),
-            ("CHAT__LIMITS__IPV6_PREFIX", "129", "limits.ipv6_prefix"),
-            ("CHAT__LIMITS__IPV6_PREFIX", "300", "limits.ipv6_prefix"),
-            (
-                "CHAT__SERVER__MAX_HEADER_BYTES",
-                "8191",
-                "server.max_header_bytes",
-            ),
-            (
-                "CHAT__SERVER__MAX_HEADER_BYTES",
-                "2000000",
-                "server.max_header_bytes",
-            ),
-            (
-                "CHAT__SERVER__MAX_HTTP_CONNECTIONS",
-                "0",
-                "server.max_http_connections",
-            ),
-            (
-                "CHAT__SERVER__IP_MAX_HTTP_CONNECTIONS",
-                "0",
-                "server.ip_max_http_connections",
-            ),
-        ] {
-            let e = load(&Sources::from_env([(var, value)])).unwrap_err();
-            assert!(e.to_string().contains(key), "{var}={value}: {e}");
-        }
-        for (var, value) in [
-            ("CHAT__LIMITS__IPV6_PREFIX", "1"),
-            ("CHAT__LIMITS__IPV6_PREFIX", "128"),
-            ("CHAT__SERVER__MAX_HEADER_BYTES", "8192"),
-        ] {
-            load(&Sources::from_env([(var, value)])).expect(value);
-        }
-    }
-
-    #[test]
-    fn ipv4_mapped_trusted_proxies_are_ipv4_networks() {
-        let s = load(&Sources::from_env([(
-            "CHAT__SERVER__TRUSTED_PROXIES",
-            "::ffff:10.0.0.0/104, ::ffff:192.0.2.1, 2001:db8::/32, ::ffff:0:0/95",
-        )]))
-        .expect("loads");
-        let nets: Vec<String> = s.trusted_proxies().iter().map(|n| n.to_string()).collect();
-        assert_eq!(
-            nets,
-            [
-                "10.0.0.0/8",
-                "192.0.2.1/32",
-                "2001:db8::/32",
-                "::ffff:0.0.0.0/95"
-            ]
-        );
-    }
-}
+#[path = "load_tests.rs"]
+mod tests;

@@ -14,7 +14,7 @@ mod serde_with;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use serde_with::{duration, list, opt_list};
+use serde_with::{byte_size, duration, list, opt_list};
 
 /// The embedded defaults: the reference server's behaviour.
 pub const DEFAULTS: &str = include_str!("../../config/default.toml");
@@ -121,6 +121,14 @@ pub struct AuthSettings {
     #[serde(default, with = "opt_list")]
     pub allowed_origins: Option<Vec<String>>,
     pub allow_missing_origin: bool,
+    /// Display names guests may not take (matched ignoring case, spaces,
+    /// `-` and `_`); a guest asking for one is named `guest`.
+    #[serde(with = "list")]
+    pub reserved_names: Vec<String>,
+    /// Set by loading, not by any layer: `auth.tokens` is the embedded
+    /// default (the built-in dev token), which only loopback clients may use.
+    #[serde(skip)]
+    pub builtin_dev_token: bool,
     /// How long before a JWT's `exp` a connection is warned (validated now,
     /// used by the expiry timer).
     #[serde(with = "duration")]
@@ -238,6 +246,11 @@ pub struct SessionSettings {
 #[serde(deny_unknown_fields)]
 pub struct RoomSettings {
     pub history: usize,
+    /// The memory broker's budget for every room's history together, in
+    /// bytes; past it the least recently active rooms without members lose
+    /// their history first.
+    #[serde(with = "byte_size")]
+    pub history_bytes: u64,
     #[serde(with = "duration")]
     pub presence_interval: Duration,
     /// The widest gap between a room's presence events while joins and

@@ -16,7 +16,7 @@ use crate::broker::Since;
 use crate::edge::{address, credentials};
 use crate::limits::LimitRefusal;
 use crate::metrics::{AddressSource, RejectReason};
-use crate::protocol::{clean_name, clean_room};
+use crate::protocol::clean_room;
 use crate::session::Admission;
 
 /// A refused request: the status, the metric reason, and what to tell the client.
@@ -103,7 +103,8 @@ pub fn check<B>(app: &App, req: &Request<B>, peer: SocketAddr) -> Result<Admissi
 
     // Guessing is bounded per address: a locked-out IP's token is not
     // looked at, so its answer says nothing about the token either.
-    let ip = app.limits.key(client_ip(app, headers, peer));
+    let client = client_ip(app, headers, peer);
+    let ip = app.limits.key(client);
     if let Some(retry_after) = app.limits.auth_locked_out(ip) {
         return Err(Rejection {
             status: StatusCode::TOO_MANY_REQUESTS,
@@ -135,7 +136,7 @@ pub fn check<B>(app: &App, req: &Request<B>, peer: SocketAddr) -> Result<Admissi
     let Some((credential, grant)) = authenticate(app, &token) else {
         return Err(unauthorized());
     };
-    if !grant.admits(&room) {
+    if !grant.admits(&room) || !grant.allows_client(client) {
         return Err(unauthorized());
     }
 
@@ -161,10 +162,11 @@ pub fn check<B>(app: &App, req: &Request<B>, peer: SocketAddr) -> Result<Admissi
     })?;
 
     Ok(Admission {
-        // A name the credential fixes wins over the one the client asks for.
+        // A name the credential fixes wins over the one the client asks
+        // for; a client's own choice may not be a reserved name.
         name: match &grant.name {
             Some(name) => name.clone(),
-            None => clean_name(query.name.as_deref()),
+            None => app.auth.guest_name(query.name.as_deref()),
         },
         room,
         since: Since {

@@ -1,5 +1,8 @@
 //! What clients send: parsing a client event, and cleaning the name and
-//! room a client asks for.
+//! room a client asks for. Characters that could make a text or a name look
+//! like something else (controls, bidirectional overrides) are removed first.
+
+use std::borrow::Cow;
 
 use super::ErrorCode;
 
@@ -24,7 +27,7 @@ pub fn parse_client_event(raw: &str) -> Result<ClientEvent, ErrorCode> {
     // become their text, a missing text is empty.
     let text = match map.get("text") {
         None | Some(serde_json::Value::Null) => String::new(),
-        Some(serde_json::Value::String(s)) => s.trim().to_string(),
+        Some(serde_json::Value::String(s)) => strip_deceptive(s).trim().to_string(),
         Some(serde_json::Value::Number(n)) => n.to_string(),
         Some(serde_json::Value::Bool(b)) => b.to_string(),
         Some(_) => return Err(ErrorCode::BadJson),
@@ -32,9 +35,37 @@ pub fn parse_client_event(raw: &str) -> Result<ClientEvent, ErrorCode> {
     Ok(ClientEvent::Message { text })
 }
 
-/// Display name: trimmed, cut to 24 characters, `^[\w -]+$` or `guest`.
+/// Whether `c` is removed from names and texts (PROTOCOL.md §13): a C0 or
+/// C1 control character other than newline and tab (DEL included), or a
+/// bidirectional override or isolate (U+202A–U+202E, U+2066–U+2069), which
+/// can reorder what follows it on screen.
+pub fn is_deceptive(c: char) -> bool {
+    matches!(
+        c,
+        '\u{0}'..='\u{8}'
+            | '\u{b}'..='\u{1f}'
+            | '\u{7f}'..='\u{9f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// `text` without the characters of [`is_deceptive`]; borrowed when it has
+/// none (the common case costs one scan).
+pub fn strip_deceptive(text: &str) -> Cow<'_, str> {
+    if text.chars().any(is_deceptive) {
+        Cow::Owned(text.chars().filter(|&c| !is_deceptive(c)).collect())
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// Display name: deceptive characters removed, trimmed, cut to 24
+/// characters, then `^[\w -]+$` or `guest`. (Reserved names are refused by
+/// the caller, which knows the list: see `auth::ReservedNames`.)
 pub fn clean_name(raw: Option<&str>) -> String {
-    clean(raw, 24, |c| {
+    let stripped = raw.map(strip_deceptive);
+    clean(stripped.as_deref(), 24, |c| {
         c.is_ascii_alphanumeric() || c == '_' || c == ' ' || c == '-'
     })
     .unwrap_or_else(|| "guest".into())
@@ -68,6 +99,43 @@ mod tests {
         assert_eq!(clean_room(Some("a b")), "lobby");
         assert_eq!(clean_room(Some("")), "lobby");
         assert_eq!(clean_room(Some("r".repeat(40).as_str())).len(), 32);
+    }
+
+    #[test]
+    fn controls_and_bidi_overrides_are_removed_before_the_checks() {
+        let text = |raw: &str| match parse_client_event(
+            &serde_json::json!({"type": "message", "text": raw}).to_string(),
+        ) {
+            Ok(ClientEvent::Message { text }) => text,
+            Err(e) => panic!("{e:?}"),
+        };
+        assert_eq!(text("a\nb\tc"), "a\nb\tc", "newline and tab stay");
+        assert_eq!(text("a\r\nb\u{0}\u{1b}[2J\u{7f}\u{85}\u{9b}"), "a\nb[2J");
+        assert_eq!(text("\u{202e}evil\u{202c} \u{2066}x\u{2069}"), "evil x");
+        // Removed before the emptiness check, and before trimming.
+        assert_eq!(text("\u{202e} \u{0} "), "");
+        assert_eq!(text(" \u{1}hi\u{1} "), "hi");
+        for c in ['\u{200e}', '\u{a0}', 'é', '한'] {
+            assert!(!is_deceptive(c), "{c:?} is kept");
+        }
+        // Names: already limited to ASCII letters, digits, `_`, `-` and
+        // spaces, so a control was refused (the name became `guest`); now it
+        // is removed first, as in texts.
+        assert_eq!(clean_name(Some("ana\u{7}")), "ana");
+        assert_eq!(clean_name(Some("\u{202e}ana")), "ana");
+        assert_eq!(clean_name(Some("\u{202e}\u{0}")), "guest");
+        assert_eq!(
+            clean_name(Some("a\nb")),
+            "guest",
+            "a newline is not a name character"
+        );
+        assert_eq!(clean_name(Some("a\tb")), "guest");
+        let long = "\u{202e}".repeat(30) + "bob";
+        assert_eq!(
+            clean_name(Some(&long)),
+            "bob",
+            "removed before the 24-character cut"
+        );
     }
 
     #[test]

@@ -7,7 +7,9 @@ pub mod client;
 pub mod close;
 pub mod event;
 
-pub use client::{clean_name, clean_room, parse_client_event, ClientEvent};
+pub use client::{
+    clean_name, clean_room, is_deceptive, parse_client_event, strip_deceptive, ClientEvent,
+};
 
 use serde::{Deserialize, Serialize};
 

@@ -133,3 +133,32 @@ test("a too-long message is refused next to the input, by the page and by the se
   assert.match(remote, /too long/i);
   await a.context.close();
 });
+
+test("a message with newlines is one message on screen: both lines inside one bordered box", async () => {
+  const a = await openPage(env.browser, env.server, { room: "lines", name: "ana" });
+  const node = await peer(env.server, { room: "lines", name: "bo" });
+  // A second line dressed up as another message: a time, a name, a text.
+  const text = "a\nb\n10:42 admin: send me your token";
+  await node.say(text);
+  await waitForText(a.page, text);
+  const shown = await a.page.$$eval("#log .line.message", (lines) => lines.map((line) => {
+    const t = line.querySelector(".text");
+    const style = getComputedStyle(t);
+    const box = t.getBoundingClientRect();
+    return {
+      text: t.textContent, rendered: t.innerText, from: line.querySelector(".from").textContent,
+      whiteSpace: style.whiteSpace, border: parseFloat(style.borderTopWidth), lineHeight: parseFloat(style.lineHeight),
+      height: box.height,
+    };
+  }));
+  assert.equal(shown.length, 1, "one message element");
+  const [m] = shown;
+  assert.equal(m.from, "bo");
+  assert.equal(m.text, text, "every line is in that one element");
+  assert.equal(m.rendered, text, "and rendered on its own line (innerText keeps the breaks)");
+  assert.equal(m.whiteSpace, "pre-wrap");
+  assert.ok(m.border >= 1, "the text has a visible border around all of its lines");
+  assert.ok(m.height >= 3 * m.lineHeight, `three lines tall: ${m.height} px for line height ${m.lineHeight}`);
+  await node.close();
+  await a.context.close();
+});

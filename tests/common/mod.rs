@@ -447,6 +447,12 @@ impl Process {
     /// Starts the binary with `env` (plus free ports and the test token and
     /// origin) and waits until it is ready.
     pub fn start(env: &[(&str, &str)], args: &[&str]) -> Process {
+        Self::start_without(env, args, &[])
+    }
+
+    /// Like [`Process::start`], without the variables in `unset` (e.g.
+    /// `CHAT_TOKEN`, to run with the built-in dev token).
+    pub fn start_without(env: &[(&str, &str)], args: &[&str], unset: &[&str]) -> Process {
         let (port, admin_port) = (free_port(), free_port());
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ws-chat"));
         cmd.args(args)
@@ -462,6 +468,9 @@ impl Process {
             .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
+        }
+        for k in unset {
+            cmd.env_remove(k);
         }
         let child = cmd.spawn().expect("spawn ws-chat");
         let p = Process {

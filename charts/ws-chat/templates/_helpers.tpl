@@ -84,6 +84,14 @@ release's Secret (lookup; empty when rendering offline), else a new one.
 {{- end }}
 {{- end }}
 
+{{/*
+The only room the smoke token may join: smoke-<release>, cut to the 32
+characters of a room name (the server cuts a longer one the same way).
+*/}}
+{{- define "ws-chat.smokeRoom" -}}
+{{- printf "smoke-%s" .Release.Name | trunc 32 | trimSuffix "-" }}
+{{- end }}
+
 {{- define "ws-chat.smokeOrigin" -}}
 {{- if .Values.tests.origin }}
 {{- .Values.tests.origin }}

@@ -105,6 +105,7 @@ pub fn grant(
         rooms,
         perm,
         expires: Some(exp),
+        loopback_only: false,
     })
 }
 

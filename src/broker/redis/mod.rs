@@ -123,8 +123,9 @@ impl Shared {
         let mut inv = self.scripts.history.prepare_invoke();
         inv.key(script::meta_key(room))
             .key(script::log_key(room))
+            .key(script::online_key(room))
             .arg(uuid::Uuid::new_v4().to_string())
-            .arg(self.limits.history_ttl_ms)
+            .arg(self.limits.presence_ttl.as_millis().max(1) as u64)
             .arg(since.seq.map(|s| s.to_string()).unwrap_or_default())
             .arg(since.epoch.as_deref().unwrap_or(""))
             .arg(count);
@@ -230,6 +231,7 @@ impl Broker for RedisBroker {
         let mut inv = s.scripts.publish.prepare_invoke();
         inv.key(script::meta_key(room))
             .key(script::log_key(room))
+            .key(script::online_key(room))
             .arg(&id)
             .arg(s.limits.history_size)
             .arg(s.limits.history_ttl_ms)

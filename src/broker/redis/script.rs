@@ -8,12 +8,20 @@
 //! |---|---|---|
 //! | `wschat:{room}:meta` | hash | `seq` (last assigned), `epoch` (this life of the history) |
 //! | `wschat:{room}:log` | stream | one entry per message, id `<seq>-0`, field `m` = message JSON |
-//! | `wschat:{room}:online` | hash | replica id → `<local count>:<expiry ms, Redis clock>` |
+//! | `wschat:{room}:online` | hash | replica id → `<local count>:<expiry ms, Redis clock>`; `epoch` → the epoch a room without messages will get |
 //! | `wschat:{room}:ev` | channel | envelopes of messages and presence events |
 //!
 //! `seq` and `epoch` live in one hash, so losing the data loses both at once:
-//! the next script call creates a new epoch and `seq` starts again at 1, in
-//! the same atomic step.
+//! the next publish creates a new epoch and `seq` starts again at 1, in the
+//! same atomic step.
+//!
+//! A room is only written by its first message. Joining a room without
+//! messages creates no `meta` key (it would live for `history_ttl`): the
+//! epoch handed to the joiner waits in the `online` hash, which lives while
+//! some replica has members there (every presence refresh renews it) and
+//! expires `presence_ttl` after the last one left. The first publish adopts
+//! it, so a client that joined the empty room holds the epoch its messages
+//! carry.
 
 use redis::Script;
 
@@ -43,19 +51,26 @@ pub fn room_of_channel(channel: &[u8]) -> Option<&str> {
     s.strip_prefix("wschat:{")?.strip_suffix("}:ev")
 }
 
-/// Accepts one message. KEYS: meta, log. ARGV: epoch candidate, history
-/// size, TTL ms, channel, the message JSON up to and including `"seq":`,
-/// trace, accepted-at (µs since the Unix epoch). Returns `{seq, epoch}`.
+/// Accepts one message. KEYS: meta, log, online. ARGV: epoch candidate,
+/// history size, TTL ms, channel, the message JSON up to and including
+/// `"seq":`, trace, accepted-at (µs since the Unix epoch). Returns `{seq, epoch}`.
 ///
 /// The epoch candidate is new for every call, so the log entry keeps it as
 /// field `p`, the publish id: a publish whose reply was lost can be found.
 ///
-/// In one atomic step: create the epoch if the room has none (then drop any
-/// orphaned log), take the next seq, append to the log trimmed to about the
-/// history size, renew the idle TTL, and publish the envelope. Because the
-/// publish happens inside the script, pub/sub order is seq order.
+/// In one atomic step: create the epoch if the room has none (the one its
+/// joiners were given, else the candidate; then drop any orphaned log), take
+/// the next seq, append to the log trimmed to about the history size, renew
+/// the idle TTL, and publish the envelope. Because the publish happens
+/// inside the script, pub/sub order is seq order. A waiting epoch is used
+/// once: if this room's history expires later, its next life gets a new one.
 const PUBLISH: &str = r"
-if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1 then
+if redis.call('HEXISTS', KEYS[1], 'epoch') == 0 then
+  local waiting = redis.call('HGET', KEYS[3], 'epoch')
+  if waiting then
+    redis.call('HDEL', KEYS[3], 'epoch')
+  end
+  redis.call('HSET', KEYS[1], 'epoch', waiting or ARGV[1])
   redis.call('DEL', KEYS[2])
 end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
@@ -69,18 +84,27 @@ redis.call('PUBLISH', ARGV[4],
 return {seq, epoch}
 ";
 
-/// Reads history. KEYS: meta, log. ARGV: epoch candidate, TTL ms, after-seq
-/// (`''`: none), after-epoch (`''`: trust the seq), count. Returns
-/// `{epoch, seq, id1, json1, id2, json2, ...}` oldest first: at most `count`
-/// newest messages with seq above after-seq when the epoch matches, else the
-/// newest `count`. A room without history gets its epoch here, so a client
-/// that joins an empty room already holds the epoch later messages carry.
+/// Reads history. KEYS: meta, log, online. ARGV: epoch candidate, presence
+/// TTL ms, after-seq (`''`: none), after-epoch (`''`: trust the seq), count.
+/// Returns `{epoch, seq, id1, json1, id2, json2, ...}` oldest first: at most
+/// `count` newest messages with seq above after-seq when the epoch matches,
+/// else the newest `count`.
+///
+/// A room without messages (no `meta`) has nothing to read: the joiner gets
+/// the epoch waiting in `online`, created here if there is none, so that a
+/// client that joins an empty room already holds the epoch later messages
+/// carry. Nothing is written that outlives the presence TTL.
 const HISTORY: &str = r"
-if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1 then
-  redis.call('DEL', KEYS[2])
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = redis.call('HGET', KEYS[3], 'epoch')
+  if not epoch then
+    epoch = ARGV[1]
+    redis.call('HSET', KEYS[3], 'epoch', epoch)
+    redis.call('PEXPIRE', KEYS[3], ARGV[2])
+  end
+  return {epoch, 0}
+end
 local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
 local out = {epoch, seq}
 local count = tonumber(ARGV[5])
@@ -107,7 +131,8 @@ return out
 ///
 /// Each replica's count carries its own expiry on Redis's clock; expired
 /// entries (replicas that died without cleaning up) are removed and not
-/// counted. With no texts this is the periodic refresh.
+/// counted. The `epoch` field (see HISTORY) is not a replica: it is kept,
+/// and lives as long as the hash. With no texts this is the periodic refresh.
 const PRESENCE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -123,7 +148,7 @@ for i = 1, #all, 2 do
   local count, expires = string.match(all[i + 1], '^(%d+):(%d+)$')
   if count and tonumber(expires) > now then
     total = total + tonumber(count)
-  else
+  elseif all[i] ~= 'epoch' then
     redis.call('HDEL', KEYS[1], all[i])
   end
 end

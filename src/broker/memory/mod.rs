@@ -1,0 +1,148 @@
+//! The in-memory broker: one process, history in RAM under a byte budget
+//! ([`store`]), a new epoch per start.
+//!
+//! Each room has a head (its `seq`) with its own lock, held while a message
+//! is numbered, stored and handed to the local rooms, so that members see a
+//! room's messages in `seq` order. Fan-out only queues (never waits), so the
+//! lock is short; other rooms are not blocked. The histories live in one
+//! [`Store`] behind a global lock that is only ever held for map and index
+//! updates, never while waiting on a head: the order is head, then store.
+//!
+//! Rooms with members are tracked through `watch`/`unwatch`: the store
+//! never drops their history to make room, and drops a room that was only
+//! joined, never written, when its last member leaves.
+
+mod store;
+#[cfg(test)]
+mod tests;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::broker::{Broker, BrokerError, History, Since};
+use crate::fanout::rooms::{Delivery, Rooms};
+use crate::metrics::Metrics;
+use crate::protocol::event::{self, MessageHead};
+use crate::ws::frame;
+
+use store::Store;
+
+/// History and fan-out for a single process.
+pub struct MemoryBroker {
+    store: Mutex<Store>,
+    rooms: Arc<Rooms>,
+    metrics: Arc<Metrics>,
+    history_ttl: Duration,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl MemoryBroker {
+    /// A broker whose history starts empty, keeping at most `history_size`
+    /// messages per room and `history_bytes` in all.
+    pub fn new(
+        rooms: Arc<Rooms>,
+        metrics: Arc<Metrics>,
+        history_size: usize,
+        history_bytes: usize,
+        history_ttl: Duration,
+    ) -> Self {
+        MemoryBroker {
+            store: Mutex::new(Store::new(history_size, history_bytes, metrics.clone())),
+            rooms,
+            metrics,
+            history_ttl,
+        }
+    }
+
+    fn store(&self) -> MutexGuard<'_, Store> {
+        lock(&self.store)
+    }
+}
+
+impl Broker for MemoryBroker {
+    async fn publish(
+        &self,
+        room: &str,
+        from: &str,
+        user: Option<&str>,
+        text: &str,
+        accepted_at: Instant,
+    ) -> Result<u64, BrokerError> {
+        let started = Instant::now();
+        let message = MessageHead::new(room, from, user, text);
+        let head = self.store().head(room);
+        let mut numbering = lock(&head);
+        numbering.seq += 1;
+        let seq = numbering.seq;
+        let json: Arc<str> = message.finish(seq).into();
+        let frame = frame::text(&event::message(&json));
+        self.store().push(room, &head, seq, json, accepted_at);
+        self.metrics
+            .broker_latency
+            .observe(started.elapsed().as_secs_f64());
+        let delivery = Delivery {
+            seq: Some(seq),
+            frame,
+            accepted_at: Some(accepted_at),
+        };
+        let recipients = self.rooms.deliver(room, delivery);
+        drop(numbering);
+        crate::telemetry::spans::fan_out_here(seq, recipients);
+        Ok(seq)
+    }
+
+    async fn history(&self, room: &str, since: &Since) -> Result<History, BrokerError> {
+        // Epoch, last seq and messages in one step: a message numbered but
+        // not yet stored is delivered after this, to the joiner too (it is
+        // pending until activated after `last_seq`).
+        Ok(self.store().read(room, since))
+    }
+
+    async fn presence(
+        &self,
+        room: &str,
+        local_online: usize,
+        events: Vec<String>,
+    ) -> Result<(), BrokerError> {
+        for text in events {
+            let frame = frame::text(&event::presence(&text, local_online as u64));
+            self.rooms.deliver(
+                room,
+                Delivery {
+                    seq: None,
+                    frame,
+                    accepted_at: None,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    async fn watch(&self, room: &str) -> Result<(), BrokerError> {
+        self.store().pin(room);
+        Ok(())
+    }
+
+    fn unwatch(&self, room: &str) {
+        // Under the store's lock: a member that joined since the leave that
+        // led here is either in the rooms now (the room stays pinned), or
+        // pins it after this.
+        let mut store = self.store();
+        if self.rooms.get(room).is_none() {
+            store.unpin(room);
+        }
+    }
+
+    fn is_ready(&self) -> bool {
+        true
+    }
+
+    fn prune(&self) {
+        let now = Instant::now();
+        self.store()
+            .prune(now, self.history_ttl, |room| self.rooms.get(room).is_some());
+    }
+}
