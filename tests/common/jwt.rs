@@ -15,9 +15,8 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use ws_chat::Sources;
 
-use super::{TestServer, ORIGIN, TOKEN};
+use super::TestServer;
 
 /// A private key (to sign) and its public half (for the server), as PEM.
 pub struct KeyPair {
@@ -167,23 +166,10 @@ pub fn write(dir: &Path, name: &str, contents: impl AsRef<[u8]>) -> String {
 /// reload to change settings).
 pub async fn start_with_config(file: &Path, config: &str, env: &[(&str, &str)]) -> TestServer {
     std::fs::write(file, config).expect("write config");
-    let mut vars = vec![
-        ("CHAT_TOKEN".to_string(), TOKEN.to_string()),
-        (
-            "CHAT__AUTH__ALLOWED_ORIGINS".to_string(),
-            ORIGIN.to_string(),
-        ),
-        (
-            "CHAT__SHUTDOWN__DRAIN_WINDOW".to_string(),
-            "200ms".to_string(),
-        ),
-        (
-            "CHAT__LIMITS__IP_AUTH_FAILURE_BURST".to_string(),
-            "1000".to_string(),
-        ),
-    ];
-    vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let mut sources = Sources::from_env(vars);
+    // Refused tokens are the point of these tests: no lock-out in between.
+    let mut all = vec![("CHAT__LIMITS__IP_AUTH_FAILURE_BURST", "1000")];
+    all.extend_from_slice(env);
+    let mut sources = super::test_sources(&all);
     sources.config_file = Some(PathBuf::from(file));
     let settings =
         ws_chat::load_settings(&sources).unwrap_or_else(|e| panic!("test settings: {e}"));

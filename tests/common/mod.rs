@@ -37,23 +37,29 @@ pub struct TestServer {
     handle: Option<JoinHandle<()>>,
 }
 
+/// The test token and origin, a short drain, then `env` overrides (later
+/// entries win): what every in-process test server starts from.
+pub fn test_sources(env: &[(&str, &str)]) -> Sources {
+    let mut vars = vec![
+        ("CHAT_TOKEN".to_string(), TOKEN.to_string()),
+        (
+            "CHAT__AUTH__ALLOWED_ORIGINS".to_string(),
+            ORIGIN.to_string(),
+        ),
+        (
+            "CHAT__SHUTDOWN__DRAIN_WINDOW".to_string(),
+            "200ms".to_string(),
+        ),
+    ];
+    vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Sources::from_env(vars)
+}
+
 impl TestServer {
     /// Starts a server with the test token and origin plus `env` overrides
     /// (settings as `CHAT__SECTION__KEY` variables; later entries win).
     pub async fn start(env: &[(&str, &str)]) -> TestServer {
-        let mut vars = vec![
-            ("CHAT_TOKEN".to_string(), TOKEN.to_string()),
-            (
-                "CHAT__AUTH__ALLOWED_ORIGINS".to_string(),
-                ORIGIN.to_string(),
-            ),
-            (
-                "CHAT__SHUTDOWN__DRAIN_WINDOW".to_string(),
-                "200ms".to_string(),
-            ),
-        ];
-        vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let sources = Sources::from_env(vars);
+        let sources = test_sources(env);
         let settings =
             ws_chat::load_settings(&sources).unwrap_or_else(|e| panic!("test settings: {e}"));
         Self::start_with(settings, sources).await
