@@ -12,6 +12,7 @@ use crate::auth::{Auth, AuthError, Credential, Grant, Refusal};
 use crate::broker::{Backend, BrokerSetupError, MemoryBroker, RedisBroker};
 use crate::config::{BrokerKind, Settings, SettingsError, Sources};
 use crate::fanout::deadlines::Deadlines;
+use crate::fanout::directory::Directory;
 use crate::fanout::rooms::Rooms;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
@@ -25,6 +26,8 @@ pub struct App {
     pub(crate) auth: Auth,
     pub(crate) limits: Limits,
     pub(crate) rooms: Arc<Rooms>,
+    /// Every local connection, in rooms or not.
+    pub(crate) connections: Directory,
     /// Token warnings and expiry closes of connections whose token expires.
     pub(crate) deadlines: Deadlines,
     pub(crate) broker: Backend,
@@ -94,6 +97,7 @@ impl App {
             trusted_proxies: settings.trusted_proxies(),
             tls,
             rooms,
+            connections: Directory::default(),
             deadlines: Deadlines::default(),
             broker,
             metrics,

@@ -213,6 +213,7 @@ mod tests {
             ip_auth_failure_refill: Duration::from_secs(60),
             ipv6_prefix: 64,
             max_text_chars: 500,
+            max_rooms_per_connection: 16,
             max_message_bytes: 2048,
         }
     }

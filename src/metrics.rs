@@ -13,9 +13,11 @@ use crate::protocol::ErrorCode;
 
 mod edge;
 mod jwt;
+mod rooms;
 
 pub use edge::{AddressSource, EdgeMetrics, HttpRefusal};
 pub use jwt::{JwtMetrics, RefreshOutcome};
+pub use rooms::{JoinOutcome, LeaveReason, RoomMetrics};
 
 /// Fan-out latency buckets, 50 µs to 5 s.
 pub const FANOUT_BUCKETS: &[f64] = &[
@@ -138,6 +140,7 @@ pub struct Metrics {
     pub edge: EdgeMetrics,
     /// JWT checks and JWKS reads.
     pub jwt: JwtMetrics,
+    pub rooms: RoomMetrics,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -361,6 +364,7 @@ impl Metrics {
             ),
             edge: EdgeMetrics::new(&r),
             jwt: JwtMetrics::new(&r),
+            rooms: RoomMetrics::new(&r),
             registry: r,
         }
     }

@@ -90,9 +90,10 @@ async fn history_keeps_the_last_fifty_oldest_first_and_since_resumes() {
 async fn each_bad_message_gets_its_error_code_and_the_connection_stays_open() {
     let s = TestServer::start(&[]).await;
     let (mut c, _) = s.join("room=e").await;
-    let cases: [(&str, &str); 5] = [
+    let cases: [(&str, &str); 6] = [
         ("not json", "bad_json"),
-        (r#"{"type":"join"}"#, "bad_type"),
+        (r#"{"type":"typing"}"#, "bad_type"),
+        (r#"{"type":"join"}"#, "bad_room"),
         (r#"{"type":"message","text":"   "}"#, "empty"),
         (r#"{"type":"message"}"#, "empty"),
         (r#"{"type":"message","text":{"x":1}}"#, "bad_json"),

@@ -108,7 +108,7 @@ proptest! {
 
     #[test]
     fn parse_client_event_never_panics_and_returns_trimmed_text(raw in ".{0,200}") {
-        if let Ok(ClientEvent::Message { text }) = parse_client_event(&raw) {
+        if let Ok(ClientEvent::Message { text, .. }) = parse_client_event(&raw) {
             prop_assert_eq!(text.trim(), text.as_str());
         }
     }
@@ -118,7 +118,7 @@ proptest! {
         let raw = serde_json::json!({"type": "message", "text": text}).to_string();
         prop_assert_eq!(
             parse_client_event(&raw),
-            Ok(ClientEvent::Message { text: text.trim().to_string() })
+            Ok(ClientEvent::Message { room: None, text: text.trim().to_string() })
         );
     }
 

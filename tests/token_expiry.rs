@@ -178,7 +178,19 @@ async fn a_refresh_that_no_longer_allows_the_room_leaves_it() {
         (left["room"].as_str(), left["reason"].as_str()),
         (Some("lobby"), Some("forbidden"))
     );
-    // One room per connection for now: with none left, it is closed.
-    assert_eq!(client.closed().await, Some(1008));
+    // The connection stays open in no room: it cannot send to the room it
+    // lost, and may join one its new token allows.
+    client.say("hi").await;
+    assert_eq!(client.next_of("error").await["code"], "not_joined");
+    client.send_text(r#"{"type":"join","room":"lobby"}"#).await;
+    let refused = client.next_of("error").await;
+    assert_eq!(
+        (refused["code"].as_str(), refused["room"].as_str()),
+        (Some("forbidden"), Some("lobby"))
+    );
+    client
+        .send_text(r#"{"type":"join","room":"support-1"}"#)
+        .await;
+    assert_eq!(client.next_of("history").await["room"], "support-1");
     server.stop().await;
 }

@@ -17,14 +17,9 @@ pub mod redis;
 pub use memory::MemoryBroker;
 pub use redis::RedisBroker;
 
-/// Where a reconnecting client left off.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Since {
-    /// The last `seq` it saw.
-    pub seq: Option<u64>,
-    /// The epoch that `seq` belongs to.
-    pub epoch: Option<String>,
-}
+/// Where a reconnecting client left off (parsed from the query string or a
+/// `join`).
+pub use crate::protocol::client::Since;
 
 /// A room's history as sent on join.
 #[derive(Debug, Clone)]

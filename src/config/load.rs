@@ -151,6 +151,10 @@ impl Settings {
                 self.limits.ip_auth_failure_burst as u64,
             ),
             ("limits.max_text_chars", self.limits.max_text_chars as u64),
+            (
+                "limits.max_rooms_per_connection",
+                self.limits.max_rooms_per_connection as u64,
+            ),
             ("session.outbound_queue", self.session.outbound_queue as u64),
             (
                 "session.slow_consumer_drops",

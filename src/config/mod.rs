@@ -229,6 +229,8 @@ pub struct LimitSettings {
     pub ipv6_prefix: u8,
     pub max_text_chars: usize,
     pub max_message_bytes: usize,
+    /// Rooms one connection may hold at once (version 2 `join`).
+    pub max_rooms_per_connection: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -80,6 +80,10 @@ impl Outbox {
             }
             return Pushed::QueueFull;
         }
+        Self::enqueue(s, item)
+    }
+
+    fn enqueue(mut s: std::sync::MutexGuard<'_, State>, item: Outgoing) -> Pushed {
         let was_empty = s.queue.is_empty();
         s.queue.push_back(item);
         // The drainer empties the queue in one go, so only the first frame
@@ -88,6 +92,18 @@ impl Outbox {
             Self::signal(s);
         }
         Pushed::Queued
+    }
+
+    /// Queues a frame that answers this connection's own action (its
+    /// `history` on a join, a `left`): past the capacity, because dropping
+    /// it would break the join's no-gap guarantee, and bounded anyway by
+    /// the connection's own action rate. Only a closing connection drops it.
+    pub fn push_reply(&self, item: Outgoing) -> Pushed {
+        let s = self.lock();
+        if s.close.is_some() {
+            return Pushed::Closed;
+        }
+        Self::enqueue(s, item)
     }
 
     /// Asks the connection to close with `code` (the first request wins).

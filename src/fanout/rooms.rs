@@ -12,7 +12,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -32,21 +32,39 @@ type Shard = Mutex<HashMap<Arc<str>, Arc<Room>>>;
 pub struct Member {
     pub id: u64,
     pub name: Arc<str>,
-    pub room: Arc<str>,
-    /// What it connected with (or refreshed to): its grant is checked
-    /// against the auth in force at every message and after every reload.
-    credential: Mutex<Credential>,
+    /// The room of its query string: where a message without `room` goes.
+    pub home: Arc<str>,
+    /// It speaks version 2 (offered `ws-chat.v2`, or sent a version 2
+    /// event): a room its grant no longer allows is left (`left`), where a
+    /// version 1 connection, which knows no `left`, is closed with 1008.
+    v2: AtomicBool,
+    state: Mutex<MemberState>,
     /// The identified user, fixed at connect; `None` for guests.
     pub user: Option<Arc<str>>,
     pub outbox: Outbox,
 }
 
+struct MemberState {
+    /// What it connected with (or refreshed to): its grant is checked
+    /// against the auth in force at every action and after every reload.
+    credential: Credential,
+    /// The rooms it is in (joining ones included).
+    rooms: Vec<Arc<str>>,
+}
+
+/// Why a member could not take one more room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddRoom {
+    Already,
+    TooMany,
+}
+
 impl Member {
-    /// A member that has not joined yet.
+    /// A member in no room yet.
     pub fn new(
         id: u64,
         name: Arc<str>,
-        room: Arc<str>,
+        home: Arc<str>,
         credential: Credential,
         user: Option<Arc<str>>,
         outbox: Outbox,
@@ -54,24 +72,70 @@ impl Member {
         Member {
             id,
             name,
-            room,
-            credential: Mutex::new(credential),
+            home,
+            v2: AtomicBool::new(false),
+            state: Mutex::new(MemberState {
+                credential,
+                rooms: Vec::new(),
+            }),
             user,
             outbox,
         }
     }
 
+    /// Marks it as speaking version 2.
+    pub fn mark_v2(&self) {
+        self.v2.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether it speaks version 2.
+    pub fn speaks_v2(&self) -> bool {
+        self.v2.load(Ordering::Relaxed)
+    }
+
+    fn state(&self) -> MutexGuard<'_, MemberState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The credential in force for this connection now.
     pub fn credential(&self) -> Credential {
-        self.credential
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.state().credential.clone()
     }
 
     /// Replaces the credential (a refresh for the same user).
     pub fn set_credential(&self, credential: Credential) {
-        *self.credential.lock().unwrap_or_else(|e| e.into_inner()) = credential;
+        self.state().credential = credential;
+    }
+
+    /// The rooms it is in.
+    pub fn rooms(&self) -> Vec<Arc<str>> {
+        self.state().rooms.clone()
+    }
+
+    /// Whether it is in `room`.
+    pub fn holds(&self, room: &str) -> bool {
+        self.state().rooms.iter().any(|r| &**r == room)
+    }
+
+    /// Takes `room` if it holds fewer than `max`; returns how many it holds.
+    pub fn add_room(&self, room: &Arc<str>, max: usize) -> Result<usize, AddRoom> {
+        let mut s = self.state();
+        if s.rooms.iter().any(|r| r == room) {
+            return Err(AddRoom::Already);
+        }
+        if s.rooms.len() >= max {
+            return Err(AddRoom::TooMany);
+        }
+        s.rooms.push(room.clone());
+        Ok(s.rooms.len())
+    }
+
+    /// Gives `room` up; false when it was not in it.
+    pub fn remove_room(&self, room: &str) -> bool {
+        let mut s = self.state();
+        let before = s.rooms.len();
+        s.rooms.retain(|r| &**r != room);
+        s.rooms.len() != before
     }
 }
 
@@ -126,6 +190,13 @@ pub struct Rooms {
     metrics: Arc<Metrics>,
 }
 
+/// The result of a leave.
+pub struct Left {
+    pub room: Arc<Room>,
+    /// It was the room's last local member: the broker may stop carrying it.
+    pub last: bool,
+}
+
 /// The result of a join. Whether the member is the room's first here does
 /// not matter to the broker: every joiner asks it to carry the room.
 pub struct Joined {
@@ -157,14 +228,14 @@ impl Rooms {
 
     /// Adds a pending member; frames for the room are held for it until
     /// [`Rooms::activate`].
-    pub fn join(&self, member: &Arc<Member>) -> Joined {
-        let mut shard = self.shard(&member.room);
+    pub fn join(&self, member: &Arc<Member>, name: &Arc<str>) -> Joined {
+        let mut shard = self.shard(name);
         let room = shard
-            .entry(member.room.clone())
+            .entry(name.clone())
             .or_insert_with(|| {
                 self.metrics.rooms_active.inc();
                 Arc::new(Room {
-                    name: member.room.clone(),
+                    name: name.clone(),
                     inner: Mutex::new(RoomInner {
                         members: Vec::new(),
                         snapshot: None,
@@ -198,26 +269,27 @@ impl Rooms {
         inner.snapshot = None;
     }
 
-    /// Removes a member. Returns true when it was the room's last local one.
-    pub fn leave(&self, member: &Member) -> bool {
-        let mut shard = self.shard(&member.room);
-        let Some(room) = shard.get(&member.room).cloned() else {
-            return false;
-        };
+    /// Removes a member from `name`: the room (for its presence) and
+    /// whether it was the room's last local member. `None`: not there.
+    pub fn leave(&self, member: &Member, name: &str) -> Option<Left> {
+        let mut shard = self.shard(name);
+        let room = shard.get(name).cloned()?;
         let mut inner = room.lock();
         if let Some(at) = inner.members.iter().position(|m| m.id == member.id) {
             inner.members.swap_remove(at);
             inner.snapshot = None;
         } else if let Some(at) = inner.pending.iter().position(|p| p.member.id == member.id) {
             inner.pending.swap_remove(at);
+        } else {
+            return None;
         }
-        let empty = inner.members.is_empty() && inner.pending.is_empty();
+        let last = inner.members.is_empty() && inner.pending.is_empty();
         drop(inner);
-        if empty {
-            shard.remove(&member.room);
+        if last {
+            shard.remove(name);
             self.metrics.rooms_active.dec();
         }
-        empty
+        Some(Left { room, last })
     }
 
     /// The room, if it has local members.
@@ -260,23 +332,6 @@ impl Rooms {
             accepted_at: d.accepted_at,
         }));
         tally.record(&self.metrics);
-    }
-
-    /// Calls `f` for every local member of every room (revocation, drain).
-    pub fn for_each_member(&self, mut f: impl FnMut(&Arc<Member>)) {
-        for shard in self.shards.iter() {
-            let rooms: Vec<Arc<Room>> = shard
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .values()
-                .cloned()
-                .collect();
-            for room in rooms {
-                let inner = room.lock();
-                inner.members.iter().for_each(&mut f);
-                inner.pending.iter().for_each(|p| f(&p.member));
-            }
-        }
     }
 }
 

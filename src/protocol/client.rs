@@ -9,10 +9,24 @@ use super::ErrorCode;
 /// The message a client sent, after parsing and cleaning.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ClientEvent {
-    /// A chat message with its text trimmed (possibly empty).
-    Message { text: String },
+    /// A chat message with its text trimmed (possibly empty), for `room`
+    /// (version 2) or the room of the query string.
+    Message { room: Option<String>, text: String },
+    /// Join `room`, resuming after `since` (version 2, §9).
+    Join { room: String, since: Since },
+    /// Leave `room` (version 2, §9).
+    Leave { room: String },
     /// A new token for the connection's user (version 2, §8).
     Refresh { token: String },
+}
+
+/// Where a `join` resumes: the last `seq` seen, and its history's epoch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Since {
+    /// The last `seq` it saw.
+    pub seq: Option<u64>,
+    /// The epoch that `seq` belongs to.
+    pub epoch: Option<String>,
 }
 
 /// Parses one client text message. Size and emptiness are checked later, by
@@ -22,8 +36,31 @@ pub fn parse_client_event(raw: &str) -> Result<ClientEvent, ErrorCode> {
     let serde_json::Value::Object(map) = value else {
         return Err(ErrorCode::BadType);
     };
+    // A version 2 `room` must be a valid name as given: cleaning it into
+    // another room (as the query string's is) would act on the wrong room.
+    let room = match map.get("room") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(r)) if valid_room(r) => Some(r.clone()),
+        Some(_) => return Err(ErrorCode::BadRoom),
+    };
     match map.get("type").and_then(|t| t.as_str()) {
         Some("message") => {}
+        Some("join") => {
+            let since = Since {
+                seq: map.get("since").and_then(serde_json::Value::as_u64),
+                epoch: map
+                    .get("epoch")
+                    .and_then(|e| e.as_str())
+                    .map(str::to_string),
+            };
+            let room = room.ok_or(ErrorCode::BadRoom)?;
+            return Ok(ClientEvent::Join { room, since });
+        }
+        Some("leave") => {
+            return Ok(ClientEvent::Leave {
+                room: room.ok_or(ErrorCode::BadRoom)?,
+            })
+        }
         Some("refresh") => {
             return match map.get("token") {
                 Some(serde_json::Value::String(t)) if !t.is_empty() => {
@@ -43,7 +80,17 @@ pub fn parse_client_event(raw: &str) -> Result<ClientEvent, ErrorCode> {
         Some(serde_json::Value::Bool(b)) => b.to_string(),
         Some(_) => return Err(ErrorCode::BadJson),
     };
-    Ok(ClientEvent::Message { text })
+    Ok(ClientEvent::Message { room, text })
+}
+
+/// Whether `room` is a room name exactly as given: 1 to 32 of
+/// `[a-zA-Z0-9_-]`.
+pub fn valid_room(room: &str) -> bool {
+    !room.is_empty()
+        && room.len() <= 32
+        && room
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// Whether `c` is removed from names and texts (PROTOCOL.md §13): a C0 or
@@ -113,6 +160,36 @@ mod tests {
     }
 
     #[test]
+    fn joins_and_leaves_name_a_valid_room() {
+        assert_eq!(
+            parse_client_event(r#"{"type":"join","room":"ops","since":12,"epoch":"e"}"#),
+            Ok(ClientEvent::Join {
+                room: "ops".into(),
+                since: Since {
+                    seq: Some(12),
+                    epoch: Some("e".into())
+                }
+            })
+        );
+        assert_eq!(
+            parse_client_event(r#"{"type":"message","room":"ops","text":"hi"}"#),
+            Ok(ClientEvent::Message {
+                room: Some("ops".into()),
+                text: "hi".into()
+            })
+        );
+        for raw in [
+            r#"{"type":"join"}"#,
+            r#"{"type":"join","room":"a b"}"#,
+            r#"{"type":"leave","room":""}"#,
+            r#"{"type":"message","room":7,"text":"x"}"#,
+        ] {
+            assert_eq!(parse_client_event(raw), Err(ErrorCode::BadRoom), "{raw}");
+        }
+        assert!(valid_room(&"r".repeat(32)) && !valid_room(&"r".repeat(33)));
+    }
+
+    #[test]
     fn a_refresh_needs_a_token() {
         assert_eq!(
             parse_client_event(r#"{"type":"refresh","token":"a.b.c"}"#),
@@ -134,7 +211,7 @@ mod tests {
         let text = |raw: &str| match parse_client_event(
             &serde_json::json!({"type": "message", "text": raw}).to_string(),
         ) {
-            Ok(ClientEvent::Message { text }) => text,
+            Ok(ClientEvent::Message { text, .. }) => text,
             other => panic!("{other:?}"),
         };
         assert_eq!(text("a\nb\tc"), "a\nb\tc", "newline and tab stay");
@@ -170,22 +247,29 @@ mod tests {
     fn client_events_parse_with_reference_error_codes() {
         assert_eq!(
             parse_client_event(r#"{"type":"message","text":" hi "}"#),
-            Ok(ClientEvent::Message { text: "hi".into() })
+            Ok(ClientEvent::Message {
+                room: None,
+                text: "hi".into()
+            })
         );
         assert_eq!(parse_client_event("nope"), Err(ErrorCode::BadJson));
         assert_eq!(
-            parse_client_event(r#"{"type":"join"}"#),
+            parse_client_event(r#"{"type":"typing"}"#),
             Err(ErrorCode::BadType)
         );
         assert_eq!(parse_client_event("[1]"), Err(ErrorCode::BadType));
         assert_eq!(parse_client_event("null"), Err(ErrorCode::BadType));
         assert_eq!(
             parse_client_event(r#"{"type":"message","text":7}"#),
-            Ok(ClientEvent::Message { text: "7".into() })
+            Ok(ClientEvent::Message {
+                room: None,
+                text: "7".into()
+            })
         );
         assert_eq!(
             parse_client_event(r#"{"type":"message"}"#),
             Ok(ClientEvent::Message {
+                room: None,
                 text: String::new()
             })
         );

@@ -111,16 +111,24 @@ pub fn system(name: &str, client_id: &str, who: Identity<'_>) -> Vec<u8> {
     json(&event)
 }
 
-/// The `presence` event.
-pub fn presence(text: &str, online: u64) -> Vec<u8> {
-    json(&serde_json::json!({ "type": "presence", "message": text, "online": online }))
+/// The `presence` event of `room`.
+pub fn presence(room: &str, text: &str, online: u64) -> Vec<u8> {
+    json(
+        &serde_json::json!({ "type": "presence", "room": room, "message": text, "online": online }),
+    )
 }
 
-/// The `history` event, built from messages that are already encoded
-/// (history is kept as JSON so a join costs no re-serialization).
-pub fn history<'a>(messages: impl IntoIterator<Item = &'a str>, epoch: &str) -> Vec<u8> {
+/// The `history` event of `room`, built from messages that are already
+/// encoded (history is kept as JSON so a join costs no re-serialization).
+pub fn history<'a>(
+    room: &str,
+    messages: impl IntoIterator<Item = &'a str>,
+    epoch: &str,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
-    out.extend_from_slice(br#"{"type":"history","messages":["#);
+    out.extend_from_slice(br#"{"type":"history","room":"#);
+    out.extend_from_slice(json_string(room).as_bytes());
+    out.extend_from_slice(br#","messages":["#);
     for (i, m) in messages.into_iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -149,9 +157,11 @@ pub fn refreshed(at: Option<std::time::SystemTime>) -> Vec<u8> {
     json(&event)
 }
 
-/// Why a connection left a room it did not ask to leave.
+/// Why a connection left a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeftReason {
+    /// It asked to (`leave`).
+    Leave,
     /// Its token no longer allows the room.
     Forbidden,
 }
@@ -159,18 +169,24 @@ pub enum LeftReason {
 /// `left`: the connection is no longer in `room`.
 pub fn left(room: &str, reason: LeftReason) -> Vec<u8> {
     let reason = match reason {
+        LeftReason::Leave => "leave",
         LeftReason::Forbidden => "forbidden",
     };
     json(&serde_json::json!({ "type": "left", "room": room, "reason": reason }))
 }
 
-/// The `error` event; its text never contains the client's input.
-pub fn error(code: ErrorCode, max_chars: usize) -> Vec<u8> {
-    json(&serde_json::json!({
+/// The `error` event, with the `room` of the room action it answers; its
+/// text never contains the client's input.
+pub fn error(room: Option<&str>, code: ErrorCode, max_chars: usize) -> Vec<u8> {
+    let mut event = serde_json::json!({
         "type": "error",
         "code": code.as_str(),
         "message": code.text(max_chars),
-    }))
+    });
+    if let Some(room) = room {
+        event["room"] = room.into();
+    }
+    json(&event)
 }
 
 fn json_string(s: &str) -> String {
@@ -231,15 +247,15 @@ mod tests {
             r#"{"clientId":"c1","expiresAt":"2023-11-14T22:13:20.123Z","message":"connected as Ana","name":"Ana","type":"system","user":"u-1"}"#
         );
         assert_eq!(
-            String::from_utf8(presence("ana joined", 3)).unwrap(),
-            r#"{"message":"ana joined","online":3,"type":"presence"}"#
+            String::from_utf8(presence("r", "ana joined", 3)).unwrap(),
+            r#"{"message":"ana joined","online":3,"room":"r","type":"presence"}"#
         );
         assert_eq!(
-            String::from_utf8(history([r#"{"a":1}"#, r#"{"b":2}"#], "ep")).unwrap(),
-            r#"{"type":"history","messages":[{"a":1},{"b":2}],"epoch":"ep"}"#
+            String::from_utf8(history("r", [r#"{"a":1}"#, r#"{"b":2}"#], "ep")).unwrap(),
+            r#"{"type":"history","room":"r","messages":[{"a":1},{"b":2}],"epoch":"ep"}"#
         );
         assert_eq!(
-            String::from_utf8(error(ErrorCode::TooLarge, 500)).unwrap(),
+            String::from_utf8(error(None, ErrorCode::TooLarge, 500)).unwrap(),
             r#"{"code":"too_large","message":"Message must be 500 characters or less.","type":"error"}"#
         );
     }

@@ -8,7 +8,8 @@ pub mod close;
 pub mod event;
 
 pub use client::{
-    clean_name, clean_room, is_deceptive, parse_client_event, strip_deceptive, ClientEvent,
+    clean_name, clean_room, is_deceptive, parse_client_event, strip_deceptive, valid_room,
+    ClientEvent,
 };
 
 use serde::{Deserialize, Serialize};
@@ -41,11 +42,19 @@ pub enum ErrorCode {
     Unavailable,
     /// A `refresh` whose token was refused; the connection keeps its old one.
     BadToken,
+    /// A `join` past `limits.max_rooms_per_connection`.
+    TooManyRooms,
+    /// A `join` of a room the connection is already in.
+    AlreadyJoined,
+    /// A `leave` or `message` for a room the connection is not in.
+    NotJoined,
+    /// A `room` that is not a valid room name.
+    BadRoom,
 }
 
 impl ErrorCode {
     /// Every code, for metric label pre-registration.
-    pub const ALL: [ErrorCode; 8] = [
+    pub const ALL: [ErrorCode; 12] = [
         ErrorCode::RateLimited,
         ErrorCode::TooLarge,
         ErrorCode::BadJson,
@@ -54,6 +63,10 @@ impl ErrorCode {
         ErrorCode::Forbidden,
         ErrorCode::Unavailable,
         ErrorCode::BadToken,
+        ErrorCode::TooManyRooms,
+        ErrorCode::AlreadyJoined,
+        ErrorCode::NotJoined,
+        ErrorCode::BadRoom,
     ];
 
     /// The code on the wire (also the metric label).
@@ -67,6 +80,10 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::BadToken => "bad_token",
+            ErrorCode::TooManyRooms => "too_many_rooms",
+            ErrorCode::AlreadyJoined => "already_joined",
+            ErrorCode::NotJoined => "not_joined",
+            ErrorCode::BadRoom => "bad_room",
         }
     }
 
@@ -80,7 +97,7 @@ impl ErrorCode {
             }
             ErrorCode::BadType => "Only message events are accepted.".into(),
             ErrorCode::Empty => "Message text is required.".into(),
-            ErrorCode::Forbidden => "This token may not send messages in this room.".into(),
+            ErrorCode::Forbidden => "This token does not allow that in this room.".into(),
             ErrorCode::Unavailable => {
                 "The message could not be accepted right now; send it again.".into()
             }
@@ -88,6 +105,12 @@ impl ErrorCode {
                                     another user); this session still ends when its current \
                                     token expires."
                 .into(),
+            ErrorCode::TooManyRooms => {
+                "This connection is in as many rooms as it may be; leave one first.".into()
+            }
+            ErrorCode::AlreadyJoined => "This connection is already in that room.".into(),
+            ErrorCode::NotJoined => "This connection is not in that room; join it first.".into(),
+            ErrorCode::BadRoom => "A room name is 1 to 32 letters, digits, '-' or '_'.".into(),
         }
     }
 }

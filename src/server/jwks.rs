@@ -53,7 +53,7 @@ pub async fn keep_fresh(app: Arc<App>, mut last: Option<(Instant, bool)>) {
 }
 
 /// Reads `url` once and swaps its keys in; whether it worked.
-pub async fn refresh(app: &App, url: &str) -> bool {
+pub async fn refresh(app: &Arc<App>, url: &str) -> bool {
     match jwks::fetch_keys(url).await {
         Ok((keys, skipped)) => {
             let count = keys.len();

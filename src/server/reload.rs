@@ -16,8 +16,11 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::app::App;
+use crate::auth::Lapsed;
 use crate::config::Settings;
+use crate::metrics::LeaveReason;
 use crate::protocol::close::CloseCode;
+use crate::session::membership;
 
 const POLL: Duration = Duration::from_millis(500);
 
@@ -97,7 +100,7 @@ enum ReloadError {
 
 /// Loads the settings again and applies their tokens and origins; returns
 /// them when they were applied.
-pub fn reload(app: &App) -> Option<Settings> {
+pub fn reload(app: &Arc<App>) -> Option<Settings> {
     let result = crate::load_settings(&app.sources)
         .map_err(ReloadError::from)
         .and_then(|settings| {
@@ -126,17 +129,34 @@ pub fn reload(app: &App) -> Option<Settings> {
     }
 }
 
-/// Closes (1008) every connection whose token (or JWT key) no longer
-/// admits it: after a reload, and after a JWKS read that changed the keys.
-/// An expired JWT is left to its own close (4001), not revoked.
-pub(crate) fn revoke(app: &App) -> usize {
+/// Re-checks every connection against the auth in force now: after a
+/// reload, and after a JWKS read that changed the keys. A connection whose
+/// token (or JWT key) is gone is closed with 1008. One whose grant no longer
+/// allows a room it is in leaves that room (`left`, `forbidden`) when it
+/// speaks version 2; a version 1 connection, which knows no `left`, is
+/// closed with 1008. An expired JWT is left to its own close (4001).
+/// Returns how many connections were closed or lost a room.
+pub(crate) fn revoke(app: &Arc<App>) -> usize {
     let mut revoked = 0;
-    app.rooms.for_each_member(|m| {
-        let admitted = app.auth.current(&m.credential(), |g| g.admits(&m.room));
-        if matches!(admitted, Ok(false) | Err(crate::auth::Lapsed::Revoked)) {
-            m.outbox.request_close(CloseCode::Policy);
-            revoked += 1;
+    for m in app.connections.all() {
+        let lost = app.auth.current(&m.credential(), |g| {
+            let rooms = m.rooms().into_iter();
+            rooms.filter(|r| !g.admits(r)).collect::<Vec<_>>()
+        });
+        match lost {
+            Err(Lapsed::Expired) => continue,
+            Ok(lost) if lost.is_empty() => continue,
+            Ok(lost) if m.speaks_v2() => {
+                let app2 = app.clone();
+                app.tasks.spawn(async move {
+                    for room in lost {
+                        membership::leave(&app2, &m, &room, LeaveReason::Forbidden).await;
+                    }
+                });
+            }
+            Ok(_) | Err(Lapsed::Revoked) => m.outbox.request_close(CloseCode::Policy),
         }
-    });
+        revoked += 1;
+    }
     revoked
 }

@@ -21,8 +21,7 @@ pub async fn drain(app: &Arc<App>) {
     app.draining.cancel();
     let window = app.settings.shutdown.drain_window;
     let started = Instant::now();
-    let mut members = Vec::new();
-    app.rooms.for_each_member(|m| members.push(m.clone()));
+    let members = app.connections.all();
     tracing::info!(connections = members.len(), window = ?window, "draining");
     let n = members.len().max(1) as u32;
     for (i, member) in members.iter().enumerate() {

@@ -86,7 +86,7 @@ impl Conn {
 
     pub(super) async fn serve(
         &mut self,
-        app: &App,
+        app: &Arc<App>,
         member: &Arc<Member>,
         limiter: &DefaultDirectRateLimiter,
         ip: IpKey,
@@ -119,30 +119,23 @@ impl Conn {
                         // Boxed, like every rare await here: the future's size is
                         // what an idle connection costs, and it is the largest of
                         // its await states.
+                        let max = app.settings.limits.max_text_chars;
                         match Box::pin(message::handle(app, member, limiter, ip, &text)).await {
-                            Outcome::Published { .. } => {}
-                            Outcome::Refused(code) => self.send(frame::text(&event::error(
-                                code,
-                                app.settings.limits.max_text_chars,
-                            ))),
+                            Outcome::Published { .. } | Outcome::Done => {}
+                            Outcome::Refused(code) => {
+                                self.send(frame::text(&event::error(None, code, max)))
+                            }
+                            Outcome::RoomRefused { room, code } => {
+                                self.send(frame::text(&event::error(Some(&room), code, max)))
+                            }
                             Outcome::Revoked => {
                                 return Box::pin(self.close(app, CloseCode::Policy)).await
                             }
                             Outcome::Expired => {
                                 return Box::pin(self.close(app, CloseCode::TokenExpired)).await
                             }
-                            Outcome::Refreshed { expires, room_lost } => {
+                            Outcome::Refreshed { expires } => {
                                 self.send(frame::text(&event::refreshed(expires)));
-                                if room_lost {
-                                    // One room per connection for now: losing
-                                    // it leaves nothing to do (§9 keeps such a
-                                    // connection open once `join` exists).
-                                    self.send(frame::text(&event::left(
-                                        &member.room,
-                                        event::LeftReason::Forbidden,
-                                    )));
-                                    return Box::pin(self.close(app, CloseCode::Policy)).await;
-                                }
                             }
                         }
                     }

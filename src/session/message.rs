@@ -1,5 +1,7 @@
-//! One client text message: limits, parsing, then a chat message's
-//! permission, validation and publish, or a token refresh ([`refresh`]).
+//! One client text message: limits, parsing, then what it asks for: a chat
+//! message (permission, validation, publish), a `join` or `leave`
+//! ([`membership`](super::membership)), or a token `refresh`
+//! ([`refresh`](super::refresh)).
 //!
 //! No socket here: [`handle`] returns what happened, and the connection loop
 //! turns the outcome into an `error` event or a close. The checks run in the
@@ -11,38 +13,48 @@ use std::time::{Instant, SystemTime};
 use governor::DefaultDirectRateLimiter;
 use tracing::Instrument;
 
+use super::membership::{self, Refused};
 use super::refresh;
 use crate::app::App;
 use crate::auth::Lapsed;
-use crate::broker::Broker;
+use crate::broker::{Broker, Since};
 use crate::fanout::rooms::Member;
 use crate::limits::IpKey;
-use crate::metrics::{BrokerOp, RefreshOutcome};
+use crate::metrics::{BrokerOp, LeaveReason, RefreshOutcome};
 use crate::protocol::{self, ClientEvent, ErrorCode};
 use crate::telemetry::spans;
 
 /// What became of one client message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Accepted: it has this `seq` and is on its way to every member.
     Published { seq: u64 },
     /// Refused with this error code; the connection stays open.
     Refused(ErrorCode),
-    /// The connection's token no longer grants this room: close with 1008.
+    /// A room action refused with this code (the `error` names the room).
+    RoomRefused { room: Arc<str>, code: ErrorCode },
+    /// Done; what it answers (`history`, `left`) is already queued.
+    Done,
+    /// The connection's token no longer grants its room: close with 1008.
     Revoked,
     /// The connection's token (a JWT) has expired: close with 4001.
     Expired,
     /// A `refresh` was accepted: the connection now ends at `expires`.
-    /// `room_lost`: the new token does not allow its room (leave it).
-    Refreshed {
-        expires: Option<SystemTime>,
-        room_lost: bool,
-    },
+    Refreshed { expires: Option<SystemTime> },
+}
+
+impl From<Lapsed> for Outcome {
+    fn from(lapsed: Lapsed) -> Outcome {
+        match lapsed {
+            Lapsed::Revoked => Outcome::Revoked,
+            Lapsed::Expired => Outcome::Expired,
+        }
+    }
 }
 
 /// Handles one client message from `member`, sent from `ip`.
 pub async fn handle(
-    app: &App,
+    app: &Arc<App>,
     member: &Arc<Member>,
     limiter: &DefaultDirectRateLimiter,
     ip: IpKey,
@@ -52,48 +64,58 @@ pub async fn handle(
     // Span::none() unless this message starts a recorded trace.
     let span = spans::message_span(raw.len());
     let outcome = match check(app, member, limiter, ip, raw, &span) {
-        Ok(Checked::Text(text)) => publish(app, member, &text, &span).await,
-        Ok(Checked::Refresh(token)) => match refresh::apply(app, member, ip, &token) {
-            Some(r) => Outcome::Refreshed {
-                expires: r.expires,
-                room_lost: r.room_lost,
-            },
+        Ok(Checked::Text(room, text)) => publish(app, member, &room, &text, &span).await,
+        Ok(Checked::Join(room, since)) => join(app, member, room, &since).await,
+        Ok(Checked::Leave(room)) => {
+            if membership::leave(app, member, &room, LeaveReason::Leave).await {
+                Outcome::Done
+            } else {
+                Outcome::RoomRefused {
+                    room,
+                    code: ErrorCode::NotJoined,
+                }
+            }
+        }
+        Ok(Checked::Refresh(token)) => match refresh::apply(app, member, ip, &token).await {
+            Some(expires) => Outcome::Refreshed { expires },
             None => Outcome::Refused(ErrorCode::BadToken),
         },
         Err(outcome) => outcome,
     };
-    match outcome {
+    match &outcome {
         Outcome::Refused(ErrorCode::BadToken) => app.metrics.jwt.refresh(RefreshOutcome::Refused),
         Outcome::Refreshed { .. } => app.metrics.jwt.refresh(RefreshOutcome::Refreshed),
         _ => {}
     }
-    match outcome {
+    match &outcome {
         Outcome::Published { .. } => {
             app.metrics.accepted_messages.inc();
             spans::message_outcome(&span, None);
         }
-        Outcome::Refused(code) => {
-            app.metrics.rejected_message(code);
+        Outcome::Refused(code) | Outcome::RoomRefused { code, .. } => {
+            app.metrics.rejected_message(*code);
             spans::message_outcome(&span, Some(code.as_str()));
         }
         Outcome::Revoked => spans::message_outcome(&span, Some("revoked")),
         Outcome::Expired => spans::message_outcome(&span, Some("expired")),
-        Outcome::Refreshed { .. } => spans::message_outcome(&span, None),
+        Outcome::Done | Outcome::Refreshed { .. } => spans::message_outcome(&span, None),
     }
     outcome
 }
 
 /// What passed the checks.
 enum Checked {
-    /// A chat message's cleaned text, to publish.
-    Text(String),
+    /// A chat message's cleaned text, to publish in the room.
+    Text(Arc<str>, String),
+    Join(Arc<str>, Since),
+    Leave(Arc<str>),
     /// A refresh's token, to check as a token.
     Refresh(String),
 }
 
-/// Every check before the publish; the cleaned text when all pass. A
-/// refresh passes the same rate limits as a message, so it cannot be used
-/// to try tokens faster than messages can be sent.
+/// Every check before the action. Every event passes the same rate limits
+/// as a message: a `refresh` cannot try tokens, nor `join` churn rooms,
+/// faster than messages can be sent.
 fn check(
     app: &App,
     member: &Member,
@@ -112,38 +134,86 @@ fn check(
         return Err(Outcome::Refused(ErrorCode::RateLimited));
     }
     spans::step(span, "limit");
-    let text = match protocol::parse_client_event(raw).map_err(Outcome::Refused)? {
-        ClientEvent::Message { text } => text,
-        ClientEvent::Refresh { token } => return Ok(Checked::Refresh(token)),
+    let (room, text) = match protocol::parse_client_event(raw).map_err(Outcome::Refused)? {
+        ClientEvent::Message { room, text } => (room, text),
+        ClientEvent::Join { room, since } => {
+            member.mark_v2();
+            return Ok(Checked::Join(room.into(), since));
+        }
+        ClientEvent::Leave { room } => {
+            member.mark_v2();
+            return Ok(Checked::Leave(room.into()));
+        }
+        ClientEvent::Refresh { token } => {
+            member.mark_v2();
+            return Ok(Checked::Refresh(token));
+        }
     };
+    let named = room.is_some();
+    if named {
+        member.mark_v2();
+    }
+    let room: Arc<str> = room.map_or_else(|| member.home.clone(), Arc::from);
+    // A version 1 client's error stays version 1's: no `room`.
+    let refuse = |code| match named {
+        true => Outcome::RoomRefused {
+            room: room.clone(),
+            code,
+        },
+        false => Outcome::Refused(code),
+    };
+    if !member.holds(&room) {
+        return Err(refuse(ErrorCode::NotJoined));
+    }
     // Checked on every message, against the grant in force now: a reload
     // may have revoked the token (or a JWT's key) or taken the room away,
     // and a JWT may have expired.
-    let allowed = app.auth.current(&member.credential(), |g| {
-        (g.admits(&member.room), g.can_write())
-    });
+    let allowed = app
+        .auth
+        .current(&member.credential(), |g| (g.admits(&room), g.can_write()));
     match allowed {
         Ok((true, true)) => {}
-        Ok((true, false)) => return Err(Outcome::Refused(ErrorCode::Forbidden)),
-        Ok((false, _)) | Err(Lapsed::Revoked) => return Err(Outcome::Revoked),
-        Err(Lapsed::Expired) => return Err(Outcome::Expired),
+        Ok((true, false)) => return Err(refuse(ErrorCode::Forbidden)),
+        // The room was taken away: a version 2 connection leaves it (the
+        // reload that did it makes it leave too), version 1's is closed.
+        Ok((false, _)) if member.speaks_v2() => return Err(refuse(ErrorCode::Forbidden)),
+        Ok((false, _)) => return Err(Outcome::Revoked),
+        Err(lapsed) => return Err(lapsed.into()),
     }
     if text.is_empty() {
-        return Err(Outcome::Refused(ErrorCode::Empty));
+        return Err(refuse(ErrorCode::Empty));
     }
     if text.chars().count() > app.settings.limits.max_text_chars {
-        return Err(Outcome::Refused(ErrorCode::TooLarge));
+        return Err(refuse(ErrorCode::TooLarge));
     }
     spans::step(span, "validate");
-    Ok(Checked::Text(text))
+    Ok(Checked::Text(room, text))
 }
 
-async fn publish(app: &App, member: &Member, text: &str, span: &tracing::Span) -> Outcome {
+async fn join(app: &Arc<App>, member: &Arc<Member>, room: Arc<str>, since: &Since) -> Outcome {
+    let code = match membership::join(app, member, room.clone(), since).await {
+        Ok(()) => return Outcome::Done,
+        Err(Refused::Lapsed(lapsed)) => return lapsed.into(),
+        Err(Refused::Forbidden) => ErrorCode::Forbidden,
+        Err(Refused::TooManyRooms) => ErrorCode::TooManyRooms,
+        Err(Refused::AlreadyJoined) => ErrorCode::AlreadyJoined,
+        Err(Refused::Unavailable) => ErrorCode::Unavailable,
+    };
+    Outcome::RoomRefused { room, code }
+}
+
+async fn publish(
+    app: &App,
+    member: &Member,
+    room: &str,
+    text: &str,
+    span: &tracing::Span,
+) -> Outcome {
     let accepted_at = Instant::now();
     match app
         .broker
         .publish(
-            &member.room,
+            room,
             &member.name,
             member.user.as_deref(),
             text,
@@ -178,14 +248,16 @@ mod tests {
     }
 
     fn member(app: &App, token: &str, room: &str) -> Arc<Member> {
-        Arc::new(Member::new(
+        let m = Arc::new(Member::new(
             app.rooms.next_id(),
             "ana".into(),
             room.into(),
             crate::auth::Credential::Static(crate::auth::digest(token)),
             None,
             Outbox::new(8, 8),
-        ))
+        ));
+        m.add_room(&m.home, 16).expect("room");
+        m
     }
 
     fn msg(text: &str) -> String {
@@ -210,7 +282,7 @@ mod tests {
         let long = "x".repeat(app.settings.limits.max_text_chars + 1);
         for (raw, code) in [
             ("nope".to_string(), ErrorCode::BadJson),
-            (r#"{"type":"join"}"#.to_string(), ErrorCode::BadType),
+            (r#"{"type":"shout"}"#.to_string(), ErrorCode::BadType),
             (msg("   "), ErrorCode::Empty),
             (msg(&long), ErrorCode::TooLarge),
         ] {

@@ -1,9 +1,11 @@
-//! One connection's life: admitted by the gate, it joins its room, runs the
-//! connection loop ([`conn`]) and leaves; client messages are handled in
-//! [`message`] (token refreshes in [`refresh`]), presence announcements in
-//! [`presence`].
+//! One connection's life: admitted by the gate, it joins the room of its
+//! query string, runs the connection loop ([`conn`]) and leaves every room
+//! it is in. Client messages are handled in [`message`], joins and leaves
+//! in [`membership`], token refreshes in [`refresh`], presence
+//! announcements in [`presence`].
 
 mod conn;
+pub mod membership;
 pub mod message;
 pub mod presence;
 pub mod refresh;
@@ -15,15 +17,15 @@ use bytes::Bytes;
 use tokio::net::TcpStream;
 
 use self::conn::Conn;
-use self::presence::Change;
+use self::membership::Refused;
 use crate::app::App;
 use crate::auth::Credential;
-use crate::broker::{Broker, Since};
+use crate::auth::Lapsed;
+use crate::broker::Since;
 use crate::fanout::deadlines::Expiry;
 use crate::fanout::outbox::Outbox;
-use crate::fanout::rooms::{Joined, Member};
+use crate::fanout::rooms::Member;
 use crate::limits::{ConnectionSlot, IpKey};
-use crate::metrics::BrokerOp;
 use crate::protocol::close::CloseCode;
 use crate::protocol::event;
 use crate::ws::frame;
@@ -66,9 +68,9 @@ pub fn run(
         credential,
         user,
         expires,
+        subprotocol,
         ip,
         slot,
-        ..
     } = admission;
     let member = Arc::new(Member::new(
         app.rooms.next_id(),
@@ -96,72 +98,38 @@ pub fn run(
         expires,
     };
     conn.send(frame::text(&event::system(&member.name, &client_id, who)));
-    let joined = app.rooms.join(&member);
+    if subprotocol {
+        member.mark_v2();
+    }
+    app.connections.register(&member);
     let limiter = app.limits.connection_limiter();
     // Boxed: needed only until the join is done, so it costs the idle
     // connection a pointer, not the whole resume position.
     let since = Box::new(since);
 
     async move {
-        Box::pin(enter(&app, &member, &joined, since, &mut conn)).await;
+        let home = member.home.clone();
+        match Box::pin(membership::join(&app, &member, home, &since)).await {
+            Ok(()) => {}
+            Err(refused) => member.outbox.request_close(match refused {
+                Refused::Lapsed(Lapsed::Expired) => CloseCode::TokenExpired,
+                // A reload took the room or the token away since the gate.
+                Refused::Lapsed(Lapsed::Revoked) | Refused::Forbidden => CloseCode::Policy,
+                _ => CloseCode::TryAgainLater,
+            }),
+        }
+        drop(since);
+        if app.is_draining() {
+            member.outbox.request_close(CloseCode::GoingAway);
+        }
         let outcome = conn.serve(&app, &member, &limiter, ip).await;
         app.metrics.closed(outcome);
         app.metrics.connections.dec();
         app.deadlines.cancel(member.id);
+        app.connections.unregister(member.id);
         drop(conn);
-
-        let last = app.rooms.leave(&member);
-        Box::pin(presence::announce(
-            &app,
-            &joined.room,
-            Change::Left(member.name.clone()),
-        ))
-        .await;
-        if last {
-            app.broker.unwatch(&member.room);
-        }
+        Box::pin(membership::leave_all(&app, &member)).await;
         drop(slot);
-    }
-}
-
-/// The join: carry the room here, queue its history, make the member live,
-/// announce it. A broker failure closes the connection with 1013 (retry).
-///
-/// Every joiner waits for the room to be carried before it reads history,
-/// not only the room's first local member: a history read before that could
-/// end before messages this replica will never deliver.
-async fn enter(
-    app: &Arc<App>,
-    member: &Arc<Member>,
-    joined: &Joined,
-    since: Box<Since>,
-    conn: &mut Conn,
-) {
-    let mut ended = None;
-    if let Err(e) = app.broker.watch(&member.room).await {
-        // Counted once per failed subscription, by the broker.
-        tracing::warn!(error = %e, "room not carried; closing with 1013");
-        ended = Some(CloseCode::TryAgainLater);
-    } else {
-        match app.broker.history(&member.room, &since).await {
-            Ok(history) => {
-                let json = event::history(history.messages.iter().map(|m| &**m), &history.epoch);
-                conn.send(frame::text(&json));
-                app.rooms.activate(&joined.room, member, history.last_seq);
-            }
-            Err(e) => {
-                app.metrics.broker_error(BrokerOp::History);
-                tracing::warn!(error = %e, "history unavailable");
-                ended = Some(CloseCode::TryAgainLater);
-            }
-        }
-    }
-    presence::announce(app, &joined.room, Change::Joined(member.name.clone())).await;
-    if app.is_draining() {
-        member.outbox.request_close(CloseCode::GoingAway);
-    }
-    if let Some(code) = ended {
-        member.outbox.request_close(code);
     }
 }
 

@@ -1,28 +1,39 @@
 //! A `refresh`: a new token for the connection's own user, checked like a
 //! token at the upgrade. When it is accepted the connection's grant, its
-//! expiry and its deadlines follow the new token, and the socket stays open.
+//! expiry and its deadlines follow the new token, rooms it no longer allows
+//! are left, and the socket stays open.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use super::membership;
 use crate::app::App;
+use crate::auth::Grant;
 use crate::fanout::deadlines::Expiry;
 use crate::fanout::rooms::Member;
 use crate::limits::IpKey;
+use crate::metrics::LeaveReason;
 
-/// An accepted refresh.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Refreshed {
-    /// When the new token expires (`None`: it does not).
-    pub expires: Option<SystemTime>,
-    /// The new token no longer allows the connection's room.
-    pub room_lost: bool,
+/// Applies `token` to `member`'s connection: `Some(when the new token
+/// expires)` (`Some(None)`: it does not), or `None` when it is refused and
+/// the connection keeps its old token and its old end. A refused token
+/// counts as a failed token check of `ip`, like one refused at the upgrade.
+pub async fn apply(
+    app: &Arc<App>,
+    member: &Arc<Member>,
+    ip: IpKey,
+    token: &str,
+) -> Option<Option<SystemTime>> {
+    let grant = check(app, member, ip, token)?;
+    for room in member.rooms() {
+        if !grant.admits(&room) {
+            membership::leave(app, member, &room, LeaveReason::Forbidden).await;
+        }
+    }
+    Some(grant.expires)
 }
 
-/// Applies `token` to `member`'s connection, or refuses it (`None`: the
-/// connection keeps its old token and its old end). A refused token counts
-/// as a failed token check of `ip`, like one refused at the upgrade.
-pub fn apply(app: &App, member: &Arc<Member>, ip: IpKey, token: &str) -> Option<Refreshed> {
+fn check(app: &App, member: &Arc<Member>, ip: IpKey, token: &str) -> Option<Arc<Grant>> {
     // A guest has no user to refresh, and a locked-out address's tokens
     // are not looked at (as at the upgrade).
     let user = member.user.as_deref()?;
@@ -50,8 +61,5 @@ pub fn apply(app: &App, member: &Arc<Member>, ip: IpKey, token: &str) -> Option<
         ),
         None => app.deadlines.cancel(member.id),
     }
-    Some(Refreshed {
-        expires: grant.expires,
-        room_lost: !grant.admits(&member.room),
-    })
+    Some(grant)
 }

@@ -108,7 +108,7 @@ impl Broker for MemoryBroker {
         events: Vec<String>,
     ) -> Result<(), BrokerError> {
         for text in events {
-            let frame = frame::text(&event::presence(&text, local_online as u64));
+            let frame = frame::text(&event::presence(room, &text, local_online as u64));
             self.rooms.deliver(
                 room,
                 Delivery {

@@ -234,7 +234,7 @@ async fn push(shared: &Shared, tracks: &mut HashMap<Arc<str>, Track>, info: Push
                     message(shared, &room, track, early).instrument(span).await;
                 }
                 Some(Envelope::Presence { online, text, .. }) => {
-                    let frame = frame::text(&event::presence(text, online));
+                    let frame = frame::text(&event::presence(&room, text, online));
                     shared.rooms.deliver(
                         &room,
                         Delivery {

@@ -1,0 +1,108 @@
+//! The metrics of room membership: joins by outcome, leaves by reason, and
+//! how many rooms connections hold. No label ever names a room.
+
+use prometheus::{Histogram, IntCounterVec, Registry};
+
+use super::{counter_vec, histogram};
+
+/// What became of a join (the room of the query string, or a `join`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinOutcome {
+    Joined,
+    Forbidden,
+    TooManyRooms,
+    AlreadyJoined,
+    Unavailable,
+}
+
+impl JoinOutcome {
+    const ALL: [JoinOutcome; 5] = [
+        JoinOutcome::Joined,
+        JoinOutcome::Forbidden,
+        JoinOutcome::TooManyRooms,
+        JoinOutcome::AlreadyJoined,
+        JoinOutcome::Unavailable,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            JoinOutcome::Joined => "joined",
+            JoinOutcome::Forbidden => "forbidden",
+            JoinOutcome::TooManyRooms => "too_many_rooms",
+            JoinOutcome::AlreadyJoined => "already_joined",
+            JoinOutcome::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Why a connection left a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaveReason {
+    /// It asked (`leave`).
+    Leave,
+    /// Its grant no longer allows the room (reload, refresh).
+    Forbidden,
+    /// The connection closed.
+    Closed,
+}
+
+impl LeaveReason {
+    const ALL: [LeaveReason; 3] = [
+        LeaveReason::Leave,
+        LeaveReason::Forbidden,
+        LeaveReason::Closed,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            LeaveReason::Leave => "leave",
+            LeaveReason::Forbidden => "forbidden",
+            LeaveReason::Closed => "closed",
+        }
+    }
+}
+
+/// Joins, leaves and rooms held.
+pub struct RoomMetrics {
+    joins: IntCounterVec,
+    leaves: IntCounterVec,
+    /// Rooms a connection holds, observed after each successful join.
+    pub rooms_per_connection: Histogram,
+}
+
+impl RoomMetrics {
+    pub(super) fn new(r: &Registry) -> RoomMetrics {
+        RoomMetrics {
+            joins: counter_vec(
+                r,
+                "wschat_room_joins_total",
+                "Joins (the room of the query string and each join event), by outcome.",
+                "outcome",
+                &JoinOutcome::ALL.map(JoinOutcome::as_str),
+            ),
+            leaves: counter_vec(
+                r,
+                "wschat_room_leaves_total",
+                "Rooms left, by reason (leave: asked; forbidden: the grant no longer allows it; closed: the connection ended).",
+                "reason",
+                &LeaveReason::ALL.map(LeaveReason::as_str),
+            ),
+            rooms_per_connection: histogram(
+                r,
+                "wschat_rooms_per_connection",
+                "Rooms a connection holds, observed after each successful join.",
+                &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0],
+            ),
+        }
+    }
+
+    /// Counts a join attempt.
+    pub fn join(&self, outcome: JoinOutcome) {
+        self.joins.with_label_values(&[outcome.as_str()]).inc();
+    }
+
+    /// Counts a room left.
+    pub fn leave(&self, reason: LeaveReason) {
+        self.leaves.with_label_values(&[reason.as_str()]).inc();
+    }
+}
