@@ -8,9 +8,10 @@ use ipnet::IpNet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::{Auth, AuthError};
+use crate::auth::{Auth, AuthError, Credential, Grant, Refusal};
 use crate::broker::{Backend, BrokerSetupError, MemoryBroker, RedisBroker};
 use crate::config::{BrokerKind, Settings, SettingsError, Sources};
+use crate::fanout::deadlines::Deadlines;
 use crate::fanout::rooms::Rooms;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
@@ -24,6 +25,8 @@ pub struct App {
     pub(crate) auth: Auth,
     pub(crate) limits: Limits,
     pub(crate) rooms: Arc<Rooms>,
+    /// Token warnings and expiry closes of connections whose token expires.
+    pub(crate) deadlines: Deadlines,
     pub(crate) broker: Backend,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) trusted_proxies: Vec<IpNet>,
@@ -91,6 +94,7 @@ impl App {
             trusted_proxies: settings.trusted_proxies(),
             tls,
             rooms,
+            deadlines: Deadlines::default(),
             broker,
             metrics,
             tasks: TaskTracker::new(),
@@ -117,6 +121,20 @@ impl App {
                  is behind a proxy or ingress, add its addresses there, or all clients behind it \
                  share one address for the per-IP limits and the token lock-out (logged once)"
             );
+        }
+    }
+
+    /// Checks a presented token (at the upgrade, or in a `refresh`),
+    /// counting a JWT's refusal by why. `None`: refused.
+    pub fn authenticate(&self, token: &str) -> Option<(Credential, Arc<Grant>)> {
+        match self.auth.authenticate(token) {
+            Ok(admitted) => Some(admitted),
+            Err(Refusal::Unknown) => None,
+            Err(Refusal::Jwt(failure)) => {
+                self.metrics.jwt.failure(failure);
+                tracing::debug!(jwt = failure.as_str(), "token refused");
+                None
+            }
         }
     }
 

@@ -87,6 +87,10 @@ pub async fn run(
     tokio::spawn(server::reload::watch(app.clone(), control.reload.clone()));
     tokio::spawn(server::jwks::keep_fresh(app.clone(), jwks_read));
     tokio::spawn(prune(app.clone()));
+    {
+        let app = app.clone();
+        tokio::spawn(async move { app.deadlines.run(app.stopped.clone()).await });
+    }
     tokio::spawn(server::heap::trim_after_churn(app.clone()));
     control.shutdown.cancelled().await;
     server::shutdown::drain(&app).await;

@@ -15,7 +15,7 @@ mod edge;
 mod jwt;
 
 pub use edge::{AddressSource, EdgeMetrics, HttpRefusal};
-pub use jwt::JwtMetrics;
+pub use jwt::{JwtMetrics, RefreshOutcome};
 
 /// Fan-out latency buckets, 50 µs to 5 s.
 pub const FANOUT_BUCKETS: &[f64] = &[

@@ -1,7 +1,7 @@
 //! JSON Web Tokens end to end: real keys (openssl), real signatures, a real
 //! server and a real WebSocket client. Every algorithm, every refusal and
 //! its metric reason, identity on the wire, rotation by `kid` and removal by
-//! reload, expiry, and the token as a subprotocol.
+//! reload, and the token as a subprotocol (expiry and refresh: token_expiry.rs).
 
 mod common;
 
@@ -356,37 +356,6 @@ async fn rotation_by_kid_and_a_removed_secret_closes_its_connections() {
             .await,
         1.0
     );
-    server.stop().await;
-}
-
-#[tokio::test]
-async fn an_expired_jwt_is_closed_with_4001_at_its_next_message() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = format!(
-        "[auth.jwt]\nleeway = \"0s\"\n[[auth.jwt.keys]]\nalg = \"HS256\"\nsecret = \"{}\"\n",
-        std::str::from_utf8(HS256).unwrap()
-    );
-    let server = start_with_config(&dir.path().join("c.toml"), &config, &[]).await;
-    let mut c = claims("short");
-    c["exp"] = json!(now() + 1);
-    let token = sign(Algorithm::HS256, None, &c, &key_for(Algorithm::HS256));
-    let mut client = connect(&url_with(&server, &token, ""), Some(ORIGIN))
-        .await
-        .unwrap();
-    client.next_of("history").await;
-    let deadline = std::time::UNIX_EPOCH + std::time::Duration::from_secs(now() + 2);
-    while std::time::SystemTime::now() < deadline + std::time::Duration::from_millis(50) {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    client.say("too late").await;
-    assert_eq!(client.closed().await, Some(4001));
-    server
-        .wait_for_metric(
-            r#"wschat_connections_closed_total{code="4001"}"#,
-            "= 1",
-            |v| v == 1.0,
-        )
-        .await;
     server.stop().await;
 }
 

@@ -5,13 +5,11 @@
 //! capacity. A refused request never upgrades.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use hyper::header::{HeaderMap, ORIGIN};
 use hyper::{Method, Request, StatusCode};
 
 use crate::app::App;
-use crate::auth::{Credential, Grant, Refusal};
 use crate::broker::Since;
 use crate::edge::{address, credentials};
 use crate::limits::LimitRefusal;
@@ -133,7 +131,7 @@ pub fn check<B>(app: &App, req: &Request<B>, peer: SocketAddr) -> Result<Admissi
     let Some(token) = presented.token.filter(|t| !t.is_empty()) else {
         return Err(unauthorized());
     };
-    let Some((credential, grant)) = authenticate(app, &token) else {
+    let Some((credential, grant)) = app.authenticate(&token) else {
         return Err(unauthorized());
     };
     if !grant.admits(&room) || !grant.allows_client(client) {
@@ -180,20 +178,6 @@ pub fn check<B>(app: &App, req: &Request<B>, peer: SocketAddr) -> Result<Admissi
         ip,
         slot,
     })
-}
-
-/// Checks a presented token; a refused JWT is counted by its failure kind
-/// (never logged with its text).
-fn authenticate(app: &App, token: &str) -> Option<(Credential, Arc<Grant>)> {
-    match app.auth.authenticate(token) {
-        Ok(admitted) => Some(admitted),
-        Err(Refusal::Unknown) => None,
-        Err(Refusal::Jwt(failure)) => {
-            app.metrics.jwt.failure(failure);
-            tracing::debug!(jwt = failure.as_str(), "token refused");
-            None
-        }
-    }
 }
 
 /// The client's address (see [`address`]), counted by where it came from.

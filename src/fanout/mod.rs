@@ -1,5 +1,6 @@
-//! Local rooms and each connection's bounded queue: one encoded frame shared by every member.
+//! Local rooms, each connection's bounded queue (one encoded frame shared by every member), and token deadlines.
 
+pub mod deadlines;
 pub mod outbox;
 pub mod presence;
 pub mod rooms;

@@ -33,12 +33,46 @@ pub struct Member {
     pub id: u64,
     pub name: Arc<str>,
     pub room: Arc<str>,
-    /// What it connected with: its grant is checked against the auth in
-    /// force at every message and after every reload.
-    pub credential: Credential,
+    /// What it connected with (or refreshed to): its grant is checked
+    /// against the auth in force at every message and after every reload.
+    credential: Mutex<Credential>,
     /// The identified user, fixed at connect; `None` for guests.
     pub user: Option<Arc<str>>,
     pub outbox: Outbox,
+}
+
+impl Member {
+    /// A member that has not joined yet.
+    pub fn new(
+        id: u64,
+        name: Arc<str>,
+        room: Arc<str>,
+        credential: Credential,
+        user: Option<Arc<str>>,
+        outbox: Outbox,
+    ) -> Member {
+        Member {
+            id,
+            name,
+            room,
+            credential: Mutex::new(credential),
+            user,
+            outbox,
+        }
+    }
+
+    /// The credential in force for this connection now.
+    pub fn credential(&self) -> Credential {
+        self.credential
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the credential (a refresh for the same user).
+    pub fn set_credential(&self, credential: Credential) {
+        *self.credential.lock().unwrap_or_else(|e| e.into_inner()) = credential;
+    }
 }
 
 /// One frame for a room's members.

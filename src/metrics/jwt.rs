@@ -1,14 +1,32 @@
-//! The metrics of identified users: tokens refused as JWTs, by why, and the
-//! JWKS document's reads and keys.
+//! The metrics of identified users: tokens refused as JWTs, by why, token
+//! refreshes, and the JWKS document's reads and keys.
 
 use prometheus::{IntCounterVec, IntGauge, Registry};
 
 use super::{counter_vec, gauge};
 use crate::auth::JwtFailure;
 
-/// JWT checks and JWKS reads.
+/// What became of a client's `refresh`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    Refreshed,
+    /// Invalid, expired, another user's, or sent by a guest.
+    Refused,
+}
+
+impl RefreshOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            RefreshOutcome::Refreshed => "refreshed",
+            RefreshOutcome::Refused => "refused",
+        }
+    }
+}
+
+/// JWT checks, refreshes and JWKS reads.
 pub struct JwtMetrics {
     failures: IntCounterVec,
+    refreshes: IntCounterVec,
     fetches: IntCounterVec,
     /// Verification keys in use from `auth.jwt.jwks_url`.
     pub jwks_keys: IntGauge,
@@ -25,6 +43,16 @@ impl JwtMetrics {
                 "Tokens refused as JWTs (also counted as upgrade rejections with reason token), by why.",
                 "reason",
                 &JwtFailure::ALL.map(JwtFailure::as_str),
+            ),
+            refreshes: counter_vec(
+                r,
+                "wschat_token_refreshes_total",
+                "Client refresh messages, by outcome (refused: the connection keeps its old token).",
+                "outcome",
+                &[
+                    RefreshOutcome::Refreshed.as_str(),
+                    RefreshOutcome::Refused.as_str(),
+                ],
             ),
             fetches: counter_vec(
                 r,
@@ -49,6 +77,11 @@ impl JwtMetrics {
     /// Counts a token refused as a JWT.
     pub fn failure(&self, reason: JwtFailure) {
         self.failures.with_label_values(&[reason.as_str()]).inc();
+    }
+
+    /// Counts a client's `refresh`.
+    pub fn refresh(&self, outcome: RefreshOutcome) {
+        self.refreshes.with_label_values(&[outcome.as_str()]).inc();
     }
 
     /// Counts a read of the JWKS URL.

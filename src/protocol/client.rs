@@ -11,6 +11,8 @@ use super::ErrorCode;
 pub enum ClientEvent {
     /// A chat message with its text trimmed (possibly empty).
     Message { text: String },
+    /// A new token for the connection's user (version 2, §8).
+    Refresh { token: String },
 }
 
 /// Parses one client text message. Size and emptiness are checked later, by
@@ -20,8 +22,17 @@ pub fn parse_client_event(raw: &str) -> Result<ClientEvent, ErrorCode> {
     let serde_json::Value::Object(map) = value else {
         return Err(ErrorCode::BadType);
     };
-    if map.get("type").and_then(|t| t.as_str()) != Some("message") {
-        return Err(ErrorCode::BadType);
+    match map.get("type").and_then(|t| t.as_str()) {
+        Some("message") => {}
+        Some("refresh") => {
+            return match map.get("token") {
+                Some(serde_json::Value::String(t)) if !t.is_empty() => {
+                    Ok(ClientEvent::Refresh { token: t.clone() })
+                }
+                _ => Err(ErrorCode::BadToken),
+            }
+        }
+        _ => return Err(ErrorCode::BadType),
     }
     // The reference did `String(event.text ?? "")`: numbers and booleans
     // become their text, a missing text is empty.
@@ -102,12 +113,29 @@ mod tests {
     }
 
     #[test]
+    fn a_refresh_needs_a_token() {
+        assert_eq!(
+            parse_client_event(r#"{"type":"refresh","token":"a.b.c"}"#),
+            Ok(ClientEvent::Refresh {
+                token: "a.b.c".into()
+            })
+        );
+        for raw in [
+            r#"{"type":"refresh"}"#,
+            r#"{"type":"refresh","token":""}"#,
+            r#"{"type":"refresh","token":7}"#,
+        ] {
+            assert_eq!(parse_client_event(raw), Err(ErrorCode::BadToken), "{raw}");
+        }
+    }
+
+    #[test]
     fn controls_and_bidi_overrides_are_removed_before_the_checks() {
         let text = |raw: &str| match parse_client_event(
             &serde_json::json!({"type": "message", "text": raw}).to_string(),
         ) {
             Ok(ClientEvent::Message { text }) => text,
-            Err(e) => panic!("{e:?}"),
+            other => panic!("{other:?}"),
         };
         assert_eq!(text("a\nb\tc"), "a\nb\tc", "newline and tab stay");
         assert_eq!(text("a\r\nb\u{0}\u{1b}[2J\u{7f}\u{85}\u{9b}"), "a\nb[2J");

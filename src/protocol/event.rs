@@ -133,6 +133,37 @@ pub fn history<'a>(messages: impl IntoIterator<Item = &'a str>, epoch: &str) -> 
     out
 }
 
+/// `expiring`: the connection's token expires at `at` (sent
+/// `auth.expiry_warning` before it).
+pub fn expiring(at: std::time::SystemTime) -> Vec<u8> {
+    json(&serde_json::json!({ "type": "expiring", "expiresAt": super::rfc3339(at) }))
+}
+
+/// `refreshed`: a `refresh` was accepted; the connection now ends at `at`
+/// (`expiresAt` is absent for a token that does not expire).
+pub fn refreshed(at: Option<std::time::SystemTime>) -> Vec<u8> {
+    let mut event = serde_json::json!({ "type": "refreshed" });
+    if let Some(at) = at {
+        event["expiresAt"] = super::rfc3339(at).into();
+    }
+    json(&event)
+}
+
+/// Why a connection left a room it did not ask to leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeftReason {
+    /// Its token no longer allows the room.
+    Forbidden,
+}
+
+/// `left`: the connection is no longer in `room`.
+pub fn left(room: &str, reason: LeftReason) -> Vec<u8> {
+    let reason = match reason {
+        LeftReason::Forbidden => "forbidden",
+    };
+    json(&serde_json::json!({ "type": "left", "room": room, "reason": reason }))
+}
+
 /// The `error` event; its text never contains the client's input.
 pub fn error(code: ErrorCode, max_chars: usize) -> Vec<u8> {
     json(&serde_json::json!({

@@ -39,11 +39,13 @@ pub enum ErrorCode {
     Empty,
     Forbidden,
     Unavailable,
+    /// A `refresh` whose token was refused; the connection keeps its old one.
+    BadToken,
 }
 
 impl ErrorCode {
     /// Every code, for metric label pre-registration.
-    pub const ALL: [ErrorCode; 7] = [
+    pub const ALL: [ErrorCode; 8] = [
         ErrorCode::RateLimited,
         ErrorCode::TooLarge,
         ErrorCode::BadJson,
@@ -51,6 +53,7 @@ impl ErrorCode {
         ErrorCode::Empty,
         ErrorCode::Forbidden,
         ErrorCode::Unavailable,
+        ErrorCode::BadToken,
     ];
 
     /// The code on the wire (also the metric label).
@@ -63,6 +66,7 @@ impl ErrorCode {
             ErrorCode::Empty => "empty",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::BadToken => "bad_token",
         }
     }
 
@@ -80,6 +84,10 @@ impl ErrorCode {
             ErrorCode::Unavailable => {
                 "The message could not be accepted right now; send it again.".into()
             }
+            ErrorCode::BadToken => "The new token was not accepted (invalid, expired, or for \
+                                    another user); this session still ends when its current \
+                                    token expires."
+                .into(),
         }
     }
 }

@@ -133,7 +133,7 @@ pub fn reload(app: &App) -> Option<Settings> {
 pub(crate) fn revoke(app: &App) -> usize {
     let mut revoked = 0;
     app.rooms.for_each_member(|m| {
-        let admitted = app.auth.current(&m.credential, |g| g.admits(&m.room));
+        let admitted = app.auth.current(&m.credential(), |g| g.admits(&m.room));
         if matches!(admitted, Ok(false) | Err(crate::auth::Lapsed::Revoked)) {
             m.outbox.request_close(CloseCode::Policy);
             revoked += 1;

@@ -10,6 +10,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -86,7 +87,7 @@ impl Conn {
     pub(super) async fn serve(
         &mut self,
         app: &App,
-        member: &Member,
+        member: &Arc<Member>,
         limiter: &DefaultDirectRateLimiter,
         ip: IpKey,
     ) -> Option<CloseCode> {
@@ -129,6 +130,19 @@ impl Conn {
                             }
                             Outcome::Expired => {
                                 return Box::pin(self.close(app, CloseCode::TokenExpired)).await
+                            }
+                            Outcome::Refreshed { expires, room_lost } => {
+                                self.send(frame::text(&event::refreshed(expires)));
+                                if room_lost {
+                                    // One room per connection for now: losing
+                                    // it leaves nothing to do (§9 keeps such a
+                                    // connection open once `join` exists).
+                                    self.send(frame::text(&event::left(
+                                        &member.room,
+                                        event::LeftReason::Forbidden,
+                                    )));
+                                    return Box::pin(self.close(app, CloseCode::Policy)).await;
+                                }
                             }
                         }
                     }

@@ -1,20 +1,23 @@
-//! One client text message: limits, parsing, permission, validation, publish.
+//! One client text message: limits, parsing, then a chat message's
+//! permission, validation and publish, or a token refresh ([`refresh`]).
 //!
 //! No socket here: [`handle`] returns what happened, and the connection loop
 //! turns the outcome into an `error` event or a close. The checks run in the
 //! reference server's order, so clients see the same error for the same input.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use governor::DefaultDirectRateLimiter;
 use tracing::Instrument;
 
+use super::refresh;
 use crate::app::App;
 use crate::auth::Lapsed;
 use crate::broker::Broker;
 use crate::fanout::rooms::Member;
 use crate::limits::IpKey;
-use crate::metrics::BrokerOp;
+use crate::metrics::{BrokerOp, RefreshOutcome};
 use crate::protocol::{self, ClientEvent, ErrorCode};
 use crate::telemetry::spans;
 
@@ -29,12 +32,18 @@ pub enum Outcome {
     Revoked,
     /// The connection's token (a JWT) has expired: close with 4001.
     Expired,
+    /// A `refresh` was accepted: the connection now ends at `expires`.
+    /// `room_lost`: the new token does not allow its room (leave it).
+    Refreshed {
+        expires: Option<SystemTime>,
+        room_lost: bool,
+    },
 }
 
 /// Handles one client message from `member`, sent from `ip`.
 pub async fn handle(
     app: &App,
-    member: &Member,
+    member: &Arc<Member>,
     limiter: &DefaultDirectRateLimiter,
     ip: IpKey,
     raw: &str,
@@ -43,9 +52,21 @@ pub async fn handle(
     // Span::none() unless this message starts a recorded trace.
     let span = spans::message_span(raw.len());
     let outcome = match check(app, member, limiter, ip, raw, &span) {
-        Ok(text) => publish(app, member, &text, &span).await,
+        Ok(Checked::Text(text)) => publish(app, member, &text, &span).await,
+        Ok(Checked::Refresh(token)) => match refresh::apply(app, member, ip, &token) {
+            Some(r) => Outcome::Refreshed {
+                expires: r.expires,
+                room_lost: r.room_lost,
+            },
+            None => Outcome::Refused(ErrorCode::BadToken),
+        },
         Err(outcome) => outcome,
     };
+    match outcome {
+        Outcome::Refused(ErrorCode::BadToken) => app.metrics.jwt.refresh(RefreshOutcome::Refused),
+        Outcome::Refreshed { .. } => app.metrics.jwt.refresh(RefreshOutcome::Refreshed),
+        _ => {}
+    }
     match outcome {
         Outcome::Published { .. } => {
             app.metrics.accepted_messages.inc();
@@ -57,11 +78,22 @@ pub async fn handle(
         }
         Outcome::Revoked => spans::message_outcome(&span, Some("revoked")),
         Outcome::Expired => spans::message_outcome(&span, Some("expired")),
+        Outcome::Refreshed { .. } => spans::message_outcome(&span, None),
     }
     outcome
 }
 
-/// Every check before the publish; the cleaned text when all pass.
+/// What passed the checks.
+enum Checked {
+    /// A chat message's cleaned text, to publish.
+    Text(String),
+    /// A refresh's token, to check as a token.
+    Refresh(String),
+}
+
+/// Every check before the publish; the cleaned text when all pass. A
+/// refresh passes the same rate limits as a message, so it cannot be used
+/// to try tokens faster than messages can be sent.
 fn check(
     app: &App,
     member: &Member,
@@ -69,7 +101,7 @@ fn check(
     ip: IpKey,
     raw: &str,
     span: &tracing::Span,
-) -> Result<String, Outcome> {
+) -> Result<Checked, Outcome> {
     let m = &app.metrics;
     if limiter.check().is_err() {
         m.rate_limited_connection.inc();
@@ -80,12 +112,14 @@ fn check(
         return Err(Outcome::Refused(ErrorCode::RateLimited));
     }
     spans::step(span, "limit");
-    let ClientEvent::Message { text } =
-        protocol::parse_client_event(raw).map_err(Outcome::Refused)?;
+    let text = match protocol::parse_client_event(raw).map_err(Outcome::Refused)? {
+        ClientEvent::Message { text } => text,
+        ClientEvent::Refresh { token } => return Ok(Checked::Refresh(token)),
+    };
     // Checked on every message, against the grant in force now: a reload
     // may have revoked the token (or a JWT's key) or taken the room away,
     // and a JWT may have expired.
-    let allowed = app.auth.current(&member.credential, |g| {
+    let allowed = app.auth.current(&member.credential(), |g| {
         (g.admits(&member.room), g.can_write())
     });
     match allowed {
@@ -101,7 +135,7 @@ fn check(
         return Err(Outcome::Refused(ErrorCode::TooLarge));
     }
     spans::step(span, "validate");
-    Ok(text)
+    Ok(Checked::Text(text))
 }
 
 async fn publish(app: &App, member: &Member, text: &str, span: &tracing::Span) -> Outcome {
@@ -129,8 +163,6 @@ async fn publish(app: &App, member: &Member, text: &str, span: &tracing::Span) -
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::fanout::outbox::Outbox;
     use crate::{load_settings, Sources};
@@ -145,15 +177,15 @@ mod tests {
         App::new(settings, sources).expect("app")
     }
 
-    fn member(app: &App, token: &str, room: &str) -> Member {
-        Member {
-            id: app.rooms.next_id(),
-            name: "ana".into(),
-            room: room.into(),
-            credential: crate::auth::Credential::Static(crate::auth::digest(token)),
-            user: None,
-            outbox: Outbox::new(8, 8),
-        }
+    fn member(app: &App, token: &str, room: &str) -> Arc<Member> {
+        Arc::new(Member::new(
+            app.rooms.next_id(),
+            "ana".into(),
+            room.into(),
+            crate::auth::Credential::Static(crate::auth::digest(token)),
+            None,
+            Outbox::new(8, 8),
+        ))
     }
 
     fn msg(text: &str) -> String {

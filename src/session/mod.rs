@@ -1,10 +1,12 @@
 //! One connection's life: admitted by the gate, it joins its room, runs the
 //! connection loop ([`conn`]) and leaves; client messages are handled in
-//! [`message`], presence announcements in [`presence`].
+//! [`message`] (token refreshes in [`refresh`]), presence announcements in
+//! [`presence`].
 
 mod conn;
 pub mod message;
 pub mod presence;
+pub mod refresh;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -17,6 +19,7 @@ use self::presence::Change;
 use crate::app::App;
 use crate::auth::Credential;
 use crate::broker::{Broker, Since};
+use crate::fanout::deadlines::Expiry;
 use crate::fanout::outbox::Outbox;
 use crate::fanout::rooms::{Joined, Member};
 use crate::limits::{ConnectionSlot, IpKey};
@@ -61,17 +64,23 @@ pub async fn run(
         slot,
         ..
     } = admission;
-    let member = Arc::new(Member {
-        id: app.rooms.next_id(),
-        name: name.into(),
-        room: room.into(),
+    let member = Arc::new(Member::new(
+        app.rooms.next_id(),
+        name.into(),
+        room.into(),
         credential,
         user,
-        outbox: Outbox::new(
+        Outbox::new(
             app.settings.session.outbound_queue,
             app.settings.session.slow_consumer_drops,
         ),
-    });
+    ));
+    if let Some(at) = expires {
+        // The warning and the 4001 close come from the shared deadline
+        // queue, not from a timer in this task.
+        let expiry = Expiry::new(at, app.settings.auth.expiry_warning, app.auth.jwt.leeway());
+        app.deadlines.schedule(&member, expiry);
+    }
     app.metrics.accepted.inc();
     app.metrics.connections.inc();
     let mut conn = Conn::new(stream, tls, leftover, app.settings.limits.max_message_bytes);
@@ -92,6 +101,7 @@ pub async fn run(
     let outcome = conn.serve(&app, &member, &limiter, ip).await;
     app.metrics.closed(outcome);
     app.metrics.connections.dec();
+    app.deadlines.cancel(member.id);
     drop(conn);
 
     let last = app.rooms.leave(&member);
