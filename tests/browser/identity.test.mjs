@@ -28,6 +28,9 @@ function mint(claims, ttl = 3600) {
   return `${signed}.${createHmac("sha256", SECRET).update(signed).digest("base64url")}`;
 }
 
+/** A JWT's `exp`, in milliseconds since the epoch. */
+const expiryOf = (jwt) => JSON.parse(Buffer.from(jwt.split(".")[1], "base64url").toString()).exp * 1000;
+
 const dir = mkdtempSync(join(tmpdir(), "ws-chat-identity-"));
 const config = join(dir, "config.toml");
 writeFileSync(config, `[[auth.jwt.keys]]\nalg = "HS256"\nsecret = "${SECRET}"\n`);
@@ -53,12 +56,16 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Serves the page's token URL with `answer(call)` (1, 2, …): a JWT, or an HTTP status. */
+/**
+ * Serves the page's token URL with `answer(call)` (1, 2, …): a JWT, or an
+ * HTTP status. Each call records the expiry the page showed when it asked.
+ */
 async function tokenUrl(page, answer) {
   const calls = [];
   await page.route("**/token", async (route) => {
     const headers = await route.request().allHeaders();
-    calls.push({ method: route.request().method(), cookie: headers.cookie ?? "" });
+    const shown = await shownExpiry(page);
+    calls.push({ method: route.request().method(), cookie: headers.cookie ?? "", shown });
     const out = answer(calls.length);
     if (typeof out === "number") await route.fulfill({ status: out, body: "no" });
     else await route.fulfill({ status: 200, contentType: "application/json", body: JSON.stringify({ token: out }) });
@@ -137,24 +144,26 @@ test("a guest token keeps its own name, and a static token that cannot be a subp
 test("expiring: the page fetches the token URL and refreshes on the same socket; the shown expiry moves", async () => {
   const server = env.withUrl;
   const jwt = mint({ sub: "u-bo", name: "Bo" }, 4);
+  const firstExp = expiryOf(jwt);
   const { page, context, seen } = await openPage(env.browser, server, { room: "renew", token: jwt, connect: false });
   await context.addCookies([{ name: "app_session", value: "s-1", url: server.base }]);
   const calls = await tokenUrl(page, () => mint({ sub: "u-bo", name: "Bo" }, 60));
   await page.click("#connect");
   await waitOnline(page);
-  const before = await shownExpiry(page);
   assert.equal(await page.evaluate(() => window.__wschat.tokenUrl), "/token");
 
   await until("the refresh to be answered", () => page.evaluate(() => window.__wschat.refreshes === 1), 10_000);
-  assert.deepEqual(calls, [{ method: "GET", cookie: "app_session=s-1" }], "one GET, with the page's cookies");
+  assert.equal(calls.length, 1, "one fetch of the token URL");
+  assert.deepEqual(calls[0], { method: "GET", cookie: "app_session=s-1", shown: new Date(firstExp).toISOString() },
+    "a GET with the page's cookies, while the first token's expiry was shown");
   assert.ok(seen.sent.some((f) => JSON.parse(f).type === "refresh"), "a refresh frame was sent");
   const moved = await shownExpiry(page);
-  assert.ok(Date.parse(moved) > Date.parse(before) + 30_000, `expiry moved: ${before} → ${moved}`);
+  assert.ok(Date.parse(moved) > firstExp + 30_000, `the shown expiry moved: ${moved}`);
   assert.equal(await noteKind(page), "", "no warning left once renewed");
   assert.ok((await logTexts(page)).some((l) => /Session renewed until/.test(l)));
 
   // Past the first token's exp (leeway 0): still the same, open socket.
-  await sleep(Math.max(0, Date.parse(before) + 1_500 - Date.now()));
+  await sleep(Math.max(0, firstExp + 1_500 - Date.now()));
   await sendFromPage(page, "still here after the first exp");
   await waitForText(page, "still here after the first exp");
   assert.equal(seen.sockets.length, 1, "no reconnect");
@@ -202,7 +211,7 @@ test("a token URL that fails: the page warns the session ends soon, and after 40
 
 test("a refused refresh (bad_token), then 4001: one reconnect with a fresh token from the token URL, resuming with since", async () => {
   const server = env.withUrl;
-  const jwt = mint({ sub: "u-ed", name: "Ed" }, 4);
+  const jwt = mint({ sub: "u-ed", name: "Ed" }, 5);
   const { page, context, seen } = await openPage(env.browser, server, { room: "again", token: jwt, connect: false });
   // The first fresh token names another user: the server answers bad_token.
   const calls = await tokenUrl(page, (n) => (n === 1 ? mint({ sub: "u-someone-else" }, 60) : mint({ sub: "u-ed", name: "Ed" }, 60)));
