@@ -155,9 +155,8 @@ impl Conn {
                             None => frame::encode(Opcode::Close, b""),
                         });
                         self.read_closed = true;
-                        let _ = self
-                            .flush_all(app, app.settings.session.close_timeout)
-                            .await;
+                        let _ =
+                            Box::pin(self.flush_all(app, app.settings.session.close_timeout)).await;
                         return Some(CloseCode::Normal);
                     }
                 }
