@@ -70,6 +70,8 @@ MUST_FAIL = [
      "metricsNamespaces"),
     ("a history budget with an unknown unit", {"config": {"rooms": {"history_bytes": "64M"}}},
      "history_bytes"),
+    ("a page token URL on another origin", {"config": {"auth": {"page_token_url": "https://id.example.com/token"}}},
+     "page_token_url"),
 ]
 
 # Prometheus Operator CRDs have no schema in kubernetes-validate. These are

@@ -122,6 +122,7 @@ mod tests {
             ("CHAT__SERVER__TRUSTED_PROXIES", "10.0.0.0/33"),
             ("CHAT__AUTH__ALLOWED_ORIGINS", "localhost:8080"),
             ("CHAT__ROOMS__PRESENCE_INTERVAL", "2s"),
+            ("CHAT__AUTH__PAGE_TOKEN_URL", "https://id.example.com/token"),
         ]))
         .unwrap_err();
         let text = e.to_string();
@@ -129,5 +130,6 @@ mod tests {
         assert!(text.contains("server.trusted_proxies"), "{text}");
         assert!(text.contains("auth.allowed_origins"), "{text}");
         assert!(text.contains("rooms.presence_max_interval"), "{text}");
+        assert!(text.contains("auth.page_token_url"), "{text}");
     }
 }

@@ -145,7 +145,14 @@ async fn static_routes_have_no_path_traversal_and_carry_nosniff_and_a_csp() {
             );
         }
     }
-    for path in ["/", "/index.html", "/app.js", "/app.css", "/healthz"] {
+    for path in [
+        "/",
+        "/index.html",
+        "/app.js",
+        "/app.css",
+        "/page-config.json",
+        "/healthz",
+    ] {
         let (status, head, _) = http_request(
             s.addr,
             &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),

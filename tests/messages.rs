@@ -280,6 +280,53 @@ async fn the_page_and_health_answer_with_security_headers() {
     s.stop().await;
 }
 
+/// `/page-config.json` tells the page where to fetch a fresh token: null by
+/// default, the configured path otherwise, and a reload changes it.
+#[tokio::test]
+async fn the_page_config_names_the_token_url_and_follows_a_reload() {
+    let s = TestServer::start(&[]).await;
+    let (status, head, body) = common::http_request(
+        s.addr,
+        "GET /page-config.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let head = head.to_lowercase();
+    for header in [
+        "content-type: application/json",
+        "cache-control: no-cache",
+        "x-content-type-options: nosniff",
+    ] {
+        assert!(head.contains(header), "{header} in {head}");
+    }
+    assert_eq!(body, r#"{"tokenUrl":null}"#);
+    s.stop().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    let s =
+        common::jwt::start_with_config(&file, "[auth]\npage_token_url = \"/token\"\n", &[]).await;
+    assert_eq!(
+        common::http_get(s.addr, "/page-config.json").await,
+        (200, r#"{"tokenUrl":"/token"}"#.to_string())
+    );
+    std::fs::write(&file, "[auth]\npage_token_url = \"/api/chat-token\"\n").unwrap();
+    s.control.reload.notify_one();
+    common::eventually(
+        "the reloaded token URL",
+        std::time::Duration::from_secs(5),
+        async || {
+            let (_, body) = common::http_get(s.addr, "/page-config.json").await;
+            match body.contains("/api/chat-token") {
+                true => Ok(()),
+                false => Err(body),
+            }
+        },
+    )
+    .await;
+    s.stop().await;
+}
+
 /// Many publishers at once, so that fan-outs overlap while frames keep
 /// arriving: every member still gets every message once, in `seq` order.
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! Who may connect and what they may do: the Origin policy ([`origin`]),
 //! static tokens ([`tokens`]), JSON Web Tokens ([`jwt`], keys from a JWKS in
-//! [`jwks`]), the one [`Grant`] they all produce ([`grant`]), and the
-//! display names guests may not take ([`names`]). Each part is swapped
+//! [`jwks`]), the one [`Grant`] they all produce ([`grant`]), the
+//! display names guests may not take ([`names`]), and what the browser page
+//! is told ([`page`]: where it fetches a fresh token). Each part is swapped
 //! whole on reload.
 //!
 //! Static tokens are kept only as SHA-256 digests. A presented token is
@@ -15,6 +16,7 @@ pub mod jwks;
 pub mod jwt;
 mod names;
 mod origin;
+pub mod page;
 mod tokens;
 
 use std::sync::Arc;
@@ -26,6 +28,7 @@ pub use grant::{Grant, Perm, RoomSet};
 pub use jwt::{JwtFailure, KeyId};
 pub use names::ReservedNames;
 pub use origin::{OriginPolicy, OriginRule};
+pub use page::PageConfig;
 pub use tokens::{
     digest, is_loopback, read_tokens_file, TokenDigest, TokenSecret, TokenSet, DEV_TOKEN,
 };
@@ -113,6 +116,7 @@ pub struct Auth {
     origins: ArcSwap<OriginPolicy>,
     pub jwt: Jwt,
     names: ArcSwap<ReservedNames>,
+    page: ArcSwap<PageConfig>,
 }
 
 impl Auth {
@@ -131,11 +135,12 @@ impl Auth {
             origins: ArcSwap::from_pointee(OriginPolicy::from_settings(settings)),
             jwt: Jwt::new(jwt_config(settings)?),
             names: ArcSwap::from_pointee(ReservedNames::new(&settings.auth.reserved_names)),
+            page: ArcSwap::from_pointee(PageConfig::new(&settings.auth.page_token_url)),
         })
     }
 
-    /// Swaps in the tokens, JWT keys, origins and reserved names of newly
-    /// loaded settings (all or nothing).
+    /// Swaps in the tokens, JWT keys, origins, reserved names and page
+    /// settings of newly loaded settings (all or nothing).
     pub fn reload(&self, settings: &Settings) -> Result<(), AuthError> {
         let tokens = TokenSet::from_settings(settings)?;
         let jwt = jwt_config(settings)?;
@@ -145,6 +150,8 @@ impl Auth {
             .store(Arc::new(OriginPolicy::from_settings(settings)));
         self.names
             .store(Arc::new(ReservedNames::new(&settings.auth.reserved_names)));
+        self.page
+            .store(Arc::new(PageConfig::new(&settings.auth.page_token_url)));
         Ok(())
     }
 
@@ -157,6 +164,11 @@ impl Auth {
     /// The tokens in force now.
     pub fn tokens(&self) -> arc_swap::Guard<Arc<TokenSet>> {
         self.tokens.load()
+    }
+
+    /// What the browser page is told now (`/page-config.json`).
+    pub fn page(&self) -> arc_swap::Guard<Arc<PageConfig>> {
+        self.page.load()
     }
 
     /// The origin policy in force now.
@@ -225,7 +237,8 @@ fn jwt_config(settings: &Settings) -> Result<JwtConfig, AuthError> {
 }
 
 /// Every problem in the auth settings (tokens, tokens file, JWT keys,
-/// origins), each naming its key; never the token or secret itself.
+/// origins, reserved names, the page's token URL), each naming its key;
+/// never the token or secret itself.
 pub fn problems(settings: &Settings) -> Vec<String> {
     let mut p = Vec::new();
     for token in &settings.auth.tokens {
@@ -250,6 +263,7 @@ pub fn problems(settings: &Settings) -> Vec<String> {
         }
     }
     p.extend(names::problems(&settings.auth.reserved_names));
+    p.extend(page::problems(&settings.auth.page_token_url));
     p
 }
 

@@ -1,7 +1,9 @@
 // app.js — the ws-chat browser page: UI strings (English, Korean), the
-// connection life (connect, reconnect with capped full-jitter backoff,
-// rejection detection), resume with since/epoch and duplicate dropping, the
-// bounded offline queue, and rendering (always as text, never as HTML).
+// connection life (connect with the token as a subprotocol, reconnect with
+// capped full-jitter backoff, rejection detection), identified users (the
+// name from the token, session expiry and refresh from a token URL), resume
+// with since/epoch and duplicate dropping, the bounded offline queue, and
+// rendering (always as text, never as HTML).
 // Wire contract: docs/protocol.md. No framework, no build step, no inline code:
 // the server's CSP allows only this file.
 "use strict";
@@ -31,6 +33,18 @@ const STRINGS = {
     err_unavailable: "Chat is unavailable right now: try again soon.",
     err_bad_json: "The server could not read that message.",
     err_bad_type: "The server did not accept that event.",
+    err_bad_token: "The server refused the new token.",
+    nameFromToken: "Name from your token",
+    signedInAs: (name, user) => `Signed in as ${name} (user ${user})`,
+    sessionUntil: "Session valid until",
+    identified: (user) => `identified user ${user}`,
+    expiringNoUrl: (at) => `Your session ends at ${at}. Get a new token and connect again to continue.`,
+    renewing: "Your session ends soon: renewing it…",
+    renewed: (at) => `Session renewed until ${at}.`,
+    renewFailed: (at) => `Could not renew your session: it ends soon (${at}).`,
+    expired: "Session expired (4001): get a new token (log in again) and connect.",
+    expiredRenewing: "Session expired (4001): reconnecting with a new token…",
+    kicked: "Disconnected by a moderator (4003).",
   },
   ko: {
     title: "ws-chat", language: "언어", skipToMessage: "메시지 입력으로 건너뛰기",
@@ -56,6 +70,18 @@ const STRINGS = {
     err_unavailable: "지금은 채팅을 사용할 수 없습니다: 잠시 후 다시 시도하세요.",
     err_bad_json: "서버가 메시지를 읽지 못했습니다.",
     err_bad_type: "서버가 이 이벤트를 받지 않았습니다.",
+    err_bad_token: "서버가 새 토큰을 받지 않았습니다.",
+    nameFromToken: "토큰에 있는 이름",
+    signedInAs: (name, user) => `${name}(으)로 로그인됨 (사용자 ${user})`,
+    sessionUntil: "세션 유효 시간:",
+    identified: (user) => `인증된 사용자 ${user}`,
+    expiringNoUrl: (at) => `세션이 ${at}에 끝납니다. 계속하려면 새 토큰을 받아 다시 연결하세요.`,
+    renewing: "세션이 곧 끝납니다: 갱신하는 중…",
+    renewed: (at) => `세션이 ${at}까지 갱신되었습니다.`,
+    renewFailed: (at) => `세션을 갱신하지 못했습니다: 곧 끝납니다 (${at}).`,
+    expired: "세션이 만료되었습니다 (4001): 새 토큰을 받거나 다시 로그인한 뒤 연결하세요.",
+    expiredRenewing: "세션이 만료되었습니다 (4001): 새 토큰으로 다시 연결하는 중…",
+    kicked: "운영자가 연결을 끊었습니다 (4003).",
   },
 };
 
@@ -67,6 +93,12 @@ const BACKOFF_CAP_MS = 10_000;
 const STABLE_MS = 5_000;        // a connection open this long resets the backoff
 const SEEN_MAX = 2_000;         // message ids remembered for dropping duplicates
 const LOG_MAX = 1_000;          // log lines kept on screen
+const SUBPROTOCOL = "ws-chat.v2";            // PROTOCOL §7
+const TOKEN_PROTOCOL = "ws-chat.token.";
+// A subprotocol must be an RFC 2616 token (RFC 6455 §4.1); a JWT always is.
+// A static token with other characters goes in ?token= instead.
+const PROTOCOL_SAFE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const EXPIRY_RENEW_GAP_MS = 60_000; // at most one reconnect after 4001 per minute
 
 const $ = (sel) => document.querySelector(sel);
 const el = {
@@ -74,6 +106,8 @@ const el = {
   room: $("#room"), name: $("#name"), token: $("#token"), remember: $("#remember"),
   disconnect: $("#disconnect"), log: $("#log"), queue: $("#queue"), form: $("#form"),
   message: $("#message"), error: $("#form-error"), note: $("#form-note"), counter: $("#counter"),
+  nameHint: $("#name-hint"), identity: $("#identity"), whoami: $("#whoami"),
+  sessionEnd: $("#session-end"), expires: $("#expires"), sessionNote: $("#session-note"),
 };
 
 const store = {
@@ -96,6 +130,22 @@ let retryTimer = 0;
 let flushTimer = 0;
 let connectedWith = ""; // room, name and token of the current connect
 
+// What /page-config.json said: where to fetch a fresh token (null: nowhere),
+// and whether the server is one without it (the reference: a 404), which
+// takes the token only in the query string.
+let tokenUrl = null;
+let legacyServer = false;
+
+// Identity (PROTOCOL §8): set by a `system` event that names a user, for as
+// long as the page means to stay connected with that token.
+let identity = null;       // { user, name, expiresAt } or null (a guest)
+let ownName = null;        // the name the user typed, while the token's is shown
+let sessionNote = null;    // { key, at }: the expiry notice under the identity
+let refreshing = false;    // fetching a token for `refresh`
+let pendingToken = null;   // sent in `refresh`, adopted on `refreshed`
+let renewingAfterExpiry = false; // the one reconnect after 4001 is under way
+let lastExpiryRenewal = 0;
+
 // Resume state, per room (PROTOCOL §1–§2).
 let stateRoom = null;
 let lastSeq = null;
@@ -107,11 +157,15 @@ const queue = [];
 
 // Test hook: read-only observations plus a send that skips the client-side
 // checks (the server must enforce them anyway). Nothing here reveals the token.
-const hook = { delays: [], attempts: 0, nextAttemptAt: 0, lastUrlParams: "", histories: 0 };
+const hook = { delays: [], attempts: 0, nextAttemptAt: 0, lastUrlParams: "", histories: 0, tokenIn: "", refreshes: 0 };
 window.__wschat = Object.freeze({
   get delays() { return hook.delays.map((d) => ({ ...d })); },
   get attempts() { return hook.attempts; },
   get histories() { return hook.histories; },
+  get identity() { return identity && { ...identity }; },
+  get tokenIn() { return hook.tokenIn; },
+  get tokenUrl() { return tokenUrl; },
+  get refreshes() { return hook.refreshes; },
   get nextAttemptAt() { return hook.nextAttemptAt; },
   get resume() { return { lastSeq, epoch, room: stateRoom, params: hook.lastUrlParams }; },
   get queued() { return queue.length; },
@@ -140,6 +194,7 @@ function applyLanguage() {
   document.title = t("title");
   renderStatus();
   renderQueue();
+  renderIdentity();
   updateCounter();
 }
 
@@ -186,8 +241,29 @@ function logMessage(m) {
   const text = document.createElement("span");
   text.className = "text";
   text.textContent = String(m.text ?? "");
-  line.append(time, from, text);
+  line.append(time, from);
+  // An identified sender (PROTOCOL §8) gets a mark a guest cannot take by
+  // choosing the same name; guests' messages look as they always did.
+  if (typeof m.user === "string" && m.user) {
+    line.dataset.user = m.user;
+    line.append(identifiedBadge(m.user));
+  }
+  line.append(text);
   appendToLog(line);
+}
+
+function identifiedBadge(user) {
+  const badge = document.createElement("span");
+  badge.className = "badge";
+  badge.title = t("identified", user);
+  const mark = document.createElement("span");
+  mark.setAttribute("aria-hidden", "true");
+  mark.textContent = "✓";
+  const label = document.createElement("span");
+  label.className = "visually-hidden";
+  label.textContent = t("identified", user);
+  badge.append(mark, label);
+  return badge;
 }
 
 function logDivider(text) {
@@ -254,12 +330,16 @@ function onEvent(data) {
     case "system":
       logLine(String(data.message ?? ""));
       if (/^connected as /.test(data.message ?? "")) setStatus("online", "onlineAs", data.message.slice(13));
+      onSystem(data);
       break;
+    case "expiring": onExpiring(data); break;
+    case "refreshed": onRefreshed(data); break;
     case "presence":
       if (Number.isInteger(data.online)) { el.online.hidden = false; el.online.dataset.count = data.online; el.online.textContent = t("online", data.online); }
       if (data.message) logLine(String(data.message), "presence");
       break;
     case "error": {
+      if (data.code === "bad_token") { onRefreshRefused(); break; }
       const text = STRINGS[lang][`err_${data.code}`] ? t(`err_${data.code}`) : String(data.message ?? data.code ?? "error");
       showError(text, String(data.code ?? ""));
       logLine(text, "error");
@@ -267,6 +347,181 @@ function onEvent(data) {
     }
     default: break;
   }
+}
+
+// ---- identity and session expiry (PROTOCOL §8) -----------------------------
+
+function validTime(v) { return typeof v === "string" && !Number.isNaN(Date.parse(v)) ? v : null; }
+
+function fmtTime(iso) {
+  return new Date(iso).toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+
+function onSystem(data) {
+  const user = typeof data.user === "string" && data.user ? data.user : null;
+  if (!user) { endIdentity(); return; } // a guest: the name stays the user's own
+  const name = typeof data.name === "string" && data.name ? data.name : user;
+  identity = { user, name, expiresAt: validTime(data.expiresAt) };
+  pendingToken = null;
+  sessionNote = null;
+  lockName(name);
+  renderIdentity();
+}
+
+function endIdentity() {
+  identity = null;
+  pendingToken = null;
+  sessionNote = null;
+  unlockName();
+  renderIdentity();
+}
+
+// The token's name wins over the name field (the server ignores ?name= for
+// an identified user): show it, read-only, and give the typed one back later.
+function lockName(name) {
+  if (ownName === null) ownName = el.name.value;
+  el.name.value = name;
+  el.name.readOnly = true;
+  el.name.setAttribute("aria-describedby", "name-hint");
+  el.nameHint.hidden = false;
+  connectedWith = paramsKey();
+}
+
+function unlockName() {
+  if (ownName === null) return;
+  el.name.value = ownName;
+  ownName = null;
+  el.name.readOnly = false;
+  el.name.removeAttribute("aria-describedby");
+  el.nameHint.hidden = true;
+}
+
+function setSessionNote(key, at) {
+  sessionNote = key ? { key, at } : null;
+  renderIdentity();
+}
+
+function renderIdentity() {
+  el.identity.hidden = !identity;
+  if (!identity) return;
+  el.whoami.textContent = t("signedInAs", identity.name, identity.user);
+  el.sessionEnd.hidden = !identity.expiresAt;
+  if (identity.expiresAt) {
+    el.expires.dateTime = identity.expiresAt;
+    el.expires.textContent = fmtTime(identity.expiresAt);
+  }
+  const note = sessionNote;
+  el.sessionNote.dataset.kind = note ? note.key : "";
+  el.sessionNote.textContent = note ? t(note.key, note.at ? fmtTime(note.at) : "") : "";
+}
+
+// The server warns `auth.expiry_warning` before the token's exp. With a token
+// URL, fetch a fresh token and refresh in place; without one, say when it ends.
+async function onExpiring(data) {
+  if (!identity) return;
+  identity.expiresAt = validTime(data.expiresAt) ?? identity.expiresAt;
+  renderIdentity();
+  if (refreshing) return;
+  const ws = socket;
+  refreshing = true;
+  await loadPageConfig(); // the setting reloads: ask each time
+  if (!tokenUrl) {
+    refreshing = false;
+    if (socket === ws && identity) setSessionNote("expiringNoUrl", identity.expiresAt);
+    return;
+  }
+  setSessionNote("renewing");
+  const token = await fetchToken();
+  refreshing = false;
+  if (socket !== ws || !identity) return; // closed or replaced meanwhile
+  if (!token || ws.readyState !== WebSocket.OPEN) { setSessionNote("renewFailed", identity.expiresAt); return; }
+  pendingToken = token;
+  ws.send(JSON.stringify({ type: "refresh", token }));
+}
+
+function onRefreshed(data) {
+  if (pendingToken) adoptToken(pendingToken);
+  pendingToken = null;
+  if (!identity) return;
+  identity.expiresAt = validTime(data.expiresAt) ?? identity.expiresAt;
+  hook.refreshes += 1;
+  setSessionNote(null);
+  if (identity.expiresAt) logLine(t("renewed", fmtTime(identity.expiresAt)));
+}
+
+function onRefreshRefused() {
+  pendingToken = null;
+  if (identity) setSessionNote("renewFailed", identity.expiresAt);
+  logLine(t("err_bad_token"), "error");
+}
+
+// A fresh token replaces the field's, for reconnects; it is stored only when
+// the user asked to remember the token.
+function adoptToken(token) {
+  el.token.value = token;
+  if (el.remember.checked) store.set("token", token);
+  connectedWith = paramsKey();
+}
+
+// GET the token URL with the page's cookies: {"token":"<jwt>"}, or null.
+async function fetchToken() {
+  if (!tokenUrl) return null;
+  try {
+    const res = await fetch(tokenUrl, { credentials: "same-origin", cache: "no-store", headers: { accept: "application/json" } });
+    if (!res.ok) return null;
+    const body = await res.json();
+    return typeof body?.token === "string" && body.token ? body.token : null;
+  } catch {
+    return null;
+  }
+}
+
+// /page-config.json: the token URL (same-origin paths only, as the server
+// checks too). A 404 is a server without it (the reference), which takes the
+// token only as ?token=. A failed fetch changes nothing.
+async function loadPageConfig() {
+  try {
+    const res = await fetch("/page-config.json", { cache: "no-store", signal: AbortSignal.timeout(5_000) });
+    if (res.status === 404) { legacyServer = true; tokenUrl = null; return; }
+    if (!res.ok) return;
+    const cfg = await res.json();
+    legacyServer = false;
+    tokenUrl = typeof cfg?.tokenUrl === "string" && /^\/(?![/\\])/.test(cfg.tokenUrl) ? cfg.tokenUrl : null;
+  } catch {
+    /* server down, or not JSON: keep what we had */
+  }
+}
+
+// Closed with 4001 (the token expired without a refresh). With a token URL,
+// reconnect once with a fresh token (at most once a minute, so a token URL
+// handing out stale tokens cannot make a loop); otherwise stop and say so.
+async function onExpired() {
+  logLine(t("expired"), "error");
+  if (Date.now() - lastExpiryRenewal >= EXPIRY_RENEW_GAP_MS) {
+    await loadPageConfig();
+    if (tokenUrl && wanted && !socket) {
+      setStatus("connecting", "expiredRenewing");
+      const token = await fetchToken();
+      if (token && wanted && !socket) {
+        lastExpiryRenewal = Date.now();
+        renewingAfterExpiry = true;
+        adoptToken(token);
+        attempt = 0;
+        open();
+        return;
+      }
+    }
+  }
+  if (!wanted || socket) return; // the user acted meanwhile
+  stopWith("expired");
+}
+
+// No reconnect: say why, and give the name field back.
+function stopWith(key) {
+  wanted = false;
+  renewingAfterExpiry = false;
+  endIdentity();
+  setStatus("error", key);
 }
 
 // ---- connection ------------------------------------------------------------
@@ -281,7 +536,13 @@ function open() {
   hook.nextAttemptAt = 0;
   const room = el.room.value.trim() || "lobby";
   if (room !== stateRoom) { resetResume(room); el.log.replaceChildren(); }
-  const params = new URLSearchParams({ token: el.token.value, name: el.name.value.trim(), room });
+  // The token as a subprotocol keeps it out of the URL (and proxies' access
+  // logs); only a token that cannot be one, or a server without it, uses ?token=.
+  const token = el.token.value;
+  const asProtocol = !legacyServer && PROTOCOL_SAFE.test(token);
+  const params = new URLSearchParams(asProtocol ? {} : { token });
+  params.set("name", el.name.value.trim());
+  params.set("room", room);
   sentEpoch = null;
   if (lastSeq !== null) {
     params.set("since", String(lastSeq));
@@ -291,15 +552,18 @@ function open() {
   shown.delete("token");
   hook.lastUrlParams = shown.toString();
   hook.attempts += 1;
+  hook.tokenIn = asProtocol ? "subprotocol" : "query";
   attemptsSinceConnect += 1;
   setStatus("connecting", "connecting");
-  const ws = new WebSocket(socketUrl(params));
+  const ws = asProtocol ? new WebSocket(socketUrl(params), [SUBPROTOCOL, TOKEN_PROTOCOL + token])
+    : new WebSocket(socketUrl(params));
   socket = ws;
   let openedAt = 0;
   ws.addEventListener("open", () => {
     if (socket !== ws) return;
     openedAt = Date.now();
     everOpened = true;
+    renewingAfterExpiry = false;
     setStatus("online", "onlineAs", el.name.value.trim() || "guest");
     flush();
   });
@@ -319,15 +583,18 @@ function open() {
 }
 
 async function onClose(code, openedAt) {
-  if (!wanted) { setStatus("offline", "disconnected"); return; }
-  if (code === 1008) { wanted = false; setStatus("error", "revoked"); return; }
+  if (!wanted) { endIdentity(); setStatus("offline", "disconnected"); return; }
+  if (code === 1008) { stopWith("revoked"); return; }
+  if (code === 4003) { stopWith("kicked"); return; }
+  if (code === 4001) { onExpired(); return; }
+  // The fresh token after a 4001 was refused too: do not retry it.
+  if (!openedAt && renewingAfterExpiry) { stopWith("expired"); return; }
   if (!openedAt) {
     // Closed before open: the browser hides the HTTP status. On the first
     // attempt, a live server means the upgrade itself was refused.
     if (!everOpened && attemptsSinceConnect === 1 && await serverIsUp()) {
       if (!wanted || socket) return; // the user acted meanwhile
-      wanted = false;
-      setStatus("error", "rejected");
+      stopWith("rejected");
       return;
     }
     if (!wanted || socket) return;
@@ -362,6 +629,8 @@ function scheduleRetry(why, arg) {
 function connect() {
   if (socket && connectedWith === paramsKey()) return; // already connecting or open
   closeQuietly();
+  endIdentity(); // a new connect: the name field is the user's until a token names them
+  renewingAfterExpiry = false;
   wanted = true;
   attempt = 0;
   everOpened = false;
@@ -378,7 +647,7 @@ function disconnect() {
   clearTimeout(retryTimer);
   hook.nextAttemptAt = 0;
   if (socket) socket.close(1000, "user disconnected");
-  else setStatus("offline", "disconnected");
+  else { endIdentity(); setStatus("offline", "disconnected"); }
 }
 
 function closeQuietly() {
@@ -474,6 +743,7 @@ window.addEventListener("online", () => { if (wanted && !socket) { attempt = 0; 
 
 restoreFields();
 applyLanguage();
-// Like the reference page, connect on load, but only with a remembered token.
-if (el.token.value) connect();
-else el.token.focus();
+// Like the reference page, connect on load, but only with a remembered token,
+// and once the page knows whether the server takes the token as a subprotocol.
+if (!el.token.value) el.token.focus();
+loadPageConfig().finally(() => { if (el.token.value && !wanted) connect(); });

@@ -125,6 +125,9 @@ pub struct AuthSettings {
     /// `-` and `_`); a guest asking for one is named `guest`.
     #[serde(with = "list")]
     pub reserved_names: Vec<String>,
+    /// A same-origin path (`/token`) where the browser page fetches a fresh
+    /// token before its JWT expires; empty: the page does not refresh.
+    pub page_token_url: String,
     /// Set by loading, not by any layer: `auth.tokens` is the embedded
     /// default (the built-in dev token), which only loopback clients may use.
     #[serde(skip)]

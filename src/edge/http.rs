@@ -185,6 +185,14 @@ fn public(app: Arc<App>, peer: SocketAddr, mut req: Request<Incoming>) -> Reply 
         }
         "/app.js" => asset(APP_JS, "text/javascript; charset=utf-8"),
         "/app.css" => asset(APP_CSS, "text/css; charset=utf-8"),
+        // The page's settings (where it fetches a fresh token): public, no secret.
+        "/page-config.json" => {
+            let body = Bytes::from(app.auth.page().json().to_owned());
+            no_cache(with_type(
+                Response::new(Full::new(body)),
+                "application/json",
+            ))
+        }
         "/healthz" => {
             let body = format!(
                 r#"{{"ok":true,"clients":{}}}"#,
@@ -303,10 +311,15 @@ fn admin(app: &App, req: &Request<Incoming>) -> Reply {
 }
 
 fn asset(body: &'static str, content_type: &'static str) -> Reply {
-    let mut r = with_type(
+    no_cache(with_type(
         Response::new(Full::new(Bytes::from_static(body.as_bytes()))),
         content_type,
-    );
+    ))
+}
+
+/// What the page's own files carry: revalidated on every load (a new build
+/// or a reloaded setting shows at once), and no referrer.
+fn no_cache(mut r: Reply) -> Reply {
     r.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r.headers_mut()

@@ -1,7 +1,8 @@
-//! Hot reload of tokens, JWT keys, allowed origins and the TLS certificate:
-//! on SIGHUP (forwarded by `main`) and when the config file, tokens file, a
-//! JWT key file or the JWKS file changes. A token (or a JWT's key) that is
-//! gone, or no longer allows its room, closes its connections with 1008.
+//! Hot reload of tokens, JWT keys, allowed origins, the page's token URL and
+//! the TLS certificate: on SIGHUP (forwarded by `main`) and when the config
+//! file, tokens file, a JWT key file or the JWKS file changes. A token (or a
+//! JWT's key) that is gone, or no longer allows its room, closes its
+//! connections with 1008.
 //!
 //! Files are polled (contents, every 500 ms) rather than watched with
 //! inotify: a Kubernetes Secret update swaps a symlink, which inotify on the

@@ -44,8 +44,10 @@ async function httpOk(url) {
 
 /**
  * Starts ws-chat. `origins` overrides the allowed Origin list, `extraEnv`
- * adds settings (e.g. CHAT__AUTH__TOKENS_FILE). Returns a
- * handle whose restart() starts it again on the same ports.
+ * adds settings (e.g. CHAT__AUTH__TOKENS_FILE), `args` are its arguments
+ * (e.g. ["--config", file] for settings the environment cannot express,
+ * such as JWT keys). Returns a handle whose restart() starts it again on
+ * the same ports.
  * WS_CHAT_BIN may also name a .js server (the reference with this page
  * copied in), run with node and its PORT/ALLOWED_ORIGINS/CHAT_TOKEN.
  */
@@ -61,7 +63,7 @@ export async function startServer(opts = {}) {
   }
 }
 
-async function startOnce({ port, adminPort, origins, extraEnv = {} } = {}) {
+async function startOnce({ port, adminPort, origins, extraEnv = {}, args: binArgs = [] } = {}) {
   port ??= await freePort();
   adminPort ??= await freePort();
   origins ??= [`http://127.0.0.1:${port}`, `http://localhost:${port}`];
@@ -76,7 +78,7 @@ async function startOnce({ port, adminPort, origins, extraEnv = {} } = {}) {
   }, extraEnv);
   const isJs = BIN_PATH.endsWith(".js");
   if (isJs) Object.assign(env, { PORT: String(port), ALLOWED_ORIGINS: origins.join(",") });
-  const [cmd, args] = isJs ? [process.execPath, [BIN_PATH]] : [BIN_PATH, []];
+  const [cmd, args] = isJs ? [process.execPath, [BIN_PATH]] : [BIN_PATH, binArgs];
   const child = spawn(cmd, args, { env, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   const keep = (chunk) => { output = (output + chunk).slice(-20_000); };
@@ -107,7 +109,7 @@ async function startOnce({ port, adminPort, origins, extraEnv = {} } = {}) {
       await exited;
       clearTimeout(timer);
     },
-    restart: () => startServer({ port, adminPort, origins, extraEnv }),
+    restart: () => startServer({ port, adminPort, origins, extraEnv, args: binArgs }),
   };
   return handle;
 }

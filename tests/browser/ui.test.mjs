@@ -29,10 +29,11 @@ test("the language control switches the UI to Korean and back; a Korean browser 
   await ko.context.close();
 });
 
-test("the token is never in the URL bar nor in localStorage unless 'remember token' is ticked, and unticking removes it", async () => {
-  const { page, context } = await openPage(env.browser, env.server, { room: "privacy", name: "ana" });
+test("the token is never in the URL bar, the WebSocket URL nor localStorage unless 'remember token' is ticked, and unticking removes it", async () => {
+  const { page, context, seen } = await openPage(env.browser, env.server, { room: "privacy", name: "ana" });
   const storage = () => page.evaluate(() => Object.fromEntries(Object.entries(localStorage)));
   assert.ok(!page.url().includes(TOKEN), "not in location.href");
+  assert.ok(seen.sockets.every((s) => !s.url.includes(TOKEN)), "not in the WebSocket URL: a subprotocol carries it");
   assert.ok(!(await page.evaluate(() => location.href)).includes(TOKEN));
   assert.ok(!JSON.stringify(await storage()).includes(TOKEN), "not in localStorage by default");
   assert.equal(await page.getAttribute("#token", "type"), "password");
