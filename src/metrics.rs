@@ -14,7 +14,7 @@ use crate::protocol::ErrorCode;
 mod edge;
 mod jwt;
 
-pub use edge::{AddressSource, EdgeMetrics, HttpRefusal};
+pub use edge::{AddressSource, EdgeMetrics, HttpRefusal, RejectReason};
 pub use jwt::JwtMetrics;
 
 /// Fan-out latency buckets, 50 µs to 5 s.
@@ -26,50 +26,6 @@ pub const FANOUT_BUCKETS: &[f64] = &[
 pub const BROKER_BUCKETS: &[f64] = FANOUT_BUCKETS;
 /// Outbound queue depth buckets (frames).
 pub const QUEUE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0];
-
-/// Why an upgrade was refused (the `reason` label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RejectReason {
-    NotFound,
-    BadRequest,
-    Origin,
-    Token,
-    /// Too many failed token checks from this IP: the token was not checked.
-    AuthFailures,
-    IpRate,
-    IpCap,
-    Capacity,
-    Draining,
-}
-
-impl RejectReason {
-    const ALL: [RejectReason; 9] = [
-        RejectReason::NotFound,
-        RejectReason::BadRequest,
-        RejectReason::Origin,
-        RejectReason::Token,
-        RejectReason::AuthFailures,
-        RejectReason::IpRate,
-        RejectReason::IpCap,
-        RejectReason::Capacity,
-        RejectReason::Draining,
-    ];
-
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RejectReason::NotFound => "not_found",
-            RejectReason::BadRequest => "bad_request",
-            RejectReason::Origin => "origin",
-            RejectReason::Token => "token",
-            RejectReason::AuthFailures => "auth_failures",
-            RejectReason::IpRate => "ip_rate",
-            RejectReason::IpCap => "ip_cap",
-            RejectReason::Capacity => "capacity",
-            RejectReason::Draining => "draining",
-        }
-    }
-}
 
 /// A broker operation, as the `op` label of `wschat_broker_errors_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
