@@ -51,7 +51,7 @@ pub enum LimitRefusal {
 pub struct Limits {
     settings: LimitSettings,
     global: Arc<Semaphore>,
-    ip_open: Arc<OpenPerKey>,
+    ip_open: Arc<OpenPerKey<IpKey>>,
     ip_connects: KeyedLimiter,
     ip_messages: KeyedLimiter,
     ip_auth_failures: KeyedLimiter,
@@ -63,7 +63,7 @@ pub struct Limits {
 /// What an admitted connection holds; dropping it gives the places back.
 pub struct ConnectionSlot {
     _global: OwnedSemaphorePermit,
-    _ip: OpenSlot,
+    _ip: OpenSlot<IpKey>,
 }
 
 fn quota(burst: u32, refill: Duration) -> Quota {
@@ -116,7 +116,7 @@ impl Limits {
                 retry_after: wait.as_secs().max(1),
             });
         }
-        let ip_slot = self.ip_open.try_open(ip).ok_or(LimitRefusal::IpCap)?;
+        let ip_slot = self.ip_open.try_open(&ip).ok_or(LimitRefusal::IpCap)?;
         let permit = self
             .global
             .clone()
