@@ -81,6 +81,7 @@ pub struct Metrics {
     pub heartbeat_timeouts: IntCounter,
     pub rate_limited_connection: IntCounter,
     pub rate_limited_ip: IntCounter,
+    pub rate_limited_user: IntCounter,
     pub rooms_active: IntGauge,
     pub history_messages: IntGauge,
     pub history_bytes: IntGauge,
@@ -162,7 +163,7 @@ impl Metrics {
             "wschat_rate_limited_total",
             "Messages refused by a rate limit, by scope.",
             "scope",
-            &["connection", "ip"],
+            &["connection", "ip", "user"],
         );
         let build = IntGaugeVec::new(
             Opts::new("wschat_build_info", "Build information; always 1."),
@@ -267,6 +268,7 @@ impl Metrics {
             ),
             rate_limited_connection: limited.with_label_values(&["connection"]),
             rate_limited_ip: limited.with_label_values(&["ip"]),
+            rate_limited_user: limited.with_label_values(&["user"]),
             rooms_active: gauge(
                 &r,
                 "wschat_rooms_active",

@@ -18,12 +18,14 @@ pub enum RejectReason {
     AuthFailures,
     IpRate,
     IpCap,
+    /// The identified user holds `limits.user_max_connections` already.
+    UserCap,
     Capacity,
     Draining,
 }
 
 impl RejectReason {
-    pub(super) const ALL: [RejectReason; 9] = [
+    pub(super) const ALL: [RejectReason; 10] = [
         RejectReason::NotFound,
         RejectReason::BadRequest,
         RejectReason::Origin,
@@ -31,6 +33,7 @@ impl RejectReason {
         RejectReason::AuthFailures,
         RejectReason::IpRate,
         RejectReason::IpCap,
+        RejectReason::UserCap,
         RejectReason::Capacity,
         RejectReason::Draining,
     ];
@@ -45,6 +48,7 @@ impl RejectReason {
             RejectReason::AuthFailures => "auth_failures",
             RejectReason::IpRate => "ip_rate",
             RejectReason::IpCap => "ip_cap",
+            RejectReason::UserCap => "user_cap",
             RejectReason::Capacity => "capacity",
             RejectReason::Draining => "draining",
         }
