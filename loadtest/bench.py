@@ -13,7 +13,11 @@ build, run like ws-chat from the binary named by BENCH_BASELINE), BENCH_ONLY (co
 path without extension), BENCH_PROFILE=1 (record each server with `perf`
 during the measured fan-out window and report how much of its CPU is the
 kernel's TCP send path: the part no server that writes once per delivery
-can avoid).
+can avoid), BENCH_JWT_USERS (distinct users, one JWT each, in the JWT
+connect storm; default a tenth of its clients).
+The JWT connect storm (jwt-storm-*) runs ws-chat only, once per way of
+authenticating: the static token, HS256 JWTs and ES256 JWTs
+(bench_tokens.py mints them; ES256 needs the `openssl` CLI).
 The reference chat is not part of ws-chat: the "reference" server runs only
 from target/reference as prepared from REFERENCE_DIR by `make deps`
 (scripts/reference-ready.sh decides).
@@ -44,6 +48,7 @@ NOFILE = 65536
 sys.dont_write_bytecode = True  # no __pycache__ in the work tree
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_report import render_markdown  # noqa: E402
+import bench_tokens  # noqa: E402
 
 
 def env_num(name: str, default: float) -> float:
@@ -69,11 +74,12 @@ def scenarios() -> list[dict]:
         }
 
     if QUICK:
-        idle_n, idle_rooms, storm_n = 1000, 10, 500
+        idle_n, idle_rooms, storm_n, auth_n = 1000, 10, 500, 500
         fan = [fanout(100, 20), fanout(200, 40)]
     else:
-        idle_n, idle_rooms, storm_n = 10_000, 100, 5_000
+        idle_n, idle_rooms, storm_n, auth_n = 10_000, 100, 5_000, 10_000
         fan = [fanout(200, 40), fanout(500, 100), fanout(1000, 200)]
+    users = int(env_num("BENCH_JWT_USERS", max(1, auth_n // 10)))
     return fan + [
         {
             "id": f"idle-{idle_n}",
@@ -91,6 +97,18 @@ def scenarios() -> list[dict]:
             "mode": "join-storm",
             "args": ["--clients", str(storm_n), "--timeout", "120"],
             "budget": 300,
+        },
+        {
+            "id": f"jwt-storm-{auth_n}",
+            "title": f"{auth_n:,} clients connecting into {idle_rooms} rooms: static token, HS256 and ES256 JWTs",
+            "mode": "connect-storm",
+            # As the idle scenario connects: two generator threads, 1,024 in flight.
+            "args": ["--clients", str(auth_n), "--rooms", str(idle_rooms), "--timeout", "120",
+                     "--threads", "2", "--connect-concurrency", "1024"],
+            "budget": 300,
+            "variants": ["static", "HS256", "ES256"],
+            "clients": auth_n,
+            "users": users,
         },
     ]
 
@@ -134,7 +152,7 @@ class Server:
         "baseline": "an earlier ws-chat build ($BENCH_BASELINE), same settings as ws-chat",
     }
 
-    def __init__(self, name: str, log_dir: Path):
+    def __init__(self, name: str, log_dir: Path, config: Path | None = None):
         self.name = name
         self.port = free_port()
         self.origin = f"http://localhost:{self.port}"
@@ -151,6 +169,8 @@ class Server:
                 "CHAT_TOKEN": TOKEN, "CHAT__AUTH__ALLOWED_ORIGINS": self.origin,
             })
             cmd = [str(RELEASE / "ws-chat") if name == "ws-chat" else os.environ["BENCH_BASELINE"]]
+            if config is not None:
+                cmd += ["--config", str(config)]
             self.ready_url = f"http://127.0.0.1:{admin}/readyz"
             self.metrics_url = f"http://127.0.0.1:{admin}/metrics"
             self.ready = lambda s: s == 200
@@ -197,7 +217,7 @@ class Server:
 COUNTERS = ("wschat_drops_total", "wschat_slow_consumer_closes_total",
             "wschat_messages_delivered_total", "wschat_rate_limited_total",
             "wschat_upgrade_rejections_total", "wschat_outbound_queue_depth_sum",
-            "wschat_outbound_queue_depth_count")
+            "wschat_outbound_queue_depth_count", "wschat_jwt_failures_total")
 
 
 class Profiler:
@@ -277,21 +297,26 @@ def server_counters(url: str) -> dict:
     return found
 
 
-def run_one(scenario: dict, name: str, log_dir: Path) -> dict:
+def run_one(scenario: dict, name: str, log_dir: Path, config: Path | None = None,
+            extra: tuple[str, ...] = (), column: str | None = None) -> dict:
+    """One loadgen run of `scenario` against a fresh `name` server (started
+    with `--config config` when given), with `extra` loadgen arguments;
+    `column` names the run in logs and the report (default: the server)."""
+    column = column or name
     try:
-        server = Server(name, log_dir)
+        server = Server(name, log_dir, config)
     except (RuntimeError, OSError) as e:
         return {"error": str(e)}
     out = Path(tempfile.mkstemp(prefix="loadgen-", suffix=".json")[1])
     cmd = [str(RELEASE / "loadgen"), "--mode", scenario["mode"], "--url", server.url,
-           "--origin", server.origin, "--token", TOKEN, "--label", name,
-           "--server-pid", str(server.proc.pid), "--json", str(out), *scenario["args"]]
+           "--origin", server.origin, "--token", TOKEN, "--label", column,
+           "--server-pid", str(server.proc.pid), "--json", str(out), *scenario["args"], *extra]
     profiler = Profiler(server.proc.pid) if PROFILE and scenario["mode"] == "fanout" else None
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=scenario["budget"],
                               preexec_fn=raise_nofile)
         profile = profiler.finish() if profiler else None
-        (log_dir / f"loadgen-{scenario['id']}-{name}.txt").write_text(done.stdout + done.stderr)
+        (log_dir / f"loadgen-{scenario['id']}-{column}.txt").write_text(done.stdout + done.stderr)
         alive = server.proc.poll() is None
         counters = server_counters(server.metrics_url) if alive and server.metrics_url else {}
         if done.returncode != 0 or out.stat().st_size == 0:
@@ -311,6 +336,52 @@ def run_one(scenario: dict, name: str, log_dir: Path) -> dict:
             profiler.timer.cancel()
         server.stop()
         out.unlink(missing_ok=True)
+
+
+# ws-chat's default limits.user_max_connections.
+USER_CAP = 20
+
+
+def run_variants(scenario: dict, entry: dict, servers: list[str], log_dir: Path) -> None:
+    """The JWT connect storm: ws-chat once per way of authenticating (the
+    columns), each run on a fresh server trusting the same HS256 and ES256
+    keys, so that only the tokens the clients send differ."""
+    entry["columns"] = scenario["variants"]
+    if "ws-chat" not in servers:
+        entry["note"] = "Not run: this scenario runs ws-chat only, and BENCH_SERVERS leaves it out."
+        return
+    clients, users = scenario["clients"], scenario["users"]
+    per_user = -(-clients // users)
+    try:
+        keys = bench_tokens.Keys(Path(tempfile.mkdtemp(prefix="jwt-", dir=log_dir)))
+    except (OSError, subprocess.CalledProcessError) as e:
+        entry["note"] = f"Not run: making the JWT keys failed ({e}); ES256 needs the openssl CLI."
+        return
+    if per_user > USER_CAP:
+        # More clients per user than a user may hold by default: raised, said below.
+        with keys.config.open("a") as f:
+            f.write(f"[limits]\nuser_max_connections = {per_user}\n")
+    minted = {}
+    for variant in scenario["variants"]:
+        extra: tuple[str, ...] = ()
+        if variant != "static":
+            # Minted before the server starts, so minting is not measured.
+            path, took = keys.mint(variant, users)
+            minted[variant] = took
+            extra = ("--tokens-file", str(path))
+        print(f"== {scenario['id']} on ws-chat with {variant} tokens", flush=True)
+        report = run_one(scenario, "ws-chat", log_dir, keys.config, extra, variant)
+        entry["results"][variant] = report
+        print("   " + (report.get("error") or "done"), flush=True)
+        time.sleep(1)
+    raised = (f"; `limits.user_max_connections` raised to {per_user}" if per_user > USER_CAP
+              else f", under the default `limits.user_max_connections` ({USER_CAP})")
+    entry["note"] = (
+        "Every column is ws-chat with the same settings: its defaults plus an HS256 key and an ES256 "
+        "(P-256) public key (`--config`). *static*: every client sends the static token (a guest). "
+        f"*HS256*, *ES256*: {users:,} users with one JWT each (a distinct `sub`), each JWT sent by "
+        f"{per_user} clients{raised}. Tokens go in `?token=`. Minted by `loadtest/bench_tokens.py` before "
+        "the server started: " + ", ".join(f"{k} {v:.1f} s" for k, v in minted.items()) + ".")
 
 
 def machine() -> dict:
@@ -362,6 +433,10 @@ def main() -> int:
         missing.append("BENCH_BASELINE (an earlier ws-chat binary)")
     if PROFILE and subprocess.run(["sh", "-c", "command -v perf"], capture_output=True).returncode:
         missing.append("perf (Debian's linux-perf), for BENCH_PROFILE")
+    jwt_storm = any("variants" in s and (not only or s["id"] in only) for s in scenarios())
+    if jwt_storm and "ws-chat" in servers and subprocess.run(["sh", "-c", "command -v openssl"],
+                                                             capture_output=True).returncode:
+        missing.append("the openssl CLI (ES256 tokens for the JWT connect storm)")
     if missing:
         print("bench: cannot run, missing:\n  " + "\n  ".join(missing)
               + "\n(`make bench` builds the binaries)", file=sys.stderr)
@@ -385,12 +460,15 @@ def main() -> int:
         entry = {k: scenario[k] for k in ("id", "title", "mode")}
         entry["loadgen_args"] = scenario["args"]
         entry["results"] = {}
-        for name in servers:
-            print(f"== {scenario['id']} on {name}", flush=True)
-            report = run_one(scenario, name, log_dir)
-            entry["results"][name] = report
-            print("   " + (report.get("error") or "done"), flush=True)
-            time.sleep(1)
+        if "variants" in scenario:
+            run_variants(scenario, entry, servers, log_dir)
+        else:
+            for name in servers:
+                print(f"== {scenario['id']} on {name}", flush=True)
+                report = run_one(scenario, name, log_dir)
+                entry["results"][name] = report
+                print("   " + (report.get("error") or "done"), flush=True)
+                time.sleep(1)
         results["scenarios"].append(entry)
         # Written after every scenario, so a stopped run still leaves numbers.
         out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")

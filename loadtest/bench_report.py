@@ -1,5 +1,7 @@
 """Renders the benchmark's results (bench.py's JSON) as Markdown tables:
-one table per scenario, servers side by side, with ws-chat's ratios."""
+one table per scenario, servers side by side, with ws-chat's ratios (or,
+for the JWT connect storm, ws-chat's ways of authenticating side by side,
+with each JWT's ratio to the static token)."""
 from __future__ import annotations
 
 
@@ -26,6 +28,14 @@ def _fmt(value, digits: int) -> str:
     return f"{value:,.{digits}f}"
 
 
+_QUANTILES = {"p50": "p50_ms", "p99": "p99_ms", "p99.9": "p999_ms", "max": "max_ms"}
+
+
+def _quantiles(what: str, key: str, which: tuple[str, ...] = tuple(_QUANTILES)) -> list:
+    """Rows "<what> p50 (ms)", ... of the latency summary at `key`."""
+    return [(f"{what} {q} (ms)", lambda r, path=f"{key}.{_QUANTILES[q]}": _get(r, path), 2) for q in which]
+
+
 # (label, how to compute it from one loadgen report, decimals)
 ROWS = {
     "fanout": [
@@ -34,10 +44,7 @@ ROWS = {
         ("delivered / expected", lambda r: _get(r, "delivered_ratio"), 4),
         ("not delivered within 3 s", lambda r: _get(r, "not_delivered_in_time"), 0),
         ("deliveries per second", lambda r: _get(r, "deliveries_per_s"), 0),
-        ("latency p50 (ms)", lambda r: _get(r, "latency_ms.p50_ms"), 2),
-        ("latency p99 (ms)", lambda r: _get(r, "latency_ms.p99_ms"), 2),
-        ("latency p99.9 (ms)", lambda r: _get(r, "latency_ms.p999_ms"), 2),
-        ("latency max (ms)", lambda r: _get(r, "latency_ms.max_ms"), 2),
+        *_quantiles("latency", "latency_ms"),
         ("server CPU (cores busy)", lambda r: _get(r, "server_cpu_cores"), 3),
         ("server CPU µs per delivery", lambda r: _get(r, "server_cpu_us_per_delivery"), 3),
         ("server RSS under load (MiB)", lambda r: _mib(_get(r, "server_rss_loaded_kib")), 1),
@@ -75,7 +82,30 @@ ROWS = {
         ("other processes' CPU until all in (s)", lambda r: _get(r, "other_cpu_s"), 2),
         ("closed early / failed connects", lambda r: _pair(r, "closed_early", "connect_failed"), 0),
     ],
+    "connect-storm": [
+        ("joined (got history)", lambda r: _get(r, "joined"), 0),
+        # Text, so that it gets no ratio column.
+        ("distinct tokens", lambda r: _text(_get(r, "distinct_tokens")), 0),
+        ("time until all joined (s)", lambda r: _unless(r, "all_joined", "all_joined_s"), 2),
+        ("connections per second", lambda r: _get(r, "joined_per_s"), 0),
+        *_quantiles("handshake", "handshake_ms"),
+        *_quantiles("join", "join_ms", ("p50", "p99")),
+        ("server CPU until all joined (s)", lambda r: _get(r, "server_cpu_s"), 2),
+        ("server CPU µs per connection", lambda r: _get(r, "server_cpu_us_per_connection"), 1),
+        ("server RSS with all connected (MiB)", lambda r: _mib(_get(r, "server_rss_after_kib")), 1),
+        ("load generator CPU until all joined (s)", lambda r: _get(r, "loadgen_cpu_s"), 2),
+        ("other processes' CPU until all joined (s)", lambda r: _get(r, "other_cpu_s"), 2),
+        ("closed early / failed connects", lambda r: _pair(r, "closed_early", "connect_failed"), 0),
+    ],
 }
+
+# Ratio columns, (numerator, denominator), shown when both are columns.
+RATIOS = (("ws-chat", "reference"), ("ws-chat", "floor"), ("ws-chat", "baseline"), ("baseline", "floor"),
+          ("HS256", "static"), ("ES256", "static"))
+
+
+def _text(value):
+    return None if value is None else f"{value:,}"
 
 
 def _unless(report: dict, flag: str, key: str):
@@ -117,11 +147,12 @@ def _ratio(a, b) -> str:
 
 
 def scenario_table(entry: dict, servers: list[str]) -> str:
+    """One table: a column per server, or per entry["columns"] when the
+    scenario names its own (the JWT storm's ways of authenticating)."""
     rows = ROWS[entry["mode"]]
     results = entry["results"]
-    ratios = [(s, other) for s, other in (("ws-chat", "reference"), ("ws-chat", "floor"),
-                                                 ("ws-chat", "baseline"), ("baseline", "floor"))
-              if s in servers and other in servers]
+    servers = entry.get("columns") or servers
+    ratios = [(s, other) for s, other in RATIOS if s in servers and other in servers]
     head = ["metric", *servers, *[f"{a} / {b}" for a, b in ratios]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, get, digits in rows:
@@ -182,5 +213,7 @@ def render_markdown(results: dict) -> str:
     ]
     for entry in results["scenarios"]:
         out += [f"## {entry['title']}", "", f"`loadgen --mode {entry['mode']} {' '.join(entry['loadgen_args'])}`", ""]
+        if entry.get("note"):
+            out += [entry["note"], ""]
         out += [scenario_table(entry, servers), ""]
     return "\n".join(out)

@@ -2,7 +2,7 @@
 TEST_TARGETS += loadtest
 
 .PHONY: loadtest loadtest-reference bench bench-quick loadgen
-loadtest: ## short k6 suite (fanout, connect storm, soak, abuse) against a fresh ws-chat
+loadtest: ## short k6 suite (fanout, connect storm, soak, abuse, JWT) against a fresh ws-chat
 	cargo build --quiet -p ws-chat
 	WS_CHAT_BIN=$${WS_CHAT_BIN:-target/debug/ws-chat} loadtest/k6/run.sh ws-chat
 

@@ -1,4 +1,5 @@
-//! Rate limits and connection caps: per connection, per client IP, global.
+//! Rate limits and connection caps: per connection, per client IP, per
+//! identified user ([`users`]), global.
 //!
 //! Rates are GCRA (governor): a burst, then one event per refill interval.
 //! This is not a sliding window: after a full burst and a steady refill, up
@@ -13,6 +14,10 @@
 //! "Per IP" means per [`IpKey`]: an IPv4 address, or an IPv6 network of
 //! `limits.ipv6_prefix` bits. Every per-IP limit takes a key, never an
 //! address, so none can be keyed by a raw IPv6 address.
+//!
+//! An identified user's connections meet every limit a guest's do, and the
+//! per-user ones on top: the user's messages share one budget and its open
+//! connections one cap, whichever IPs they come from.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -29,12 +34,15 @@ use crate::config::LimitSettings;
 
 mod key;
 mod open;
+mod users;
 
 pub use key::IpKey;
 pub use open::{HttpCaps, HttpSlot};
 use open::{OpenPerKey, OpenSlot};
+use users::{UserKey, UserLimits};
 
-type KeyedLimiter = RateLimiter<IpKey, DefaultKeyedStateStore<IpKey>, DefaultClock>;
+/// A GCRA limiter per key: per [`IpKey`] unless another key is named.
+type KeyedLimiter<K = IpKey> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock>;
 
 /// Why a connection is refused by a limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +51,8 @@ pub enum LimitRefusal {
     IpRate { retry_after: u64 },
     /// The IP has too many open connections.
     IpCap,
+    /// The identified user has too many open connections.
+    UserCap,
     /// The server is at its global connection cap.
     Capacity,
 }
@@ -51,19 +61,21 @@ pub enum LimitRefusal {
 pub struct Limits {
     settings: LimitSettings,
     global: Arc<Semaphore>,
-    ip_open: Arc<OpenPerKey>,
+    ip_open: Arc<OpenPerKey<IpKey>>,
     ip_connects: KeyedLimiter,
     ip_messages: KeyedLimiter,
     ip_auth_failures: KeyedLimiter,
     /// IPs whose failure budget is spent, and until when.
     ip_locked_out: Mutex<HashMap<IpKey, Instant>>,
+    users: UserLimits,
     clock: DefaultClock,
 }
 
 /// What an admitted connection holds; dropping it gives the places back.
 pub struct ConnectionSlot {
     _global: OwnedSemaphorePermit,
-    _ip: OpenSlot,
+    _ip: OpenSlot<IpKey>,
+    _user: Option<OpenSlot<UserKey>>,
 }
 
 fn quota(burst: u32, refill: Duration) -> Quota {
@@ -99,6 +111,7 @@ impl Limits {
                 settings.ip_auth_failure_refill,
             )),
             ip_locked_out: Mutex::default(),
+            users: UserLimits::new(settings),
             clock: DefaultClock::default(),
         }
     }
@@ -108,15 +121,25 @@ impl Limits {
         IpKey::new(ip, self.settings.ipv6_prefix)
     }
 
-    /// Admits a new connection from `ip`, or says which limit refuses it.
-    pub fn admit(&self, ip: IpKey) -> Result<ConnectionSlot, LimitRefusal> {
+    /// Admits a new connection from `ip`, of `user` when it is identified
+    /// (`None`: a guest), or says which limit refuses it. A refused
+    /// connection holds no place under any cap.
+    pub fn admit(
+        &self,
+        ip: IpKey,
+        user: Option<&Arc<str>>,
+    ) -> Result<ConnectionSlot, LimitRefusal> {
         if let Err(not_until) = self.ip_connects.check_key(&ip) {
             let wait = not_until.wait_time_from(self.clock.now());
             return Err(LimitRefusal::IpRate {
                 retry_after: wait.as_secs().max(1),
             });
         }
-        let ip_slot = self.ip_open.try_open(ip).ok_or(LimitRefusal::IpCap)?;
+        let ip_slot = self.ip_open.try_open(&ip).ok_or(LimitRefusal::IpCap)?;
+        let user_slot = match user {
+            Some(user) => Some(self.users.try_open(user).ok_or(LimitRefusal::UserCap)?),
+            None => None,
+        };
         let permit = self
             .global
             .clone()
@@ -125,6 +148,7 @@ impl Limits {
         Ok(ConnectionSlot {
             _global: permit,
             _ip: ip_slot,
+            _user: user_slot,
         })
     }
 
@@ -158,6 +182,12 @@ impl Limits {
         self.ip_messages.check_key(&ip).is_ok()
     }
 
+    /// Counts one message against an identified user's budget, which all of
+    /// its connections share; false when over it.
+    pub fn user_message(&self, user: &Arc<str>) -> bool {
+        self.users.message(user)
+    }
+
     /// A fresh per-connection message limiter.
     pub fn connection_limiter(&self) -> DefaultDirectRateLimiter {
         // A clone of the shared clock: `RateLimiter::direct` builds a new
@@ -168,12 +198,13 @@ impl Limits {
         )
     }
 
-    /// Forgets IPs whose limiters are back to full, and frees the space.
+    /// Forgets IPs and users whose limiters are back to full, and frees the space.
     pub fn prune(&self) {
         for limiter in [&self.ip_connects, &self.ip_messages, &self.ip_auth_failures] {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
+        self.users.prune();
         let now = Instant::now();
         let mut locked = lock(&self.ip_locked_out);
         locked.retain(|_, until| *until > now);
@@ -211,6 +242,9 @@ mod tests {
             ip_message_refill: Duration::from_secs(60),
             ip_auth_failure_burst: 3,
             ip_auth_failure_refill: Duration::from_secs(60),
+            user_max_connections: 2,
+            user_message_burst: 4,
+            user_message_refill: Duration::from_secs(60),
             ipv6_prefix: 64,
             max_text_chars: 500,
             max_rooms_per_connection: 16,
@@ -223,16 +257,42 @@ mod tests {
         let limits = Limits::new(&settings());
         let a = v4(2);
         let b = v4(3);
-        let a1 = limits.admit(a).unwrap();
-        let _a2 = limits.admit(a).unwrap();
-        assert_eq!(limits.admit(a).err(), Some(LimitRefusal::IpCap));
-        let _b1 = limits.admit(b).unwrap();
-        assert_eq!(limits.admit(b).err(), Some(LimitRefusal::Capacity));
+        let a1 = limits.admit(a, None).unwrap();
+        let _a2 = limits.admit(a, None).unwrap();
+        assert_eq!(limits.admit(a, None).err(), Some(LimitRefusal::IpCap));
+        let _b1 = limits.admit(b, None).unwrap();
+        assert_eq!(limits.admit(b, None).err(), Some(LimitRefusal::Capacity));
         drop(a1);
-        let _b2 = limits.admit(b).unwrap();
-        assert_eq!(limits.admit(b).err(), Some(LimitRefusal::IpCap));
+        let _b2 = limits.admit(b, None).unwrap();
+        assert_eq!(limits.admit(b, None).err(), Some(LimitRefusal::IpCap));
         let c = v4(4);
-        assert_eq!(limits.admit(c).err(), Some(LimitRefusal::Capacity));
+        assert_eq!(limits.admit(c, None).err(), Some(LimitRefusal::Capacity));
+    }
+
+    #[test]
+    fn a_users_connections_are_capped_across_ips_and_refusals_hold_nothing() {
+        let mut s = settings();
+        s.max_connections = 5;
+        let limits = Limits::new(&s);
+        let (ana, bo): (Arc<str>, Arc<str>) = (Arc::from("ana"), Arc::from("bo"));
+        let first = limits.admit(v4(1), Some(&ana)).unwrap();
+        let _second = limits.admit(v4(2), Some(&ana)).unwrap();
+        assert_eq!(
+            limits.admit(v4(3), Some(&ana)).err(),
+            Some(LimitRefusal::UserCap)
+        );
+        // The refused one gave its IP's place back: v4(3) still has two.
+        let _guest = limits.admit(v4(3), None).unwrap();
+        let _bo = limits.admit(v4(3), Some(&bo)).unwrap();
+        drop(first);
+        let _again = limits.admit(v4(4), Some(&ana)).unwrap();
+        let _full = limits.admit(v4(4), None).unwrap();
+        // At the global cap a user's place is given back too.
+        assert_eq!(
+            limits.admit(v4(5), Some(&Arc::from("cy"))).err(),
+            Some(LimitRefusal::Capacity)
+        );
+        assert_eq!(limits.users.tracked(), 2, "ana and bo, not cy");
     }
 
     #[test]
@@ -242,8 +302,8 @@ mod tests {
         s.ip_connect_refill = Duration::from_secs(30);
         let limits = Limits::new(&s);
         let ip = v4(1);
-        let _first = limits.admit(ip).unwrap();
-        match limits.admit(ip) {
+        let _first = limits.admit(ip, None).unwrap();
+        match limits.admit(ip, None) {
             Err(LimitRefusal::IpRate { retry_after }) => assert!((29..=30).contains(&retry_after)),
             other => panic!("expected ip rate refusal, got {:?}", other.err()),
         }
@@ -325,10 +385,10 @@ mod tests {
             "the same /64 is locked out"
         );
         assert_eq!(limits.auth_locked_out(other), None);
-        let _a = limits.admit(a).expect("first");
-        let _b = limits.admit(b).expect("second");
+        let _a = limits.admit(a, None).expect("first");
+        let _b = limits.admit(b, None).expect("second");
         assert_eq!(
-            limits.admit(key("2001:db8::3")).err(),
+            limits.admit(key("2001:db8::3"), None).err(),
             Some(LimitRefusal::IpCap)
         );
         assert_eq!((0..8).filter(|_| limits.ip_message(b)).count(), 5);

@@ -15,7 +15,7 @@ mod edge;
 mod jwt;
 mod rooms;
 
-pub use edge::{AddressSource, EdgeMetrics, HttpRefusal};
+pub use edge::{AddressSource, EdgeMetrics, HttpRefusal, RejectReason};
 pub use jwt::{JwtMetrics, RefreshOutcome};
 pub use rooms::{JoinOutcome, LeaveReason, RoomMetrics};
 
@@ -28,50 +28,6 @@ pub const FANOUT_BUCKETS: &[f64] = &[
 pub const BROKER_BUCKETS: &[f64] = FANOUT_BUCKETS;
 /// Outbound queue depth buckets (frames).
 pub const QUEUE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0];
-
-/// Why an upgrade was refused (the `reason` label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RejectReason {
-    NotFound,
-    BadRequest,
-    Origin,
-    Token,
-    /// Too many failed token checks from this IP: the token was not checked.
-    AuthFailures,
-    IpRate,
-    IpCap,
-    Capacity,
-    Draining,
-}
-
-impl RejectReason {
-    const ALL: [RejectReason; 9] = [
-        RejectReason::NotFound,
-        RejectReason::BadRequest,
-        RejectReason::Origin,
-        RejectReason::Token,
-        RejectReason::AuthFailures,
-        RejectReason::IpRate,
-        RejectReason::IpCap,
-        RejectReason::Capacity,
-        RejectReason::Draining,
-    ];
-
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RejectReason::NotFound => "not_found",
-            RejectReason::BadRequest => "bad_request",
-            RejectReason::Origin => "origin",
-            RejectReason::Token => "token",
-            RejectReason::AuthFailures => "auth_failures",
-            RejectReason::IpRate => "ip_rate",
-            RejectReason::IpCap => "ip_cap",
-            RejectReason::Capacity => "capacity",
-            RejectReason::Draining => "draining",
-        }
-    }
-}
 
 /// A broker operation, as the `op` label of `wschat_broker_errors_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +83,7 @@ pub struct Metrics {
     pub heartbeat_timeouts: IntCounter,
     pub rate_limited_connection: IntCounter,
     pub rate_limited_ip: IntCounter,
+    pub rate_limited_user: IntCounter,
     pub rooms_active: IntGauge,
     pub history_messages: IntGauge,
     pub history_bytes: IntGauge,
@@ -209,7 +166,7 @@ impl Metrics {
             "wschat_rate_limited_total",
             "Messages refused by a rate limit, by scope.",
             "scope",
-            &["connection", "ip"],
+            &["connection", "ip", "user"],
         );
         let build = IntGaugeVec::new(
             Opts::new("wschat_build_info", "Build information; always 1."),
@@ -314,6 +271,7 @@ impl Metrics {
             ),
             rate_limited_connection: limited.with_label_values(&["connection"]),
             rate_limited_ip: limited.with_label_values(&["ip"]),
+            rate_limited_user: limited.with_label_values(&["user"]),
             rooms_active: gauge(
                 &r,
                 "wschat_rooms_active",

@@ -71,16 +71,18 @@ export function envDuration(name, fallback) {
   return envSeconds(name, fallback);
 }
 
+// `token: null` leaves the token out of the URL (it travels as a subprotocol).
 export function chatUrl(params) {
-  const parts = [`token=${encodeURIComponent(params.token ?? cfg.token)}`];
+  const parts = params.token === null ? [] : [`token=${encodeURIComponent(params.token ?? cfg.token)}`];
   if (params.name) parts.push(`name=${encodeURIComponent(params.name)}`);
   if (params.room) parts.push(`room=${encodeURIComponent(params.room)}`);
   return `${cfg.url}?${parts.join('&')}`;
 }
 
+// `protocols`: subprotocols to offer (e.g. ws-chat.v2 and ws-chat.token.<jwt>).
 export function openSocket(params) {
   const headers = { Origin: params.origin ?? cfg.origin };
-  return new WebSocket(chatUrl(params), null, { headers, tags: params.tags });
+  return new WebSocket(chatUrl(params), params.protocols ?? null, { headers, tags: params.tags });
 }
 
 // A plain HTTP request carrying WebSocket upgrade headers: the status shows

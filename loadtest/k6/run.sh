@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the four k6 scenarios, short versions, against a freshly started server
+# Runs the k6 scenarios, short versions, against a freshly started server
+# (fanout, connect storm, soak, abuse; and jwt.js, against ws-chat only)
 # and stops it. Usage: loadtest/k6/run.sh [ws-chat|reference]
 # (reference: the Node reference chat, which needs REFERENCE_DIR; see
 # scripts/reference-ready.sh)
@@ -9,6 +10,8 @@
 # every k6 client comes from 127.0.0.1: for these runs the per-IP connection
 # and per-IP message limits are raised (env below). The per-connection limits
 # (20 messages burst, 2/s) stay at their defaults: abuse.js checks them.
+# ws-chat also gets an HS256 key (a fresh random secret in a temporary
+# --config file) for jwt.js, which mints its tokens with the same secret.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 target=${1:-ws-chat}
@@ -24,6 +27,7 @@ port=$(free_port)
 admin=$(free_port)
 origin="http://localhost:$port"
 log=$(mktemp)
+config=$(mktemp)
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 case "$target" in
@@ -35,6 +39,10 @@ case "$target" in
       done
     fi
     [ -n "$bin" ] && [ -x "$bin" ] || { echo "no ws-chat binary: cargo build -p ws-chat, or set WS_CHAT_BIN" >&2; exit 1; }
+    # For jwt.js only; never printed. 64 hex characters: HS256 wants >= 32 bytes.
+    JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+    export JWT_SECRET
+    printf '[[auth.jwt.keys]]\nalg = "HS256"\nkid = "k6"\nsecret = "%s"\n' "$JWT_SECRET" >"$config"
     env -u PORT -u ALLOWED_ORIGINS \
       CHAT__SERVER__HOST=127.0.0.1 CHAT__SERVER__ADMIN_HOST=127.0.0.1 \
       CHAT__SERVER__PORT="$port" CHAT__SERVER__ADMIN_PORT="$admin" \
@@ -42,7 +50,7 @@ case "$target" in
       CHAT__LIMITS__IP_MAX_CONNECTIONS=5000 CHAT__LIMITS__IP_CONNECT_BURST=5000 \
       CHAT__LIMITS__IP_CONNECT_REFILL=1ms CHAT__LIMITS__IP_MESSAGE_BURST=5000 \
       CHAT__LIMITS__IP_MESSAGE_REFILL=1ms CHAT__SERVER__IP_MAX_HTTP_CONNECTIONS=5000 \
-      "$bin" >"$log" 2>&1 &
+      "$bin" --config "$config" >"$log" 2>&1 &
     ready="http://127.0.0.1:$admin/readyz"
     ;;
   reference)
@@ -52,7 +60,7 @@ case "$target" in
   *) echo "usage: $0 [ws-chat|reference]" >&2; exit 2 ;;
 esac
 pid=$!
-trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -f "$log"' EXIT
+trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -f "$log" "$config"' EXIT
 
 for _ in $(seq 100); do
   [ "$(curl -s -o /dev/null -w '%{http_code}' "$ready" 2>/dev/null)" = 200 ] && break
@@ -81,6 +89,8 @@ run fanout.js DURATION=10s ROOMS=4 MEMBERS=25 PUBLISHERS=4 RATE=1
 run connect-storm.js CLIENTS=150 WINDOW=2s HOLD=3s ROOMS=4
 run soak.js DURATION=12s ROOMS=2 MEMBERS=25 PUBLISHERS=3 RATE=1 CHURNERS=5
 run abuse.js DURATION=8s
+# Identified users need JWTs: ws-chat only (the reference has no JWTs).
+if [ "$target" = ws-chat ]; then run jwt.js CLIENTS=20 SENDS=3 JWT_KID=k6; fi
 kill -0 $pid 2>/dev/null || { cat "$log"; echo "$target died during the run" >&2; failed=$((failed + 1)); }
 echo "loadtest: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -150,6 +150,14 @@ impl Settings {
                 "limits.ip_auth_failure_burst",
                 self.limits.ip_auth_failure_burst as u64,
             ),
+            (
+                "limits.user_max_connections",
+                self.limits.user_max_connections as u64,
+            ),
+            (
+                "limits.user_message_burst",
+                self.limits.user_message_burst as u64,
+            ),
             ("limits.max_text_chars", self.limits.max_text_chars as u64),
             (
                 "limits.max_rooms_per_connection",
@@ -191,6 +199,10 @@ impl Settings {
             (
                 "limits.ip_auth_failure_refill",
                 self.limits.ip_auth_failure_refill,
+            ),
+            (
+                "limits.user_message_refill",
+                self.limits.user_message_refill,
             ),
             (
                 "session.heartbeat_interval",

@@ -258,3 +258,41 @@ fn ipv4_mapped_trusted_proxies_are_ipv4_networks() {
         ]
     );
 }
+
+#[test]
+fn user_limits_default_and_zero_is_an_error_naming_the_key() {
+    let s = load(&Sources::default()).expect("defaults load");
+    assert_eq!(s.limits.user_max_connections, 20);
+    assert_eq!(s.limits.user_message_burst, 40);
+    assert_eq!(s.limits.user_message_refill, Duration::from_millis(250));
+    for (var, value, key) in [
+        (
+            "CHAT__LIMITS__USER_MAX_CONNECTIONS",
+            "0",
+            "limits.user_max_connections: must be at least 1",
+        ),
+        (
+            "CHAT__LIMITS__USER_MESSAGE_BURST",
+            "0",
+            "limits.user_message_burst: must be at least 1",
+        ),
+        (
+            "CHAT__LIMITS__USER_MESSAGE_REFILL",
+            "0s",
+            "limits.user_message_refill: must be longer than zero",
+        ),
+        (
+            "CHAT__LIMITS__USER_MESSAGE_REFILL",
+            "soon",
+            "user_message_refill",
+        ),
+        (
+            "CHAT__LIMITS__USER_MAX_CONNECTIONS",
+            "-1",
+            "user_max_connections",
+        ),
+    ] {
+        let e = load(&Sources::from_env([(var, value)])).unwrap_err();
+        assert!(e.to_string().contains(key), "{var}={value}: {e}");
+    }
+}

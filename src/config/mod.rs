@@ -228,6 +228,12 @@ pub struct LimitSettings {
     pub ip_auth_failure_burst: u32,
     #[serde(with = "duration")]
     pub ip_auth_failure_refill: Duration,
+    /// Open connections per identified user, across all of its IPs.
+    pub user_max_connections: u32,
+    /// Messages per identified user, across all of its connections.
+    pub user_message_burst: u32,
+    #[serde(with = "duration")]
+    pub user_message_refill: Duration,
     /// IPv6 clients are keyed by this many leading bits (1..=128).
     pub ipv6_prefix: u8,
     pub max_text_chars: usize,

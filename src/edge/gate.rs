@@ -1,8 +1,9 @@
 //! The upgrade decision: every check that runs before a request may become a
 //! WebSocket. Order: path → draining → valid upgrade → Origin → token (unless
 //! the IP is locked out for failed token checks; where it comes from is
-//! [`credentials`], static or JWT is `auth`'s) → per-IP limits → global
-//! capacity. A refused request never upgrades.
+//! [`credentials`], static or JWT is `auth`'s) → per-IP limits → the
+//! identified user's connection cap → global capacity. A refused request
+//! never upgrades.
 
 use std::net::SocketAddr;
 
@@ -138,7 +139,10 @@ pub fn check<B>(app: &App, req: &Request<B>, peer: SocketAddr) -> Result<Admissi
         return Err(unauthorized());
     }
 
-    let slot = app.limits.admit(ip).map_err(|refusal| match refusal {
+    // The user is known only now, from the verified grant: a guest's `None`
+    // meets no per-user cap.
+    let admitted = app.limits.admit(ip, grant.user.as_ref());
+    let slot = admitted.map_err(|refusal| match refusal {
         LimitRefusal::IpRate { retry_after } => Rejection {
             status: StatusCode::TOO_MANY_REQUESTS,
             reason: RejectReason::IpRate,
@@ -150,6 +154,12 @@ pub fn check<B>(app: &App, req: &Request<B>, peer: SocketAddr) -> Result<Admissi
             reason: RejectReason::IpCap,
             retry_after: Some(5),
             message: "too many open connections from your address",
+        },
+        LimitRefusal::UserCap => Rejection {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            reason: RejectReason::UserCap,
+            retry_after: Some(5),
+            message: "too many open connections for this user",
         },
         LimitRefusal::Capacity => Rejection {
             status: StatusCode::SERVICE_UNAVAILABLE,

@@ -1,7 +1,9 @@
-//! Caps on open connections: the per-client count that the WebSocket cap
-//! and the pre-upgrade HTTP cap share, and the HTTP caps themselves.
+//! Caps on open connections: the per-key count that the WebSocket caps (per
+//! client IP, per user) and the pre-upgrade HTTP cap share, and the HTTP
+//! caps themselves.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
 use prometheus::IntGauge;
@@ -10,22 +12,22 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::{lock, IpKey};
 use crate::metrics::HttpRefusal;
 
-/// Open connections per client key, each key capped at `max`. A key's
-/// entry exists only while it has connections open, so the map needs no
-/// pruning.
-pub(crate) struct OpenPerKey {
+/// Open connections per key (a client [`IpKey`], a user id), each key
+/// capped at `max`. A key's entry exists only while it has connections
+/// open, so the map needs no pruning.
+pub(crate) struct OpenPerKey<K> {
     max: u32,
-    open: Mutex<HashMap<IpKey, u32>>,
+    open: Mutex<HashMap<K, u32>>,
 }
 
 /// One counted connection; dropping it gives the place back.
-pub(crate) struct OpenSlot {
-    key: IpKey,
-    counts: Arc<OpenPerKey>,
+pub(crate) struct OpenSlot<K: Hash + Eq> {
+    key: K,
+    counts: Arc<OpenPerKey<K>>,
 }
 
-impl OpenPerKey {
-    pub(crate) fn new(max: u32) -> Arc<OpenPerKey> {
+impl<K: Hash + Eq + Clone> OpenPerKey<K> {
+    pub(crate) fn new(max: u32) -> Arc<OpenPerKey<K>> {
         Arc::new(OpenPerKey {
             max,
             open: Mutex::default(),
@@ -33,24 +35,30 @@ impl OpenPerKey {
     }
 
     /// Counts one more connection for `key`, or `None` at its cap.
-    pub(crate) fn try_open(self: &Arc<Self>, key: IpKey) -> Option<OpenSlot> {
+    pub(crate) fn try_open(self: &Arc<Self>, key: &K) -> Option<OpenSlot<K>> {
         let mut open = lock(&self.open);
-        let count = open.entry(key).or_insert(0);
+        let count = open.entry(key.clone()).or_insert(0);
         if *count >= self.max {
             if *count == 0 {
-                open.remove(&key);
+                open.remove(key);
             }
             return None;
         }
         *count += 1;
         Some(OpenSlot {
-            key,
+            key: key.clone(),
             counts: self.clone(),
         })
     }
+
+    /// Keys with connections open (for tests: nothing is left behind).
+    #[cfg(test)]
+    pub(crate) fn keys(&self) -> usize {
+        lock(&self.open).len()
+    }
 }
 
-impl Drop for OpenSlot {
+impl<K: Hash + Eq> Drop for OpenSlot<K> {
     fn drop(&mut self) {
         let mut open = lock(&self.counts.open);
         if let Some(n) = open.get_mut(&self.key) {
@@ -66,14 +74,14 @@ impl Drop for OpenSlot {
 /// the whole listener. Checked at accept, before a byte is read.
 pub struct HttpCaps {
     global: Arc<Semaphore>,
-    per_key: Arc<OpenPerKey>,
+    per_key: Arc<OpenPerKey<IpKey>>,
     open: IntGauge,
 }
 
 /// What a connection holds until it upgrades or closes.
 pub struct HttpSlot {
     _global: OwnedSemaphorePermit,
-    _per_key: Option<OpenSlot>,
+    _per_key: Option<OpenSlot<IpKey>>,
     open: IntGauge,
 }
 
@@ -98,7 +106,7 @@ impl HttpCaps {
     /// which speaks for many clients and counts only against the global cap.
     pub fn try_open(&self, key: Option<IpKey>) -> Result<HttpSlot, HttpRefusal> {
         let per_key = match key {
-            Some(key) => Some(self.per_key.try_open(key).ok_or(HttpRefusal::IpCap)?),
+            Some(key) => Some(self.per_key.try_open(&key).ok_or(HttpRefusal::IpCap)?),
             None => None,
         };
         let global = self
@@ -141,7 +149,7 @@ mod tests {
         drop(a1);
         assert_eq!(gauge.get(), 2);
         let _b = caps.try_open(Some(key(2))).expect("a place was given back");
-        assert_eq!(lock(&caps.per_key.open).len(), 2);
+        assert_eq!(caps.per_key.keys(), 2);
     }
 
     #[test]

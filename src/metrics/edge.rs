@@ -1,9 +1,59 @@
-//! The edge's metrics: connections before the upgrade, what closed them, and
-//! where each upgrade request's client address came from.
+//! The edge's metrics: connections before the upgrade, what closed them,
+//! where each upgrade request's client address came from, and why an
+//! upgrade was refused.
 
 use prometheus::{IntCounterVec, IntGauge, Registry};
 
 use super::{counter_vec, gauge};
+
+/// Why an upgrade was refused (the `reason` label of
+/// `wschat_upgrade_rejections_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    NotFound,
+    BadRequest,
+    Origin,
+    Token,
+    /// Too many failed token checks from this IP: the token was not checked.
+    AuthFailures,
+    IpRate,
+    IpCap,
+    /// The identified user holds `limits.user_max_connections` already.
+    UserCap,
+    Capacity,
+    Draining,
+}
+
+impl RejectReason {
+    pub(super) const ALL: [RejectReason; 10] = [
+        RejectReason::NotFound,
+        RejectReason::BadRequest,
+        RejectReason::Origin,
+        RejectReason::Token,
+        RejectReason::AuthFailures,
+        RejectReason::IpRate,
+        RejectReason::IpCap,
+        RejectReason::UserCap,
+        RejectReason::Capacity,
+        RejectReason::Draining,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::NotFound => "not_found",
+            RejectReason::BadRequest => "bad_request",
+            RejectReason::Origin => "origin",
+            RejectReason::Token => "token",
+            RejectReason::AuthFailures => "auth_failures",
+            RejectReason::IpRate => "ip_rate",
+            RejectReason::IpCap => "ip_cap",
+            RejectReason::UserCap => "user_cap",
+            RejectReason::Capacity => "capacity",
+            RejectReason::Draining => "draining",
+        }
+    }
+}
 
 /// Why an HTTP connection was closed before any upgrade (the `reason` label
 /// of `wschat_http_refused_total`).

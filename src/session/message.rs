@@ -129,6 +129,16 @@ fn check(
         m.rate_limited_connection.inc();
         return Err(Outcome::Refused(ErrorCode::RateLimited));
     }
+    // An identified user's connections share one budget; checked before the
+    // IP's, so a user over it does not spend its neighbours' IP budget.
+    if member
+        .user
+        .as_ref()
+        .is_some_and(|u| !app.limits.user_message(u))
+    {
+        m.rate_limited_user.inc();
+        return Err(Outcome::Refused(ErrorCode::RateLimited));
+    }
     if !app.limits.ip_message(ip) {
         m.rate_limited_ip.inc();
         return Err(Outcome::Refused(ErrorCode::RateLimited));

@@ -180,7 +180,7 @@ mod tests {
             expires: None,
             subprotocol: false,
             ip,
-            slot: app.limits.admit(ip).expect("slot"),
+            slot: app.limits.admit(ip, None).expect("slot"),
         };
         let run = std::mem::size_of_val(&run(app.clone(), s2, None, Bytes::new(), admission));
         assert!(

@@ -5,21 +5,25 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub const USAGE: &str = "\
-loadgen --mode fanout|idle|join-storm [options]
+loadgen --mode fanout|idle|join-storm|connect-storm [options]
 
   --url URL              ws://HOST:PORT/chat (default ws://127.0.0.1:8080/chat)
   --also-url URL         a second replica: odd-numbered connections go there
   --origin ORIGIN        Origin header (default http://localhost:8080)
   --token TOKEN          bearer token, sent as ?token= (default dev-token)
+  --tokens-file FILE     one token per line; connection i sends line i mod n
+                         (distinct users' JWTs) instead of --token
   --label NAME           server name written into the report (default: the URL)
-  --rooms N              rooms (fanout default 1, idle default 100)
+  --rooms N              rooms (fanout, join-storm default 1; idle,
+                         connect-storm default 100)
   --members N            fanout: members per room, publishers included (200)
   --publishers N         fanout: publishers per room (40)
   --rate R               fanout: messages per second per publisher (1.5)
   --warmup SECS          fanout: publishing before measuring starts (5)
   --duration SECS        fanout: measured publishing time (20); idle: hold time (5)
   --connections N        idle: connections in total (10000)
-  --clients N            join-storm: clients joining one room (5000)
+  --clients N            join-storm: clients joining one room;
+                         connect-storm: clients connecting (5000)
   --per-ip N             connections per loopback source address (32)
   --connect-concurrency N  handshakes in flight at once (256)
   --timeout SECS         give up connecting/joining after this (60)
@@ -36,6 +40,9 @@ pub enum Mode {
     Fanout,
     Idle,
     JoinStorm,
+    /// Clients connect as fast as they may; each one's handshake and join
+    /// time is recorded, then they leave.
+    ConnectStorm,
 }
 
 impl Mode {
@@ -44,6 +51,7 @@ impl Mode {
             Mode::Fanout => "fanout",
             Mode::Idle => "idle",
             Mode::JoinStorm => "join-storm",
+            Mode::ConnectStorm => "connect-storm",
         }
     }
 }
@@ -57,6 +65,8 @@ pub struct Args {
     pub also: Option<(String, SocketAddr)>,
     pub origin: String,
     pub token: String,
+    /// From --tokens-file: connection i sends `tokens[i % len]`.
+    pub tokens: Vec<String>,
     pub label: String,
     pub rooms: usize,
     pub members: usize,
@@ -118,6 +128,7 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
         also: None,
         origin: "http://localhost:8080".into(),
         token: "dev-token".into(),
+        tokens: Vec::new(),
         label: String::new(),
         rooms: 0,
         members: 200,
@@ -152,6 +163,7 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
                     "fanout" => Mode::Fanout,
                     "idle" => Mode::Idle,
                     "join-storm" => Mode::JoinStorm,
+                    "connect-storm" => Mode::ConnectStorm,
                     other => return Err(format!("--mode: unknown mode {other}")),
                 })
             }
@@ -159,6 +171,7 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--also-url" => args.also = Some((value.clone(), server_addr(&value)?)),
             "--origin" => args.origin = value,
             "--token" => args.token = value,
+            "--tokens-file" => args.tokens = read_tokens(&value)?,
             "--label" => args.label = value,
             "--rooms" => args.rooms = number(f, &value)?,
             "--members" => args.members = number(f, &value)?,
@@ -186,7 +199,10 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
         args.label = args.url.clone();
     }
     if args.rooms == 0 {
-        args.rooms = if args.mode == Mode::Idle { 100 } else { 1 };
+        args.rooms = match args.mode {
+            Mode::Idle | Mode::ConnectStorm => 100,
+            Mode::Fanout | Mode::JoinStorm => 1,
+        };
     }
     args.duration = duration.unwrap_or(match args.mode {
         Mode::Fanout => Duration::from_secs(20),
@@ -194,6 +210,31 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
     });
     validate(&args)?;
     Ok(args)
+}
+
+/// The non-empty lines of `path`, each one token.
+fn read_tokens(path: &str) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("--tokens-file {path}: {e}"))?;
+    let tokens: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(String::from)
+        .collect();
+    if tokens.is_empty() {
+        return Err(format!("--tokens-file {path}: no tokens in it"));
+    }
+    Ok(tokens)
+}
+
+impl Args {
+    /// The token connection `index` sends.
+    pub fn token_for(&self, index: usize) -> &str {
+        match self.tokens.len() {
+            0 => &self.token,
+            n => &self.tokens[index % n],
+        }
+    }
 }
 
 fn validate(a: &Args) -> Result<(), String> {
@@ -211,7 +252,7 @@ fn validate(a: &Args) -> Result<(), String> {
     let total = match a.mode {
         Mode::Fanout => a.rooms * a.members,
         Mode::Idle => a.connections,
-        Mode::JoinStorm => a.clients,
+        Mode::JoinStorm | Mode::ConnectStorm => a.clients,
     };
     // 127.0.0.2 .. 127.0.255.251: 250 addresses per third octet.
     if total.div_ceil(a.per_ip) > 250 * 255 {
@@ -234,6 +275,33 @@ mod tests {
         assert_eq!(a.server, SocketAddr::from(([127, 0, 0, 1], 9000)));
         assert_eq!((a.rooms, a.members, a.publishers), (1, 200, 40));
         assert_eq!(a.duration, Duration::from_secs(20));
+    }
+
+    #[test]
+    fn tokens_come_from_a_file_round_robin() {
+        let dir = std::env::temp_dir().join(format!("loadgen-args-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("tokens");
+        std::fs::write(&file, "a.b.c\n\n  d.e.f  \n").expect("write");
+        let a = parse(argv(&format!(
+            "--mode connect-storm --tokens-file {}",
+            file.display()
+        )))
+        .expect("parses");
+        assert_eq!(
+            (a.token_for(0), a.token_for(1), a.token_for(2)),
+            ("a.b.c", "d.e.f", "a.b.c")
+        );
+        assert_eq!(a.rooms, 100);
+        let none = parse(argv("--mode connect-storm")).expect("parses");
+        assert_eq!(none.token_for(7), "dev-token");
+        std::fs::write(&file, "\n").expect("write");
+        assert!(parse(argv(&format!(
+            "--mode idle --tokens-file {}",
+            file.display()
+        )))
+        .is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -27,6 +27,10 @@ pub struct Shared {
     pub args: Args,
     pub counters: Counters,
     pub latency: Latency,
+    /// From a connection's start (its handshake slot taken) to the 101,
+    /// and to its `history`: what a connect storm costs each client.
+    pub handshakes_us: Latency,
+    pub joins_us: Latency,
     pub base: Instant,
     /// Handshakes in flight.
     pub handshakes: Semaphore,
@@ -44,12 +48,14 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(args: Args, latency: Latency) -> Self {
+    pub fn new(args: Args) -> Result<Self, String> {
         let handshakes = Semaphore::new(args.connect_concurrency);
-        Self {
+        Ok(Self {
             args,
             counters: Counters::default(),
-            latency,
+            latency: Latency::new()?,
+            handshakes_us: Latency::new()?,
+            joins_us: Latency::new()?,
             base: Instant::now(),
             handshakes,
             go: CancellationToken::new(),
@@ -60,7 +66,7 @@ impl Shared {
             last_joined_us: AtomicU64::new(0),
             last_in_us: AtomicU64::new(0),
             in_room: AtomicU64::new(0),
-        }
+        })
     }
 
     pub fn now_us(&self) -> u64 {
@@ -125,7 +131,7 @@ async fn connect(args: &Args, role: &Role) -> Result<Ws, String> {
     let url = format!(
         "{}?token={}&room={}&name=lg{}",
         base,
-        query_escape(&args.token),
+        query_escape(args.token_for(role.index)),
         query_escape(&role.room),
         role.index
     );
@@ -181,6 +187,8 @@ struct Local {
     other_errors: u64,
     joined: bool,
     in_room: bool,
+    /// When this connection started (µs since `Shared::base`).
+    began_us: u64,
 }
 
 async fn tick(ticker: &mut Option<Interval>) {
@@ -194,10 +202,12 @@ async fn tick(ticker: &mut Option<Interval>) {
 
 pub async fn run(shared: Arc<Shared>, role: Role) {
     let c = &shared.counters;
+    let mut local = Local::default();
     let ws = {
         let Ok(_permit) = shared.handshakes.acquire().await else {
             return;
         };
+        local.began_us = shared.now_us();
         tokio::select! {
             _ = shared.stop.cancelled() => return,
             r = connect(&shared.args, &role) => r,
@@ -212,8 +222,9 @@ pub async fn run(shared: Arc<Shared>, role: Role) {
         }
     };
     Counters::add(&c.connected, 1);
+    let since = shared.now_us().saturating_sub(local.began_us);
+    shared.handshakes_us.record(since);
     let late_us = shared.args.late.as_micros() as u64;
-    let mut local = Local::default();
     let mut batch: Vec<u64> = Vec::with_capacity(256);
     let mut ticker: Option<Interval> = None;
     let mut waiting_to_publish = role.publish.is_some();
@@ -320,6 +331,8 @@ fn on_event(shared: &Shared, text: &str, local: &mut Local, batch: &mut Vec<u64>
         }
         "history" if !local.joined => {
             local.joined = true;
+            let since = shared.now_us().saturating_sub(local.began_us);
+            shared.joins_us.record(since);
             Counters::add(&shared.counters.joined, 1);
             shared.last_joined_us.fetch_max(shared.now_us(), Relaxed);
         }

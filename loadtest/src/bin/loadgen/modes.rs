@@ -1,5 +1,5 @@
-//! The three scenarios (fanout, idle, join-storm): who connects where, the
-//! timeline, and the report each one produces.
+//! The four scenarios (fanout, idle, join-storm, connect-storm): who
+//! connects where, the timeline, and the report each one produces.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 
 use crate::args::{Args, Mode};
 use crate::conn::{self, Role, Shared};
-use crate::stats::{rss_kib, Counters, CpuMark, Latency};
+use crate::stats::{rss_kib, Counters, CpuMark};
 
 fn secs(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0).round() / 1000.0
@@ -30,6 +30,17 @@ async fn wait_until(deadline: Instant, mut done: impl FnMut() -> bool) -> bool {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     true
+}
+
+/// `n` members spread over `rooms` rooms named `<prefix>-<k>`, none publishing.
+fn spread(n: usize, rooms: usize, prefix: &str) -> Vec<Role> {
+    (0..n)
+        .map(|index| Role {
+            index,
+            room: format!("{prefix}-{}", index % rooms),
+            publish: None,
+        })
+        .collect()
 }
 
 fn spawn_all(shared: &Arc<Shared>, roles: Vec<Role>) -> Vec<JoinHandle<()>> {
@@ -88,11 +99,12 @@ fn merge(mut base: Value, extra: Value) -> Value {
 }
 
 pub async fn run(args: Args) -> Result<Value, String> {
-    let shared = Arc::new(Shared::new(args.clone(), Latency::new()?));
+    let shared = Arc::new(Shared::new(args.clone())?);
     match args.mode {
         Mode::Fanout => fanout(shared).await,
         Mode::Idle => idle(shared).await,
         Mode::JoinStorm => join_storm(shared).await,
+        Mode::ConnectStorm => connect_storm(shared).await,
     }
 }
 
@@ -186,13 +198,7 @@ async fn idle(shared: Arc<Shared>) -> Result<Value, String> {
     let a = shared.args.clone();
     let pid = a.server_pid;
     let n = a.connections;
-    let roles = (0..n)
-        .map(|index| Role {
-            index,
-            room: format!("idle-{}", index % a.rooms),
-            publish: None,
-        })
-        .collect();
+    let roles = spread(n, a.rooms, "idle");
     let rss_before = pid.and_then(|p| rss_kib(Some(p)));
     let connect_from = CpuMark::now(pid);
     let t0 = Instant::now();
@@ -274,6 +280,49 @@ async fn join_storm(shared: Arc<Shared>) -> Result<Value, String> {
             "server_cpu_s": used.server.map(|s| round(s, 2)),
             "loadgen_cpu_s": used.own.map(|s| round(s, 2)),
             "other_cpu_s": used.others.map(|s| round(s, 2)),
+        }),
+    ))
+}
+
+/// Every client connects as fast as `--connect-concurrency` allows, into
+/// `--rooms` rooms, and leaves once all are in: connections per second,
+/// each one's handshake and join time, and the server's CPU per connection.
+/// With `--tokens-file` each client sends its own token (a JWT per user).
+async fn connect_storm(shared: Arc<Shared>) -> Result<Value, String> {
+    let a = shared.args.clone();
+    let n = a.clients;
+    let roles = spread(n, a.rooms, "storm");
+    let rss_before = rss_kib(a.server_pid);
+    let start = shared.now_us();
+    let cpu_from = CpuMark::now(a.server_pid);
+    let tasks = spawn_all(&shared, roles);
+    let all_joined = wait_joined(&shared, n as u64, Instant::now() + a.timeout).await;
+    let used = CpuMark::now(a.server_pid).since(&cpu_from);
+    let rss_after = rss_kib(a.server_pid);
+    stop_all(&shared, tasks).await;
+    let joined = Counters::get(&shared.counters.joined);
+    let joined_s = shared.last_joined_us.load(Relaxed).saturating_sub(start) as f64 / 1e6;
+    let per_connection = used
+        .server
+        .filter(|_| joined > 0)
+        .map(|s| round(s * 1e6 / joined as f64, 1));
+    Ok(merge(
+        common(&shared),
+        json!({
+            "clients": n,
+            "rooms": a.rooms,
+            "distinct_tokens": a.tokens.len().max(1),
+            "all_joined": all_joined,
+            "all_joined_s": round(joined_s, 3),
+            "joined_per_s": if joined_s > 0.0 { round(joined as f64 / joined_s, 1) } else { 0.0 },
+            "handshake_ms": shared.handshakes_us.summary(),
+            "join_ms": shared.joins_us.summary(),
+            "server_cpu_s": used.server.map(|s| round(s, 2)),
+            "server_cpu_us_per_connection": per_connection,
+            "loadgen_cpu_s": used.own.map(|s| round(s, 2)),
+            "other_cpu_s": used.others.map(|s| round(s, 2)),
+            "server_rss_before_kib": rss_before,
+            "server_rss_after_kib": rss_after,
         }),
     ))
 }

@@ -77,6 +77,13 @@ impl Latency {
         batch.clear();
     }
 
+    /// Records one value (µs), saturated into the histogram's range.
+    pub fn record(&self, us: u64) {
+        if let Ok(mut h) = self.hist.lock() {
+            h.saturating_record(us.max(1));
+        }
+    }
+
     pub fn summary(&self) -> LatencySummary {
         let Ok(h) = self.hist.lock() else {
             return LatencySummary::default();
