@@ -17,7 +17,7 @@ mod rooms;
 
 pub use edge::{AddressSource, EdgeMetrics, HttpRefusal, RejectReason};
 pub use jwt::{JwtMetrics, RefreshOutcome};
-pub use rooms::{JoinOutcome, LeaveReason, RoomMetrics};
+pub use rooms::{DeleteOutcome, JoinOutcome, LeaveReason, RoomMetrics};
 
 /// Fan-out latency buckets, 50 µs to 5 s.
 pub const FANOUT_BUCKETS: &[f64] = &[
@@ -36,15 +36,17 @@ pub enum BrokerOp {
     History,
     Presence,
     Subscribe,
+    Delete,
 }
 
 impl BrokerOp {
     /// Every operation, for label pre-registration.
-    pub const ALL: [BrokerOp; 4] = [
+    pub const ALL: [BrokerOp; 5] = [
         BrokerOp::Publish,
         BrokerOp::History,
         BrokerOp::Presence,
         BrokerOp::Subscribe,
+        BrokerOp::Delete,
     ];
 
     /// The label value.
@@ -54,6 +56,7 @@ impl BrokerOp {
             BrokerOp::History => "history",
             BrokerOp::Presence => "presence",
             BrokerOp::Subscribe => "subscribe",
+            BrokerOp::Delete => "delete",
         }
     }
 }

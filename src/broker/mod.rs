@@ -32,6 +32,34 @@ pub struct History {
     pub messages: Vec<Arc<str>>,
 }
 
+/// Who asks to delete a message: allowed to the message's identified
+/// author, and to moderators.
+#[derive(Debug, Clone, Copy)]
+pub struct Deleter<'a> {
+    /// The asking connection's identified user (`None`: a guest).
+    pub user: Option<&'a str>,
+    /// Its grant has `moderate`.
+    pub moderator: bool,
+}
+
+impl Deleter<'_> {
+    /// Whether it may delete a message sent by `author` (`None`: a guest's).
+    pub fn may_delete(&self, author: Option<&str>) -> bool {
+        self.moderator || (self.user.is_some() && self.user == author)
+    }
+}
+
+/// What became of a delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deletion {
+    /// Gone from history; every member on every replica is told.
+    Deleted { seq: u64 },
+    /// Not in the room's history (never, or trimmed or deleted already).
+    NotFound,
+    /// In history, but neither its author's nor asked by a moderator.
+    Forbidden,
+}
+
 /// A broker operation failed; the message or event was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -85,6 +113,15 @@ pub trait Broker: Send + Sync + 'static {
         room: &str,
         since: &Since,
     ) -> impl Future<Output = Result<History, BrokerError>> + Send;
+
+    /// Deletes message `id` from the room's history when `by` may, and
+    /// sends `deleted` to the room's members on every replica.
+    fn delete(
+        &self,
+        room: &str,
+        id: &str,
+        by: Deleter<'_>,
+    ) -> impl Future<Output = Result<Deletion, BrokerError>> + Send;
 
     /// Sends presence events to the room on every replica, with the
     /// room-wide online count given this replica's `local_online`.
@@ -161,6 +198,13 @@ impl Broker for Backend {
         match self {
             Backend::Memory(b) => b.history(room, since).await,
             Backend::Redis(b) => b.history(room, since).await,
+        }
+    }
+
+    async fn delete(&self, room: &str, id: &str, by: Deleter<'_>) -> Result<Deletion, BrokerError> {
+        match self {
+            Backend::Memory(b) => b.delete(room, id, by).await,
+            Backend::Redis(b) => b.delete(room, id, by).await,
         }
     }
 

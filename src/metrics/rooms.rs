@@ -1,5 +1,5 @@
-//! The metrics of room membership: joins by outcome, leaves by reason, and
-//! how many rooms connections hold. No label ever names a room.
+//! The metrics of rooms: joins by outcome, leaves by reason, how many rooms
+//! connections hold, and message deletes. No label ever names a room.
 
 use prometheus::{Histogram, IntCounterVec, Registry};
 
@@ -62,10 +62,44 @@ impl LeaveReason {
     }
 }
 
-/// Joins, leaves and rooms held.
+/// What became of a `delete`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    /// By its identified author.
+    Author,
+    /// By a moderator (not its author).
+    Moderator,
+    Forbidden,
+    NotFound,
+    Unavailable,
+}
+
+impl DeleteOutcome {
+    const ALL: [DeleteOutcome; 5] = [
+        DeleteOutcome::Author,
+        DeleteOutcome::Moderator,
+        DeleteOutcome::Forbidden,
+        DeleteOutcome::NotFound,
+        DeleteOutcome::Unavailable,
+    ];
+
+    /// The `outcome` label (also the audit record's).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeleteOutcome::Author => "author",
+            DeleteOutcome::Moderator => "moderator",
+            DeleteOutcome::Forbidden => "forbidden",
+            DeleteOutcome::NotFound => "not_found",
+            DeleteOutcome::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Joins, leaves, rooms held and deletes.
 pub struct RoomMetrics {
     joins: IntCounterVec,
     leaves: IntCounterVec,
+    deletes: IntCounterVec,
     /// Rooms a connection holds, observed after each successful join.
     pub rooms_per_connection: Histogram,
 }
@@ -87,6 +121,13 @@ impl RoomMetrics {
                 "reason",
                 &LeaveReason::ALL.map(LeaveReason::as_str),
             ),
+            deletes: counter_vec(
+                r,
+                "wschat_message_deletes_total",
+                "Client delete events, by outcome (author, moderator: deleted by whom; forbidden, not_found, unavailable: refused).",
+                "outcome",
+                &DeleteOutcome::ALL.map(DeleteOutcome::as_str),
+            ),
             rooms_per_connection: histogram(
                 r,
                 "wschat_rooms_per_connection",
@@ -99,6 +140,11 @@ impl RoomMetrics {
     /// Counts a join attempt.
     pub fn join(&self, outcome: JoinOutcome) {
         self.joins.with_label_values(&[outcome.as_str()]).inc();
+    }
+
+    /// Counts a delete.
+    pub fn delete(&self, outcome: DeleteOutcome) {
+        self.deletes.with_label_values(&[outcome.as_str()]).inc();
     }
 
     /// Counts a room left.

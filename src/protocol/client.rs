@@ -16,6 +16,8 @@ pub enum ClientEvent {
     Join { room: String, since: Since },
     /// Leave `room` (version 2, §9).
     Leave { room: String },
+    /// Delete message `id` of `room` (version 2, §10).
+    Delete { room: String, id: String },
     /// A new token for the connection's user (version 2, §8).
     Refresh { token: String },
 }
@@ -60,6 +62,19 @@ pub fn parse_client_event(raw: &str) -> Result<ClientEvent, ErrorCode> {
             return Ok(ClientEvent::Leave {
                 room: room.ok_or(ErrorCode::BadRoom)?,
             })
+        }
+        Some("delete") => {
+            let room = room.ok_or(ErrorCode::BadRoom)?;
+            // Message ids are UUIDs: anything else cannot be in a history.
+            return match map.get("id").and_then(|i| i.as_str()) {
+                Some(id) if id.len() == 36 && uuid::Uuid::try_parse(id).is_ok() => {
+                    Ok(ClientEvent::Delete {
+                        room,
+                        id: id.to_string(),
+                    })
+                }
+                _ => Err(ErrorCode::NotFound),
+            };
         }
         Some("refresh") => {
             return match map.get("token") {
@@ -187,6 +202,26 @@ mod tests {
             assert_eq!(parse_client_event(raw), Err(ErrorCode::BadRoom), "{raw}");
         }
         assert!(valid_room(&"r".repeat(32)) && !valid_room(&"r".repeat(33)));
+    }
+
+    #[test]
+    fn a_delete_names_a_room_and_a_message_id() {
+        let id = "0b6c4c2e-6a0e-4a8e-9d0e-3c4f8e7a1b2c";
+        assert_eq!(
+            parse_client_event(&format!(r#"{{"type":"delete","room":"r","id":"{id}"}}"#)),
+            Ok(ClientEvent::Delete {
+                room: "r".into(),
+                id: id.into()
+            })
+        );
+        for raw in [
+            r#"{"type":"delete","room":"r"}"#,
+            r#"{"type":"delete","room":"r","id":"\"},{\"x"}"#,
+        ] {
+            assert_eq!(parse_client_event(raw), Err(ErrorCode::NotFound), "{raw}");
+        }
+        let no_room = format!(r#"{{"type":"delete","id":"{id}"}}"#);
+        assert_eq!(parse_client_event(&no_room), Err(ErrorCode::BadRoom));
     }
 
     #[test]

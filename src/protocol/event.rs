@@ -175,6 +175,11 @@ pub fn left(room: &str, reason: LeftReason) -> Vec<u8> {
     json(&serde_json::json!({ "type": "left", "room": room, "reason": reason }))
 }
 
+/// `deleted`: message `id` (number `seq`) left `room`'s history.
+pub fn deleted(room: &str, id: &str, seq: u64) -> Vec<u8> {
+    json(&serde_json::json!({ "type": "deleted", "room": room, "id": id, "seq": seq }))
+}
+
 /// The `error` event, with the `room` of the room action it answers; its
 /// text never contains the client's input.
 pub fn error(room: Option<&str>, code: ErrorCode, max_chars: usize) -> Vec<u8> {

@@ -50,11 +50,13 @@ pub enum ErrorCode {
     NotJoined,
     /// A `room` that is not a valid room name.
     BadRoom,
+    /// A `delete` of a message that is not in the room's history.
+    NotFound,
 }
 
 impl ErrorCode {
     /// Every code, for metric label pre-registration.
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::RateLimited,
         ErrorCode::TooLarge,
         ErrorCode::BadJson,
@@ -67,6 +69,7 @@ impl ErrorCode {
         ErrorCode::AlreadyJoined,
         ErrorCode::NotJoined,
         ErrorCode::BadRoom,
+        ErrorCode::NotFound,
     ];
 
     /// The code on the wire (also the metric label).
@@ -84,6 +87,7 @@ impl ErrorCode {
             ErrorCode::AlreadyJoined => "already_joined",
             ErrorCode::NotJoined => "not_joined",
             ErrorCode::BadRoom => "bad_room",
+            ErrorCode::NotFound => "not_found",
         }
     }
 
@@ -111,6 +115,7 @@ impl ErrorCode {
             ErrorCode::AlreadyJoined => "This connection is already in that room.".into(),
             ErrorCode::NotJoined => "This connection is not in that room; join it first.".into(),
             ErrorCode::BadRoom => "A room name is 1 to 32 letters, digits, '-' or '_'.".into(),
+            ErrorCode::NotFound => "No such message in this room's history.".into(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! One client text message: limits, parsing, then what it asks for: a chat
 //! message (permission, validation, publish), a `join` or `leave`
-//! ([`membership`](super::membership)), or a token `refresh`
-//! ([`refresh`](super::refresh)).
+//! ([`membership`](super::membership)), a `delete` ([`delete`](super::delete)),
+//! or a token `refresh` ([`refresh`](super::refresh)).
 //!
 //! No socket here: [`handle`] returns what happened, and the connection loop
 //! turns the outcome into an `error` event or a close. The checks run in the
@@ -13,6 +13,7 @@ use std::time::{Instant, SystemTime};
 use governor::DefaultDirectRateLimiter;
 use tracing::Instrument;
 
+use super::delete;
 use super::membership::{self, Refused};
 use super::refresh;
 use crate::app::App;
@@ -76,6 +77,11 @@ pub async fn handle(
                 }
             }
         }
+        Ok(Checked::Delete(room, id)) => match delete::delete(app, member, &room, &id).await {
+            Ok(()) => Outcome::Done,
+            Err(delete::Refused::Code(code)) => Outcome::RoomRefused { room, code },
+            Err(delete::Refused::Lapsed(lapsed)) => lapsed.into(),
+        },
         Ok(Checked::Refresh(token)) => match refresh::apply(app, member, ip, &token).await {
             Some(expires) => Outcome::Refreshed { expires },
             None => Outcome::Refused(ErrorCode::BadToken),
@@ -109,6 +115,7 @@ enum Checked {
     Text(Arc<str>, String),
     Join(Arc<str>, Since),
     Leave(Arc<str>),
+    Delete(Arc<str>, String),
     /// A refresh's token, to check as a token.
     Refresh(String),
 }
@@ -153,6 +160,10 @@ fn check(
         ClientEvent::Leave { room } => {
             member.mark_v2();
             return Ok(Checked::Leave(room.into()));
+        }
+        ClientEvent::Delete { room, id } => {
+            member.mark_v2();
+            return Ok(Checked::Delete(room.into(), id));
         }
         ClientEvent::Refresh { token } => {
             member.mark_v2();

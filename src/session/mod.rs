@@ -1,10 +1,11 @@
 //! One connection's life: admitted by the gate, it joins the room of its
 //! query string, runs the connection loop ([`conn`]) and leaves every room
 //! it is in. Client messages are handled in [`message`], joins and leaves
-//! in [`membership`], token refreshes in [`refresh`], presence
-//! announcements in [`presence`].
+//! in [`membership`], deletes in [`delete`], token refreshes in
+//! [`refresh`], presence announcements in [`presence`].
 
 mod conn;
+pub mod delete;
 pub mod membership;
 pub mod message;
 pub mod presence;

@@ -19,7 +19,7 @@ mod tests;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::broker::{Broker, BrokerError, History, Since};
+use crate::broker::{Broker, BrokerError, Deleter, Deletion, History, Since};
 use crate::fanout::rooms::{Delivery, Rooms};
 use crate::metrics::Metrics;
 use crate::protocol::event::{self, MessageHead};
@@ -92,6 +92,29 @@ impl Broker for MemoryBroker {
         drop(numbering);
         crate::telemetry::spans::fan_out_here(seq, recipients);
         Ok(seq)
+    }
+
+    async fn delete(&self, room: &str, id: &str, by: Deleter<'_>) -> Result<Deletion, BrokerError> {
+        // Under the room's numbering lock, like a publish: members see the
+        // `deleted` after the message it names.
+        let head = self.store().head(room);
+        let _numbering = lock(&head);
+        let removed = self.store().remove(room, id, |json| {
+            let author = event::parse_message(json).and_then(|m| m.user);
+            by.may_delete(author.as_deref())
+        });
+        let seq = match removed {
+            None => return Ok(Deletion::NotFound),
+            Some(Err(())) => return Ok(Deletion::Forbidden),
+            Some(Ok(seq)) => seq,
+        };
+        let delivery = Delivery {
+            seq: None,
+            frame: frame::text(&event::deleted(room, id, seq)),
+            accepted_at: None,
+        };
+        self.rooms.deliver(room, delivery);
+        Ok(Deletion::Deleted { seq })
     }
 
     async fn history(&self, room: &str, since: &Since) -> Result<History, BrokerError> {

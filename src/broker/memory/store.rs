@@ -273,6 +273,39 @@ impl Store {
         self.report();
     }
 
+    /// Removes message `id` from `room`'s history if `may(its JSON)` allows:
+    /// `Some(Ok(seq))` removed, `Some(Err(()))` refused, `None` not there.
+    pub fn remove(
+        &mut self,
+        room: &str,
+        id: &str,
+        may: impl FnOnce(&str) -> bool,
+    ) -> Option<Result<u64, ()>> {
+        let slot = self.slots.get_mut(room)?;
+        // The message JSON starts with its id (see protocol::event).
+        let prefix = format!("{{\"id\":\"{id}\"");
+        let at = slot
+            .messages
+            .iter()
+            .position(|(_, j)| j.starts_with(&prefix))?;
+        if !may(&slot.messages[at].1) {
+            return Some(Err(()));
+        }
+        let (seq, json) = slot.messages.remove(at)?;
+        let before = slot.bytes;
+        slot.bytes -= cost(&json);
+        let (after, state) = (slot.bytes, slot.state);
+        self.bytes -= before - after;
+        self.messages = self.messages.saturating_sub(1);
+        if state == State::Members {
+            let name: Arc<str> = room.into();
+            self.by_size.remove(&(before, name.clone()));
+            self.by_size.insert((after, name));
+        }
+        self.report();
+        Some(Ok(seq))
+    }
+
     /// The room's history after `since` (all of it if the epoch differs).
     pub fn read(&mut self, room: &str, since: &Since) -> History {
         let slot = self.slot(room);

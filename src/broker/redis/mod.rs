@@ -30,7 +30,7 @@ use redis::RedisResult;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::broker::{Broker, BrokerError, BrokerSetupError, History, Since};
+use crate::broker::{Broker, BrokerError, BrokerSetupError, Deleter, Deletion, History, Since};
 use crate::config::BrokerSettings;
 use crate::fanout::rooms::Rooms;
 use crate::metrics::Metrics;
@@ -283,6 +283,30 @@ impl Broker for RedisBroker {
             last_seq: read.last_seq,
             messages: read.entries.into_iter().map(|(_, json)| json).collect(),
         })
+    }
+
+    async fn delete(&self, room: &str, id: &str, by: Deleter<'_>) -> Result<Deletion, BrokerError> {
+        let s = &self.shared;
+        if !s.status.is_up() {
+            return Err(BrokerError::Down);
+        }
+        let mut inv = s.scripts.delete.prepare_invoke();
+        inv.key(script::log_key(room))
+            .arg(id)
+            .arg(by.user.unwrap_or(""))
+            .arg(if by.moderator { "1" } else { "0" })
+            .arg(script::channel(room));
+        let mut conn = s.conn.clone();
+        let reply: Vec<String> = s.call(inv.invoke_async(&mut conn)).await?;
+        match reply.as_slice() {
+            [done, seq] if done == "deleted" => seq
+                .parse()
+                .map(|seq| Deletion::Deleted { seq })
+                .map_err(|_| BrokerError::Reply("delete")),
+            [refused] if refused == "forbidden" => Ok(Deletion::Forbidden),
+            [missing] if missing == "not_found" => Ok(Deletion::NotFound),
+            _ => Err(BrokerError::Reply("delete")),
+        }
     }
 
     async fn presence(

@@ -1,4 +1,4 @@
-//! The Redis side of the broker: key names, the three Lua scripts, and the
+//! The Redis side of the broker: key names, the Lua scripts, and the
 //! pub/sub envelope they publish.
 //!
 //! Keys of one room share the hash tag `{room}`, so a cluster would keep them
@@ -9,7 +9,7 @@
 //! | `wschat:{room}:meta` | hash | `seq` (last assigned), `epoch` (this life of the history) |
 //! | `wschat:{room}:log` | stream | one entry per message, id `<seq>-0`, field `m` = message JSON |
 //! | `wschat:{room}:online` | hash | replica id → `<local count>:<expiry ms, Redis clock>`; `epoch` → the epoch a room without messages will get |
-//! | `wschat:{room}:ev` | channel | envelopes of messages and presence events |
+//! | `wschat:{room}:ev` | channel | envelopes of messages, presence events and deletes |
 //!
 //! `seq` and `epoch` live in one hash, so losing the data loses both at once:
 //! the next publish creates a new epoch and `seq` starts again at 1, in the
@@ -159,21 +159,53 @@ end
 return total
 ";
 
+/// Deletes one message. KEYS: log. ARGV: message id, the asking user
+/// (`''`: a guest), `1` when it is a moderator, channel.
+/// Returns `{'deleted', seq}`, `{'forbidden'}` or `{'not_found'}`.
+///
+/// The message JSON starts with `{"id":"<id>"` (the pinned wire format), so
+/// the entry is found by prefix without decoding every message; only the
+/// one found is decoded, for its author. History is short (`rooms.history`
+/// entries), and the delete and its `d` envelope are one atomic step, so
+/// every replica tells its members in the room's order.
+const DELETE: &str = r#"
+local prefix = '{"id":"' .. ARGV[1] .. '"'
+local rows = redis.call('XRANGE', KEYS[1], '-', '+')
+for i = 1, #rows do
+  local json = rows[i][2][2]
+  if string.sub(json, 1, #prefix) == prefix then
+    if ARGV[3] ~= '1' then
+      local ok, msg = pcall(cjson.decode, json)
+      if not ok or ARGV[2] == '' or type(msg) ~= 'table' or msg['user'] ~= ARGV[2] then
+        return {'forbidden'}
+      end
+    end
+    redis.call('XDEL', KEYS[1], rows[i][1])
+    local seq = string.match(rows[i][1], '^(%d+)-')
+    redis.call('PUBLISH', ARGV[4], 'd\n' .. seq .. '\n' .. ARGV[1])
+    return {'deleted', seq}
+  end
+end
+return {'not_found'}
+"#;
+
 /// The compiled scripts (their SHA1s; redis-rs loads them on NOSCRIPT, for
 /// example after Redis restarted).
 pub struct Scripts {
     pub publish: Script,
     pub history: Script,
     pub presence: Script,
+    pub delete: Script,
 }
 
 impl Default for Scripts {
-    /// Hashes the three scripts.
+    /// Hashes the scripts.
     fn default() -> Scripts {
         Scripts {
             publish: Script::new(PUBLISH),
             history: Script::new(HISTORY),
             presence: Script::new(PRESENCE),
+            delete: Script::new(DELETE),
         }
     }
 }
@@ -195,6 +227,8 @@ pub enum Envelope<'a> {
         trace: &'a str,
         text: &'a str,
     },
+    /// `d\n<seq>\n<message id>`: the message left the history.
+    Deleted { seq: u64, id: &'a str },
 }
 
 impl<'a> Envelope<'a> {
@@ -219,6 +253,13 @@ impl<'a> Envelope<'a> {
                     online: it.next()?.parse().ok()?,
                     trace: it.next()?,
                     text: it.next()?,
+                })
+            }
+            "d" => {
+                let (seq, id) = rest.split_once('\n')?;
+                Some(Envelope::Deleted {
+                    seq: seq.parse().ok()?,
+                    id,
                 })
             }
             _ => None,
@@ -256,7 +297,18 @@ mod tests {
                 text: "ana joined"
             })
         );
-        for bad in [&b"m\nx\ne\n1\n\n{}"[..], b"p\n", b"q\n1", b"", b"\xff"] {
+        assert_eq!(
+            Envelope::parse(b"d\n7\nid-1"),
+            Some(Envelope::Deleted { seq: 7, id: "id-1" })
+        );
+        for bad in [
+            &b"m\nx\ne\n1\n\n{}"[..],
+            b"p\n",
+            b"q\n1",
+            b"",
+            b"\xff",
+            b"d\nx\ni",
+        ] {
             assert_eq!(Envelope::parse(bad), None);
         }
         assert_eq!(room_of_channel(channel("lobby").as_bytes()), Some("lobby"));
