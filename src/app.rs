@@ -72,13 +72,13 @@ impl App {
             BrokerKind::Memory => Backend::Memory(MemoryBroker::new(
                 rooms.clone(),
                 metrics.clone(),
-                settings.rooms.history,
+                settings.rooms.clone(),
                 usize::try_from(settings.rooms.history_bytes).unwrap_or(usize::MAX),
                 settings.broker.history_ttl,
             )),
             BrokerKind::Redis => Backend::Redis(RedisBroker::new(
                 &settings.broker,
-                settings.rooms.history,
+                settings.rooms.clone(),
                 rooms.clone(),
                 metrics.clone(),
             )?),

@@ -10,7 +10,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod load;
+mod namespaces;
 mod serde_with;
+
+pub use namespaces::{NamespaceSettings, Policy};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -268,6 +271,9 @@ pub struct RoomSettings {
     /// leaves keep coming (the gap doubles per coalesced event).
     #[serde(with = "duration")]
     pub presence_max_interval: Duration,
+    /// Per-pattern policies; first match wins (see [`RoomSettings::policy`]).
+    #[serde(default)]
+    pub namespaces: Vec<NamespaceSettings>,
 }
 
 /// Which broker carries messages between sessions.

@@ -17,7 +17,7 @@ use super::delete;
 use super::membership::{self, Refused};
 use super::refresh;
 use crate::app::App;
-use crate::auth::Lapsed;
+use crate::auth::{Lapsed, Perm};
 use crate::broker::{Broker, Since};
 use crate::fanout::rooms::Member;
 use crate::limits::IpKey;
@@ -189,9 +189,13 @@ fn check(
     // Checked on every message, against the grant in force now: a reload
     // may have revoked the token (or a JWT's key) or taken the room away,
     // and a JWT may have expired.
-    let allowed = app
-        .auth
-        .current(&member.credential(), |g| (g.admits(&room), g.can_write()));
+    // A namespace with `client_publish = false` takes messages only from
+    // moderators (and, later, backends).
+    let clients_publish = app.settings.rooms.policy(&room).client_publish;
+    let allowed = app.auth.current(&member.credential(), |g| {
+        let publishes = clients_publish || g.perm.contains(Perm::MODERATE);
+        (g.admits(&room), g.can_write() && publishes)
+    });
     match allowed {
         Ok((true, true)) => {}
         Ok((true, false)) => return Err(refuse(ErrorCode::Forbidden)),

@@ -1,6 +1,7 @@
 //! Announcing joins and leaves: a room's pacing state (in the room, see
 //! [`crate::fanout::presence`]) says whether an event goes out now or later;
-//! this sends it through the broker to every replica.
+//! this sends it through the broker to every replica (or, in a namespace
+//! with `presence = false`, only updates the room's online count).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,9 +34,14 @@ pub async fn announce(app: &Arc<App>, room: &Arc<Room>, change: Change) {
     }
 }
 
-async fn send(app: &App, room: &Room, events: Vec<String>) {
+async fn send(app: &App, room: &Room, mut events: Vec<String>) {
     if events.is_empty() {
         return;
+    }
+    // A namespace without presence sends no events, but the room's online
+    // count is still kept (the broker's refresh path).
+    if !app.settings.rooms.policy(&room.name).presence {
+        events.clear();
     }
     let online = room.local_online();
     if let Err(e) = app.broker.presence(&room.name, online, events).await {

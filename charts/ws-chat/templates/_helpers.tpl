@@ -154,7 +154,9 @@ of those in .Values.config is refused so each setting has one place.
 [{{ $section }}]
 {{- $body := get $cfg $section }}
 {{- range $key := keys $body | sortAlpha }}
+{{- if not (and (eq $section "rooms") (eq $key "namespaces")) }}
 {{ $key }} = {{ include "ws-chat.tomlValue" (get $body $key) }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- with .Values.auth.jwt }}
@@ -176,6 +178,15 @@ secret_file = {{ printf "/etc/ws-chat/jwt/%s" . | toJson }}
 {{- with .publicKeyKey }}
 public_key_file = {{ printf "/etc/ws-chat/jwt/%s" . | toJson }}
 {{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- with .Values.config.rooms }}
+{{- range .namespaces }}
+{{- $ns := . }}
+[[rooms.namespaces]]
+{{- range $key := keys $ns | sortAlpha }}
+{{ $key }} = {{ include "ws-chat.tomlValue" (get $ns $key) }}
 {{- end }}
 {{- end }}
 {{- end }}

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::broker::{Broker, BrokerError, Deleter, Deletion, History, Since};
+use crate::config::RoomSettings;
 use crate::fanout::rooms::{Delivery, Rooms};
 use crate::metrics::Metrics;
 use crate::protocol::event::{self, MessageHead};
@@ -40,17 +41,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl MemoryBroker {
-    /// A broker whose history starts empty, keeping at most `history_size`
-    /// messages per room and `history_bytes` in all.
+    /// A broker whose history starts empty, keeping at most each room's
+    /// namespace's `history` messages per room and `history_bytes` in all.
     pub fn new(
         rooms: Arc<Rooms>,
         metrics: Arc<Metrics>,
-        history_size: usize,
+        room_settings: RoomSettings,
         history_bytes: usize,
         history_ttl: Duration,
     ) -> Self {
         MemoryBroker {
-            store: Mutex::new(Store::new(history_size, history_bytes, metrics.clone())),
+            store: Mutex::new(Store::new(room_settings, history_bytes, metrics.clone())),
             rooms,
             metrics,
             history_ttl,

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::broker::{History, Since};
+use crate::config::RoomSettings;
 use crate::metrics::Metrics;
 
 /// What a kept message costs besides its JSON: the shared string's counts
@@ -79,7 +80,9 @@ pub struct Store {
     bytes: usize,
     messages: usize,
     budget: usize,
-    history_size: usize,
+    /// Each room's history size comes from its namespace (boxed: the store
+    /// sits inline in the broker enum).
+    room_settings: Box<RoomSettings>,
     metrics: Arc<Metrics>,
 }
 
@@ -88,9 +91,9 @@ fn cost(json: &str) -> usize {
 }
 
 impl Store {
-    /// An empty store keeping at most `history_size` messages per room and
-    /// `budget` bytes in all.
-    pub fn new(history_size: usize, budget: usize, metrics: Arc<Metrics>) -> Store {
+    /// An empty store keeping at most each room's `history` messages (by its
+    /// namespace) and `budget` bytes in all.
+    pub fn new(room_settings: RoomSettings, budget: usize, metrics: Arc<Metrics>) -> Store {
         Store {
             slots: HashMap::new(),
             idle: BTreeMap::new(),
@@ -99,7 +102,7 @@ impl Store {
             bytes: 0,
             messages: 0,
             budget,
-            history_size,
+            room_settings: Box::new(room_settings),
             metrics,
         }
     }
@@ -191,7 +194,7 @@ impl Store {
         json: Arc<str>,
         at: Instant,
     ) -> Evicted {
-        let history_size = self.history_size;
+        let history_size = self.room_settings.policy(room).history;
         let slot = self.slot(room);
         if !Arc::ptr_eq(&slot.head, head) {
             // Numbered in a life of the room that has since been dropped

@@ -6,12 +6,24 @@ use std::time::{Duration, Instant};
 
 use super::store::{Evicted, Store, MESSAGE_OVERHEAD, ROOM_OVERHEAD};
 use crate::broker::Since;
+use crate::config::RoomSettings;
 use crate::metrics::Metrics;
 
 const TEXT: &str = "0123456789012345678901234567890123456789"; // 40 bytes
 
 fn json(n: u64) -> Arc<str> {
     format!("{{\"n\":{n:>6},\"t\":\"{TEXT}\"}}").into()
+}
+
+/// Room settings keeping `n` messages per room (no namespaces).
+fn history(n: usize) -> RoomSettings {
+    RoomSettings {
+        history: n,
+        history_bytes: 1 << 30,
+        presence_interval: Duration::from_millis(100),
+        presence_max_interval: Duration::from_secs(1),
+        namespaces: Vec::new(),
+    }
 }
 
 fn message_cost() -> usize {
@@ -53,7 +65,7 @@ fn read(store: &mut Store, room: &str) -> (Arc<str>, Vec<Arc<str>>) {
 fn rooms_without_members_go_first_least_recently_active_first() {
     let metrics = Arc::new(Metrics::new());
     let room = ROOM_OVERHEAD + 10 * message_cost();
-    let mut store = Store::new(50, 3 * room, metrics.clone());
+    let mut store = Store::new(history(50), 3 * room, metrics.clone());
     let (epoch_a, _) = read(&mut store, "a");
     visit(&mut store, "a", 10);
     visit(&mut store, "b", 10);
@@ -85,7 +97,7 @@ fn rooms_without_members_go_first_least_recently_active_first() {
 fn rooms_with_members_are_never_dropped_only_their_oldest_messages_trimmed() {
     let metrics = Arc::new(Metrics::new());
     let budget = 2 * ROOM_OVERHEAD + 30 * message_cost();
-    let mut store = Store::new(50, budget, metrics.clone());
+    let mut store = Store::new(history(50), budget, metrics.clone());
     store.pin("big");
     store.pin("small");
     publish(&mut store, "small", 5);
@@ -116,7 +128,7 @@ fn rooms_with_members_are_never_dropped_only_their_oldest_messages_trimmed() {
 #[test]
 fn a_room_joined_but_never_written_leaves_nothing_behind() {
     let metrics = Arc::new(Metrics::new());
-    let mut store = Store::new(50, 1 << 20, metrics.clone());
+    let mut store = Store::new(history(50), 1 << 20, metrics.clone());
     for i in 0..100 {
         let room = format!("empty-{i}");
         store.pin(&room);
@@ -154,7 +166,7 @@ fn a_room_joined_but_never_written_leaves_nothing_behind() {
 #[test]
 fn the_history_size_still_caps_each_room() {
     let metrics = Arc::new(Metrics::new());
-    let mut store = Store::new(3, 1 << 20, metrics.clone());
+    let mut store = Store::new(history(3), 1 << 20, metrics.clone());
     visit(&mut store, "r", 10);
     let messages = read(&mut store, "r").1;
     assert_eq!(messages.len(), 3);
@@ -171,7 +183,7 @@ fn eviction_cost_does_not_grow_with_the_number_of_rooms() {
     let per_publish = |rooms: usize| {
         let metrics = Arc::new(Metrics::new());
         let room = ROOM_OVERHEAD + message_cost();
-        let mut store = Store::new(50, rooms * room, metrics);
+        let mut store = Store::new(history(50), rooms * room, metrics);
         for i in 0..rooms {
             visit(&mut store, &format!("r{i}"), 1);
         }

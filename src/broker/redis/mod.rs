@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::broker::{Broker, BrokerError, BrokerSetupError, Deleter, Deletion, History, Since};
-use crate::config::BrokerSettings;
+use crate::config::{BrokerSettings, RoomSettings};
 use crate::fanout::rooms::Rooms;
 use crate::metrics::Metrics;
 use crate::protocol::event::MessageHead;
@@ -49,7 +49,8 @@ const LANDED_SCAN: usize = 128;
 
 /// The broker's settings that matter at run time.
 struct Limits {
-    history_size: usize,
+    /// Each room's history size comes from its namespace.
+    rooms: RoomSettings,
     history_ttl_ms: u64,
     presence_ttl: Duration,
 }
@@ -166,7 +167,7 @@ impl RedisBroker {
     /// Fails only on settings: a bad URL or an unreadable password file.
     pub fn new(
         settings: &BrokerSettings,
-        history_size: usize,
+        room_settings: RoomSettings,
         rooms: Arc<Rooms>,
         metrics: Arc<Metrics>,
     ) -> Result<RedisBroker, BrokerSetupError> {
@@ -181,7 +182,7 @@ impl RedisBroker {
             rooms,
             metrics,
             limits: Limits {
-                history_size,
+                rooms: room_settings,
                 history_ttl_ms: settings.history_ttl.as_millis().max(1) as u64,
                 presence_ttl: settings.presence_ttl,
             },
@@ -233,7 +234,7 @@ impl Broker for RedisBroker {
             .key(script::log_key(room))
             .key(script::online_key(room))
             .arg(&id)
-            .arg(s.limits.history_size)
+            .arg(s.limits.rooms.policy(room).history)
             .arg(s.limits.history_ttl_ms)
             .arg(script::channel(room))
             .arg(head.as_str())
@@ -263,7 +264,8 @@ impl Broker for RedisBroker {
 
     async fn history(&self, room: &str, since: &Since) -> Result<History, BrokerError> {
         let s = &self.shared;
-        let read = s.read(room, since, s.limits.history_size).await?;
+        let count = s.limits.rooms.policy(room).history;
+        let read = s.read(room, since, count).await?;
         // Messages the history already holds may not have been delivered here
         // yet (their pushes can trail this reply). Wait until they are, so the
         // joiner, held pending until it is activated after `last_seq`, cannot

@@ -288,7 +288,10 @@ async fn backfill(shared: &Shared, room: &Arc<str>, track: &mut Track) -> bool {
         seq: Some(last),
         epoch: track.epoch.as_deref().map(str::to_string),
     };
-    let read = match shared.read(room, &since, shared.limits.history_size).await {
+    let read = match shared
+        .read(room, &since, shared.limits.rooms.policy(room).history)
+        .await
+    {
         Ok(read) => read,
         Err(e) => {
             shared

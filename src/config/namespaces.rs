@@ -1,0 +1,160 @@
+//! Room namespaces: rooms whose names match a pattern get their own policy
+//! (`[[rooms.namespaces]]`, first match wins); every other room gets the
+//! `[rooms]` defaults, which are version 1's behaviour.
+
+use serde::{Deserialize, Serialize};
+
+use super::RoomSettings;
+
+/// One `[[rooms.namespaces]]` entry. A field left out takes the default.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceSettings {
+    /// A room name, or a prefix ending in `*` (`"dash-*"`).
+    pub pattern: String,
+    /// Messages kept per room and sent on join (default `rooms.history`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<usize>,
+    /// Join and leave events (default `true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence: Option<bool>,
+    /// Whether clients may publish; `false`: only tokens with `moderate`
+    /// (and, later, backends through the server API). Default `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_publish: Option<bool>,
+}
+
+/// What a room's namespace allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub history: usize,
+    pub presence: bool,
+    pub client_publish: bool,
+}
+
+/// Whether `pattern` (a name, or a prefix ending in `*`) matches `room`.
+fn matches(pattern: &str, room: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => room.starts_with(prefix),
+        None => room == pattern,
+    }
+}
+
+impl RoomSettings {
+    /// The policy of `room`: its first matching namespace's, else the
+    /// defaults.
+    pub fn policy(&self, room: &str) -> Policy {
+        let ns = self.namespaces.iter().find(|n| matches(&n.pattern, room));
+        Policy {
+            history: ns.and_then(|n| n.history).unwrap_or(self.history),
+            presence: ns.and_then(|n| n.presence).unwrap_or(true),
+            client_publish: ns.and_then(|n| n.client_publish).unwrap_or(true),
+        }
+    }
+
+    /// The most messages any room keeps.
+    pub fn largest_history(&self) -> usize {
+        let each = self.namespaces.iter().filter_map(|n| n.history);
+        each.chain([self.history]).max().unwrap_or(self.history)
+    }
+
+    /// Every problem in the namespaces, each naming its entry.
+    pub fn namespace_problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        for (i, n) in self.namespaces.iter().enumerate() {
+            let key = format!("rooms.namespaces[{i}]");
+            let name = n.pattern.strip_suffix('*').unwrap_or(&n.pattern);
+            let valid = name.len() <= 32
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                && (!name.is_empty() || n.pattern == "*");
+            if !valid {
+                p.push(format!(
+                    "{key}.pattern: a room name, or a prefix ending in `*` \
+                     (letters, digits, '-', '_'; at most 32)"
+                ));
+            }
+            if n.history == Some(0) {
+                p.push(format!("{key}.history: must be at least 1"));
+            }
+            if self.namespaces[..i].iter().any(|o| o.pattern == n.pattern) {
+                p.push(format!(
+                    "{key}.pattern: `{}` is already an earlier entry's (first match wins, \
+                     so this one would never apply)",
+                    n.pattern
+                ));
+            }
+        }
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rooms(namespaces: Vec<NamespaceSettings>) -> RoomSettings {
+        let sources = crate::config::Sources::from_env([("X", "")]);
+        let mut r = crate::config::Settings::load(&sources, |_| Vec::new())
+            .expect("defaults")
+            .rooms;
+        r.namespaces = namespaces;
+        r
+    }
+
+    fn ns(pattern: &str) -> NamespaceSettings {
+        NamespaceSettings {
+            pattern: pattern.into(),
+            history: None,
+            presence: None,
+            client_publish: None,
+        }
+    }
+
+    #[test]
+    fn the_first_matching_namespace_decides_and_others_get_the_defaults() {
+        let dash = NamespaceSettings {
+            client_publish: Some(false),
+            presence: Some(false),
+            history: Some(5),
+            ..ns("dash-*")
+        };
+        let exact = NamespaceSettings {
+            history: Some(7),
+            ..ns("dash-builds")
+        };
+        let r = rooms(vec![dash, exact]);
+        let p = r.policy("dash-builds");
+        assert_eq!((p.history, p.presence, p.client_publish), (5, false, false));
+        assert_eq!(
+            r.policy("lobby"),
+            Policy {
+                history: 50,
+                presence: true,
+                client_publish: true
+            }
+        );
+        assert_eq!(r.largest_history(), 50);
+        assert_eq!(r.namespace_problems(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn bad_patterns_zero_history_and_shadowed_entries_are_refused() {
+        let r = rooms(vec![
+            ns("a b"),
+            NamespaceSettings {
+                history: Some(0),
+                ..ns("x-*")
+            },
+            ns("x-*"),
+            ns(""),
+        ]);
+        let p = r.namespace_problems();
+        assert_eq!(p.len(), 4, "{p:?}");
+        assert!(p[0].starts_with("rooms.namespaces[0].pattern"));
+        assert!(p[1].starts_with("rooms.namespaces[1].history"));
+        assert!(p[2].contains("already an earlier entry"));
+        assert!(p[3].starts_with("rooms.namespaces[3].pattern"));
+    }
+}
