@@ -67,7 +67,7 @@ impl App {
         // it ring, as for our own TLS, whatever features other crates enable.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let metrics = Arc::new(Metrics::new());
-        let rooms = Arc::new(Rooms::new(metrics.clone()));
+        let rooms = Arc::new(Rooms::new(metrics.clone(), settings.rooms.clone()));
         let broker = match settings.broker.kind {
             BrokerKind::Memory => Backend::Memory(MemoryBroker::new(
                 rooms.clone(),

@@ -80,6 +80,8 @@ pub struct Metrics {
     pub drops_slow_consumer: IntCounter,
     pub drops_queue_full: IntCounter,
     pub drops_closed: IntCounter,
+    /// Frames of a `delivery = "latest"` room replaced by a newer one.
+    pub drops_superseded: IntCounter,
     pub slow_consumer_closes: IntCounter,
     pub pings: IntCounter,
     pub pongs: IntCounter,
@@ -162,7 +164,7 @@ impl Metrics {
             "wschat_drops_total",
             "Frames not delivered to a connection, by reason.",
             "reason",
-            &["slow_consumer", "queue_full", "closed"],
+            &["slow_consumer", "queue_full", "closed", "superseded"],
         );
         let limited = counter_vec(
             &r,
@@ -260,6 +262,7 @@ impl Metrics {
             drops_slow_consumer: drops.with_label_values(&["slow_consumer"]),
             drops_queue_full: drops.with_label_values(&["queue_full"]),
             drops_closed: drops.with_label_values(&["closed"]),
+            drops_superseded: drops.with_label_values(&["superseded"]),
             slow_consumer_closes: counter(
                 &r,
                 "wschat_slow_consumer_closes_total",

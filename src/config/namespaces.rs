@@ -22,6 +22,23 @@ pub struct NamespaceSettings {
     /// (and, later, backends through the server API). Default `true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_publish: Option<bool>,
+    /// `latest`: a consumer that falls behind skips to the newest frames of
+    /// the room instead of being closed with 1013. Default `all`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Delivery>,
+}
+
+/// How a room's frames reach a consumer that falls behind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Delivery {
+    /// Every frame, in order; a consumer that falls too far behind is closed
+    /// with 1013 (version 1's behaviour).
+    #[default]
+    All,
+    /// In a full queue, a newer frame of the room replaces its oldest queued
+    /// one: stale events are dropped, the connection stays.
+    Latest,
 }
 
 /// What a room's namespace allows.
@@ -30,6 +47,7 @@ pub struct Policy {
     pub history: usize,
     pub presence: bool,
     pub client_publish: bool,
+    pub delivery: Delivery,
 }
 
 /// Whether `pattern` (a name, or a prefix ending in `*`) matches `room`.
@@ -49,6 +67,7 @@ impl RoomSettings {
             history: ns.and_then(|n| n.history).unwrap_or(self.history),
             presence: ns.and_then(|n| n.presence).unwrap_or(true),
             client_publish: ns.and_then(|n| n.client_publish).unwrap_or(true),
+            delivery: ns.and_then(|n| n.delivery).unwrap_or_default(),
         }
     }
 
@@ -109,6 +128,7 @@ mod tests {
             history: None,
             presence: None,
             client_publish: None,
+            delivery: None,
         }
     }
 
@@ -132,7 +152,8 @@ mod tests {
             Policy {
                 history: 50,
                 presence: true,
-                client_publish: true
+                client_publish: true,
+                delivery: Delivery::All
             }
         );
         assert_eq!(r.largest_history(), 50);

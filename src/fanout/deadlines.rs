@@ -132,6 +132,7 @@ impl Deadlines {
                         member.outbox.push(Outgoing {
                             frame: frame::text(&event::expiring(entry.expires)),
                             accepted_at: None,
+                            latest: 0,
                         });
                     }
                     Kind::Close => member.outbox.request_close(CloseCode::TokenExpired),

@@ -22,6 +22,9 @@ pub enum Pushed {
     SlowConsumer,
     /// The connection is closing; the frame is not sent.
     Closed,
+    /// The queue was full: the frame replaced the oldest queued frame of its
+    /// `delivery = "latest"` room, which is lost instead.
+    Superseded,
 }
 
 struct State {
@@ -71,6 +74,15 @@ impl Outbox {
             return Pushed::Closed;
         }
         if s.queue.len() >= self.capacity as usize {
+            // A stale event of a latest-delivery room gives its place to the
+            // newest: the consumer skips ahead instead of falling behind.
+            if item.latest != 0 {
+                if let Some(at) = s.queue.iter().position(|q| q.latest == item.latest) {
+                    s.queue.remove(at);
+                    s.queue.push_back(item);
+                    return Pushed::Superseded;
+                }
+            }
             s.consecutive_drops += 1;
             if s.consecutive_drops >= self.drop_limit {
                 s.close = Some(CloseCode::TryAgainLater);
@@ -164,7 +176,28 @@ mod tests {
         Outgoing {
             frame: Bytes::from_static(b"x"),
             accepted_at: None,
+            latest: 0,
         }
+    }
+
+    #[test]
+    fn a_latest_room_replaces_its_oldest_queued_frame_and_never_closes() {
+        let outbox = Outbox::new(3, 2);
+        let tagged = |n: &'static [u8], latest| Outgoing {
+            frame: Bytes::from_static(n),
+            accepted_at: None,
+            latest,
+        };
+        outbox.push(tagged(b"other", 0));
+        for n in [&b"1"[..], b"2", b"3", b"4", b"5", b"6"] {
+            let pushed = outbox.push(tagged(n, 7));
+            assert_ne!(pushed, Pushed::SlowConsumer);
+        }
+        assert_eq!(outbox.close_requested(), None);
+        let mut into = VecDeque::new();
+        outbox.drain_into(&mut into);
+        let frames: Vec<&[u8]> = into.iter().map(|o| &o.frame[..]).collect();
+        assert_eq!(frames, [&b"other"[..], b"5", b"6"]);
     }
 
     #[test]

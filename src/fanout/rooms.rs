@@ -19,6 +19,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::auth::Credential;
+use crate::config::{self, RoomSettings};
 use crate::fanout::outbox::{Outbox, Pushed};
 use crate::fanout::presence::PresenceState;
 use crate::metrics::Metrics;
@@ -156,6 +157,9 @@ struct Pending {
 /// One room's local state.
 pub struct Room {
     pub name: Arc<str>,
+    /// Nonzero (a key of its own) when its namespace has
+    /// `delivery = "latest"`: its frames replace each other in a full queue.
+    latest: u64,
     inner: Mutex<RoomInner>,
 }
 
@@ -188,6 +192,8 @@ pub struct Rooms {
     shards: Box<[Shard]>,
     next_id: AtomicU64,
     metrics: Arc<Metrics>,
+    /// For each new room's delivery policy (its namespace).
+    settings: RoomSettings,
 }
 
 /// The result of a leave.
@@ -205,11 +211,12 @@ pub struct Joined {
 
 impl Rooms {
     /// No rooms yet.
-    pub fn new(metrics: Arc<Metrics>) -> Rooms {
+    pub fn new(metrics: Arc<Metrics>, settings: RoomSettings) -> Rooms {
         Rooms {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             next_id: AtomicU64::new(1),
             metrics,
+            settings,
         }
     }
 
@@ -234,8 +241,13 @@ impl Rooms {
             .entry(name.clone())
             .or_insert_with(|| {
                 self.metrics.rooms_active.inc();
+                let latest = match self.settings.policy(name).delivery {
+                    config::Delivery::Latest => self.next_id.fetch_add(1, Ordering::Relaxed),
+                    config::Delivery::All => 0,
+                };
                 Arc::new(Room {
                     name: name.clone(),
+                    latest,
                     inner: Mutex::new(RoomInner {
                         members: Vec::new(),
                         snapshot: None,
@@ -262,7 +274,7 @@ impl Rooms {
         let pending = inner.pending.swap_remove(at);
         for d in pending.held {
             if d.seq.is_none_or(|s| s > after_seq) {
-                self.push(member, d);
+                self.push(member, d, room.latest);
             }
         }
         inner.members.push(member.clone());
@@ -319,17 +331,19 @@ impl Rooms {
             tally.add(member.outbox.push(Outgoing {
                 frame: delivery.frame.clone(),
                 accepted_at: delivery.accepted_at,
+                latest: room.latest,
             }));
         }
         tally.record(&self.metrics);
         snapshot.len()
     }
 
-    fn push(&self, member: &Member, d: Delivery) {
+    fn push(&self, member: &Member, d: Delivery, latest: u64) {
         let mut tally = Tally::default();
         tally.add(member.outbox.push(Outgoing {
             frame: d.frame,
             accepted_at: d.accepted_at,
+            latest,
         }));
         tally.record(&self.metrics);
     }
@@ -341,6 +355,7 @@ struct Tally {
     full: u64,
     slow: u64,
     closed: u64,
+    superseded: u64,
 }
 
 impl Tally {
@@ -350,6 +365,7 @@ impl Tally {
             Pushed::QueueFull => self.full += 1,
             Pushed::SlowConsumer => self.slow += 1,
             Pushed::Closed => self.closed += 1,
+            Pushed::Superseded => self.superseded += 1,
         }
     }
 
@@ -363,6 +379,9 @@ impl Tally {
         }
         if self.closed > 0 {
             m.drops_closed.inc_by(self.closed);
+        }
+        if self.superseded > 0 {
+            m.drops_superseded.inc_by(self.superseded);
         }
     }
 }

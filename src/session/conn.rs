@@ -81,6 +81,7 @@ impl Conn {
         self.out.push_back(Outgoing {
             frame,
             accepted_at: None,
+            latest: 0,
         });
     }
 

@@ -144,5 +144,6 @@ fn reply(member: &Member, json: &[u8]) {
     member.outbox.push_reply(Outgoing {
         frame: frame::text(json),
         accepted_at: None,
+        latest: 0,
     });
 }

@@ -18,6 +18,9 @@ pub struct Outgoing {
     /// When the message was accepted, for the fan-out latency histogram;
     /// `None` for frames that are not chat messages.
     pub accepted_at: Option<Instant>,
+    /// Nonzero for the frames of a room with `delivery = "latest"` (one key
+    /// per room): in a full queue a newer one replaces the oldest of them.
+    pub latest: u64,
 }
 
 /// Frames written in one vectored write at most.

@@ -558,8 +558,18 @@ pub struct Raw {
 impl Raw {
     /// Upgrades `GET /chat?token=…&query` by hand; panics unless 101.
     pub async fn connect(addr: SocketAddr, query: &str) -> Raw {
+        Raw::connect_with(addr, query, None).await
+    }
+
+    /// Like [`Raw::connect`], with a receive buffer of `rcvbuf` bytes (a
+    /// small one makes a client that does not read fall behind quickly).
+    pub async fn connect_with(addr: SocketAddr, query: &str, rcvbuf: Option<u32>) -> Raw {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        if let Some(size) = rcvbuf {
+            socket.set_recv_buffer_size(size).expect("rcvbuf");
+        }
+        let mut stream = socket.connect(addr).await.expect("connect");
         let req = format!(
             "GET /chat?token={TOKEN}&{query} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: {ORIGIN}\r\n\r\n"
