@@ -84,3 +84,64 @@ async fn dashboard(env: &[(&str, &str)]) {
     assert_eq!(a.next_message().await["text"], "hi");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_member_cap_counts_every_replica_and_spares_moderators() {
+    let r = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = write(
+        dir.path(),
+        "tokens.toml",
+        format!(
+            "[[tokens]]\ntoken = \"{TOKEN}\"\n\n[[tokens]]\ntoken = \"mod-token\"\nuser = \"mia\"\n\
+             perm = [\"read\", \"write\", \"moderate\"]\n"
+        ),
+    );
+    let config = format!(
+        "[auth]\ntokens_file = \"{tokens}\"\n\n\
+         [[rooms.namespaces]]\npattern = \"qa-*\"\nmax_members = 2\n"
+    );
+    let env = r.env();
+    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let one = start_with_config(&dir.path().join("one.toml"), &config, &vars).await;
+    let two = start_with_config(&dir.path().join("two.toml"), &config, &vars).await;
+    for s in [&one, &two] {
+        wait_readyz(s.admin, 200, std::time::Duration::from_secs(5)).await;
+    }
+    let _a = joined(&one, TOKEN, "qa-1").await;
+    let _b = joined(&one, TOKEN, "qa-1").await;
+    // The other replica sees the room full once the first reported its two
+    // members (presence pacing: well under a second).
+    let mut c = joined(&two, TOKEN, "lobby").await;
+    let join = r#"{"type":"join","room":"qa-1"}"#;
+    common::eventually(
+        "room_full from the other replica",
+        std::time::Duration::from_secs(5),
+        async || {
+            c.send_text(join).await;
+            let answer = c.next().await;
+            if answer["type"] == "history" {
+                c.send_text(r#"{"type":"leave","room":"qa-1"}"#).await;
+                c.next_of("left").await;
+            }
+            match answer["code"].as_str() {
+                Some("room_full") => Ok(()),
+                _ => Err(answer.to_string()),
+            }
+        },
+    )
+    .await;
+    // A moderator still gets in; a version 1 client whose query-string room
+    // is full is closed with 1013 (try again later).
+    let _m = joined(&two, "mod-token", "qa-1").await;
+    let url = format!("ws://{}/chat?token={TOKEN}&room=qa-1", two.addr);
+    let mut late = connect(&url, Some(ORIGIN)).await.unwrap();
+    assert_eq!(late.closed().await, Some(1013));
+    assert!(
+        two.metric(r#"wschat_room_joins_total{outcome="room_full"}"#)
+            .await
+            >= 2.0
+    );
+    one.stop().await;
+    two.stop().await;
+}

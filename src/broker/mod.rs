@@ -114,6 +114,10 @@ pub trait Broker: Send + Sync + 'static {
         since: &Since,
     ) -> impl Future<Output = Result<History, BrokerError>> + Send;
 
+    /// The room's members on every replica now (this replica's own count is
+    /// its live one; the others' as they last reported it).
+    fn online(&self, room: &str) -> impl Future<Output = Result<u64, BrokerError>> + Send;
+
     /// Deletes message `id` from the room's history when `by` may, and
     /// sends `deleted` to the room's members on every replica.
     fn delete(
@@ -198,6 +202,13 @@ impl Broker for Backend {
         match self {
             Backend::Memory(b) => b.history(room, since).await,
             Backend::Redis(b) => b.history(room, since).await,
+        }
+    }
+
+    async fn online(&self, room: &str) -> Result<u64, BrokerError> {
+        match self {
+            Backend::Memory(b) => b.online(room).await,
+            Backend::Redis(b) => b.online(room).await,
         }
     }
 

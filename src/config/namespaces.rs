@@ -22,6 +22,10 @@ pub struct NamespaceSettings {
     /// (and, later, backends through the server API). Default `true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_publish: Option<bool>,
+    /// Members the room may have on every replica together (0: no cap);
+    /// a join past it gets `room_full` (moderators may still join).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_members: Option<u64>,
     /// `latest`: a consumer that falls behind skips to the newest frames of
     /// the room instead of being closed with 1013. Default `all`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -47,6 +51,8 @@ pub struct Policy {
     pub history: usize,
     pub presence: bool,
     pub client_publish: bool,
+    /// 0: no cap.
+    pub max_members: u64,
     pub delivery: Delivery,
 }
 
@@ -67,6 +73,7 @@ impl RoomSettings {
             history: ns.and_then(|n| n.history).unwrap_or(self.history),
             presence: ns.and_then(|n| n.presence).unwrap_or(true),
             client_publish: ns.and_then(|n| n.client_publish).unwrap_or(true),
+            max_members: ns.and_then(|n| n.max_members).unwrap_or(0),
             delivery: ns.and_then(|n| n.delivery).unwrap_or_default(),
         }
     }
@@ -128,6 +135,7 @@ mod tests {
             history: None,
             presence: None,
             client_publish: None,
+            max_members: None,
             delivery: None,
         }
     }
@@ -153,6 +161,7 @@ mod tests {
                 history: 50,
                 presence: true,
                 client_publish: true,
+                max_members: 0,
                 delivery: Delivery::All
             }
         );

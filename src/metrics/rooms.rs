@@ -12,15 +12,17 @@ pub enum JoinOutcome {
     Forbidden,
     TooManyRooms,
     AlreadyJoined,
+    RoomFull,
     Unavailable,
 }
 
 impl JoinOutcome {
-    const ALL: [JoinOutcome; 5] = [
+    const ALL: [JoinOutcome; 6] = [
         JoinOutcome::Joined,
         JoinOutcome::Forbidden,
         JoinOutcome::TooManyRooms,
         JoinOutcome::AlreadyJoined,
+        JoinOutcome::RoomFull,
         JoinOutcome::Unavailable,
     ];
 
@@ -30,6 +32,7 @@ impl JoinOutcome {
             JoinOutcome::Forbidden => "forbidden",
             JoinOutcome::TooManyRooms => "too_many_rooms",
             JoinOutcome::AlreadyJoined => "already_joined",
+            JoinOutcome::RoomFull => "room_full",
             JoinOutcome::Unavailable => "unavailable",
         }
     }

@@ -52,11 +52,13 @@ pub enum ErrorCode {
     BadRoom,
     /// A `delete` of a message that is not in the room's history.
     NotFound,
+    /// A `join` of a room at its namespace's `max_members`.
+    RoomFull,
 }
 
 impl ErrorCode {
     /// Every code, for metric label pre-registration.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::RateLimited,
         ErrorCode::TooLarge,
         ErrorCode::BadJson,
@@ -70,6 +72,7 @@ impl ErrorCode {
         ErrorCode::NotJoined,
         ErrorCode::BadRoom,
         ErrorCode::NotFound,
+        ErrorCode::RoomFull,
     ];
 
     /// The code on the wire (also the metric label).
@@ -88,6 +91,7 @@ impl ErrorCode {
             ErrorCode::NotJoined => "not_joined",
             ErrorCode::BadRoom => "bad_room",
             ErrorCode::NotFound => "not_found",
+            ErrorCode::RoomFull => "room_full",
         }
     }
 
@@ -116,6 +120,7 @@ impl ErrorCode {
             ErrorCode::NotJoined => "This connection is not in that room; join it first.".into(),
             ErrorCode::BadRoom => "A room name is 1 to 32 letters, digits, '-' or '_'.".into(),
             ErrorCode::NotFound => "No such message in this room's history.".into(),
+            ErrorCode::RoomFull => "This room is full; try again later.".into(),
         }
     }
 }

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use crate::app::App;
-use crate::auth::Lapsed;
+use crate::auth::{Lapsed, Perm};
 use crate::broker::{Broker, Since};
 use crate::fanout::rooms::{AddRoom, Member};
 use crate::metrics::{BrokerOp, JoinOutcome, LeaveReason};
@@ -29,6 +29,8 @@ pub enum Refused {
     TooManyRooms,
     /// The connection is in the room already.
     AlreadyJoined,
+    /// The room is at its namespace's `max_members`.
+    RoomFull,
     /// The broker could not carry the room or read its history.
     Unavailable,
     /// The connection's credential lapsed: close it (1008 or 4001).
@@ -49,6 +51,7 @@ pub async fn join(
         Err(Refused::Forbidden | Refused::Lapsed(_)) => JoinOutcome::Forbidden,
         Err(Refused::TooManyRooms) => JoinOutcome::TooManyRooms,
         Err(Refused::AlreadyJoined) => JoinOutcome::AlreadyJoined,
+        Err(Refused::RoomFull) => JoinOutcome::RoomFull,
         Err(Refused::Unavailable) => JoinOutcome::Unavailable,
     });
     result
@@ -60,10 +63,29 @@ async fn enter(
     room: Arc<str>,
     since: &Since,
 ) -> Result<(), Refused> {
-    match app.auth.current(&member.credential(), |g| g.admits(&room)) {
-        Ok(true) => {}
-        Ok(false) => return Err(Refused::Forbidden),
+    let allowed = app.auth.current(&member.credential(), |g| {
+        (g.admits(&room), g.perm.contains(Perm::MODERATE))
+    });
+    let moderator = match allowed {
+        Ok((true, moderator)) => moderator,
+        Ok((false, _)) => return Err(Refused::Forbidden),
         Err(lapsed) => return Err(Refused::Lapsed(lapsed)),
+    };
+    if member.holds(&room) {
+        return Err(Refused::AlreadyJoined);
+    }
+    // The cap counts every replica's members (others' as last reported): a
+    // soft cap, which joins racing on several replicas may pass by a few.
+    let cap = app.settings.rooms.policy(&room).max_members;
+    if cap > 0 && !moderator {
+        match app.broker.online(&room).await {
+            Ok(online) if online >= cap => return Err(Refused::RoomFull),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "room size unknown; join refused");
+                return Err(Refused::Unavailable);
+            }
+        }
     }
     let held = member
         .add_room(&room, app.settings.limits.max_rooms_per_connection)

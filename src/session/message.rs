@@ -222,6 +222,7 @@ async fn join(app: &Arc<App>, member: &Arc<Member>, room: Arc<str>, since: &Sinc
         Err(Refused::Forbidden) => ErrorCode::Forbidden,
         Err(Refused::TooManyRooms) => ErrorCode::TooManyRooms,
         Err(Refused::AlreadyJoined) => ErrorCode::AlreadyJoined,
+        Err(Refused::RoomFull) => ErrorCode::RoomFull,
         Err(Refused::Unavailable) => ErrorCode::Unavailable,
     };
     Outcome::RoomRefused { room, code }

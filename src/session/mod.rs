@@ -28,7 +28,7 @@ use crate::fanout::outbox::Outbox;
 use crate::fanout::rooms::Member;
 use crate::limits::{ConnectionSlot, IpKey};
 use crate::protocol::close::CloseCode;
-use crate::protocol::event;
+use crate::protocol::{event, ErrorCode};
 use crate::ws::frame;
 
 /// A request that may upgrade, with everything the session needs.
@@ -110,8 +110,14 @@ pub fn run(
 
     async move {
         let home = member.home.clone();
-        match Box::pin(membership::join(&app, &member, home, &since)).await {
+        match Box::pin(membership::join(&app, &member, home.clone(), &since)).await {
             Ok(()) => {}
+            // A version 2 client hears why and may join another room.
+            Err(Refused::RoomFull) if member.speaks_v2() => {
+                let max = app.settings.limits.max_text_chars;
+                let error = event::error(Some(&home), ErrorCode::RoomFull, max);
+                conn.send(frame::text(&error));
+            }
             Err(refused) => member.outbox.request_close(match refused {
                 Refused::Lapsed(Lapsed::Expired) => CloseCode::TokenExpired,
                 // A reload took the room or the token away since the gate.

@@ -95,6 +95,10 @@ impl Broker for MemoryBroker {
         Ok(seq)
     }
 
+    async fn online(&self, room: &str) -> Result<u64, BrokerError> {
+        Ok(self.rooms.get(room).map_or(0, |r| r.local_online()) as u64)
+    }
+
     async fn delete(&self, room: &str, id: &str, by: Deleter<'_>) -> Result<Deletion, BrokerError> {
         // Under the room's numbering lock, like a publish: members see the
         // `deleted` after the message it names.

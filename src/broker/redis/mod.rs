@@ -287,6 +287,19 @@ impl Broker for RedisBroker {
         })
     }
 
+    async fn online(&self, room: &str) -> Result<u64, BrokerError> {
+        let s = &self.shared;
+        if !s.status.is_up() {
+            return Err(BrokerError::Down);
+        }
+        let mut inv = s.scripts.online.prepare_invoke();
+        inv.key(script::online_key(room)).arg(&s.replica);
+        let mut conn = s.conn.clone();
+        let (total, mine): (u64, u64) = s.call(inv.invoke_async(&mut conn)).await?;
+        let here = s.rooms.get(room).map_or(0, |r| r.local_online()) as u64;
+        Ok(total.saturating_sub(mine) + here)
+    }
+
     async fn delete(&self, room: &str, id: &str, by: Deleter<'_>) -> Result<Deletion, BrokerError> {
         let s = &self.shared;
         if !s.status.is_up() {

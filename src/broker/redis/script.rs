@@ -159,6 +159,25 @@ end
 return total
 ";
 
+/// Counts a room's members on every replica. KEYS: online. ARGV: replica
+/// id. Returns `{total, this replica's count}` over the entries that have
+/// not expired (on Redis's clock), so the caller can put its own live
+/// count in place of the one it last wrote.
+const ONLINE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local total, mine = 0, 0
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local count, expires = string.match(all[i + 1], '^(%d+):(%d+)$')
+  if count and tonumber(expires) > now then
+    total = total + tonumber(count)
+    if all[i] == ARGV[1] then mine = tonumber(count) end
+  end
+end
+return {total, mine}
+";
+
 /// Deletes one message. KEYS: log. ARGV: message id, the asking user
 /// (`''`: a guest), `1` when it is a moderator, channel.
 /// Returns `{'deleted', seq}`, `{'forbidden'}` or `{'not_found'}`.
@@ -196,6 +215,7 @@ pub struct Scripts {
     pub history: Script,
     pub presence: Script,
     pub delete: Script,
+    pub online: Script,
 }
 
 impl Default for Scripts {
@@ -206,6 +226,7 @@ impl Default for Scripts {
             history: Script::new(HISTORY),
             presence: Script::new(PRESENCE),
             delete: Script::new(DELETE),
+            online: Script::new(ONLINE),
         }
     }
 }
