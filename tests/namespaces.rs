@@ -145,3 +145,53 @@ async fn a_member_cap_counts_every_replica_and_spares_moderators() {
     one.stop().await;
     two.stop().await;
 }
+
+/// Retention: messages older than the namespace's `history_max_age` leave
+/// history at the next publish or join (and, on Redis, the stored log).
+async fn retention(env: &[(&str, &str)]) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[[rooms.namespaces]]\npattern = \"qa-*\"\nhistory_max_age = \"2s\"\n";
+    let s = start_with_config(&dir.path().join("c.toml"), config, env).await;
+    wait_readyz(s.admin, 200, std::time::Duration::from_secs(5)).await;
+    let mut writer = joined(&s, TOKEN, "qa-1").await;
+    writer.say("old").await;
+    writer.next_message().await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    // Read-time: a joiner no longer sees it, even before the next publish.
+    let history = |s: &TestServer| {
+        let url = format!("ws://{}/chat?token={TOKEN}&room=qa-1", s.addr);
+        async move {
+            let mut c = connect(&url, Some(ORIGIN)).await.unwrap();
+            let h = c.next_of("history").await;
+            let texts: Vec<String> = h["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["text"].as_str().unwrap().to_string())
+                .collect();
+            texts
+        }
+    };
+    assert_eq!(history(&s).await, Vec::<String>::new());
+    writer.say("new").await;
+    writer.next_message().await;
+    assert_eq!(history(&s).await, ["new"]);
+    s
+}
+
+#[tokio::test]
+async fn history_max_age_drops_old_messages_from_memory() {
+    retention(&[]).await.stop().await;
+}
+
+#[tokio::test]
+async fn history_max_age_drops_old_messages_from_redis_too() {
+    let r = RedisServer::start();
+    let env = r.env();
+    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let s = retention(&vars).await;
+    // Gone from the stored log, not only from what joiners are shown.
+    let len = r.query(&["XLEN", "wschat:{qa-1}:log"]);
+    assert_eq!(len, redis::Value::Int(1));
+    s.stop().await;
+}

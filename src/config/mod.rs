@@ -13,7 +13,7 @@ mod load;
 mod namespaces;
 mod serde_with;
 
-pub use namespaces::{Delivery, NamespaceSettings, Policy};
+pub use namespaces::{sent_at, Delivery, NamespaceSettings, Policy};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};

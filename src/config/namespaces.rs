@@ -2,8 +2,11 @@
 //! (`[[rooms.namespaces]]`, first match wins); every other room gets the
 //! `[rooms]` defaults, which are version 1's behaviour.
 
+use std::time::{Duration, SystemTime};
+
 use serde::{Deserialize, Serialize};
 
+use super::serde_with::opt_duration;
 use super::RoomSettings;
 
 /// One `[[rooms.namespaces]]` entry. A field left out takes the default.
@@ -15,6 +18,14 @@ pub struct NamespaceSettings {
     /// Messages kept per room and sent on join (default `rooms.history`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<usize>,
+    /// Messages older than this leave the room's history (retention); none:
+    /// kept until trimmed by `history` or the room's idle expiry.
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub history_max_age: Option<Duration>,
     /// Join and leave events (default `true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub presence: Option<bool>,
@@ -49,6 +60,8 @@ pub enum Delivery {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
     pub history: usize,
+    /// Messages older than this leave history (`None`: no age limit).
+    pub history_max_age: Option<Duration>,
     pub presence: bool,
     pub client_publish: bool,
     /// 0: no cap.
@@ -64,6 +77,25 @@ fn matches(pattern: &str, room: &str) -> bool {
     }
 }
 
+impl Policy {
+    /// The oldest `sentAt` history may keep now, in the messages' own
+    /// format (RFC 3339 UTC, milliseconds), which sorts as it reads: a
+    /// message is kept while its `sentAt` is not below this.
+    pub fn oldest_kept(&self, now: SystemTime) -> Option<String> {
+        let age = self.history_max_age?;
+        let at = now.checked_sub(age).unwrap_or(SystemTime::UNIX_EPOCH);
+        Some(humantime::format_rfc3339_millis(at).to_string())
+    }
+}
+
+/// A message JSON's `sentAt` (the wire format is pinned: the field is
+/// written by the server, and quotes in user text are escaped, so its key
+/// cannot appear anywhere else).
+pub fn sent_at(json: &str) -> Option<&str> {
+    let at = json.find("\"sentAt\":\"")? + 10;
+    json.get(at..at + 24)
+}
+
 impl RoomSettings {
     /// The policy of `room`: its first matching namespace's, else the
     /// defaults.
@@ -71,6 +103,7 @@ impl RoomSettings {
         let ns = self.namespaces.iter().find(|n| matches(&n.pattern, room));
         Policy {
             history: ns.and_then(|n| n.history).unwrap_or(self.history),
+            history_max_age: ns.and_then(|n| n.history_max_age),
             presence: ns.and_then(|n| n.presence).unwrap_or(true),
             client_publish: ns.and_then(|n| n.client_publish).unwrap_or(true),
             max_members: ns.and_then(|n| n.max_members).unwrap_or(0),
@@ -100,6 +133,9 @@ impl RoomSettings {
                     "{key}.pattern: a room name, or a prefix ending in `*` \
                      (letters, digits, '-', '_'; at most 32)"
                 ));
+            }
+            if n.history_max_age == Some(Duration::ZERO) {
+                p.push(format!("{key}.history_max_age: must be longer than 0s"));
             }
             if n.history == Some(0) {
                 p.push(format!("{key}.history: must be at least 1"));
@@ -133,6 +169,7 @@ mod tests {
         NamespaceSettings {
             pattern: pattern.into(),
             history: None,
+            history_max_age: None,
             presence: None,
             client_publish: None,
             max_members: None,
@@ -159,6 +196,7 @@ mod tests {
             r.policy("lobby"),
             Policy {
                 history: 50,
+                history_max_age: None,
                 presence: true,
                 client_publish: true,
                 max_members: 0,
@@ -167,6 +205,25 @@ mod tests {
         );
         assert_eq!(r.largest_history(), 50);
         assert_eq!(r.namespace_problems(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn the_oldest_kept_time_compares_with_sent_at_as_text() {
+        let json = r#"{"id":"i","room":"r","from":"a","text":"say \"sentAt\":\"x","sentAt":"2026-01-01T00:00:10.000Z","seq":1}"#;
+        assert_eq!(sent_at(json), Some("2026-01-01T00:00:10.000Z"));
+        let policy = RoomSettings::policy(
+            &rooms(vec![NamespaceSettings {
+                history_max_age: Some(Duration::from_secs(5)),
+                ..ns("*")
+            }]),
+            "any",
+        );
+        let at = |secs: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600 + secs);
+        let cutoff = policy.oldest_kept(at(14)).unwrap();
+        assert_eq!(cutoff, "2026-01-01T00:00:09.000Z");
+        assert!(sent_at(json).unwrap() >= cutoff.as_str(), "kept at 14 s");
+        let cutoff = policy.oldest_kept(at(16)).unwrap();
+        assert!(sent_at(json).unwrap() < cutoff.as_str(), "gone at 16 s");
     }
 
     #[test]

@@ -120,6 +120,23 @@ pub(super) mod list {
     }
 }
 
+/// An optional duration ("24h"); absent: `None`.
+pub(super) mod opt_duration {
+    use serde::{Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(v: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(d) => super::duration::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        super::duration::deserialize(d).map(Some)
+    }
+}
+
 pub(super) mod opt_list {
     use serde::{Deserializer, Serialize, Serializer};
 

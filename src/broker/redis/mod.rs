@@ -129,7 +129,12 @@ impl Shared {
             .arg(self.limits.presence_ttl.as_millis().max(1) as u64)
             .arg(since.seq.map(|s| s.to_string()).unwrap_or_default())
             .arg(since.epoch.as_deref().unwrap_or(""))
-            .arg(count);
+            .arg(count)
+            .arg(
+                (self.limits.rooms.policy(room))
+                    .oldest_kept(SystemTime::now())
+                    .unwrap_or_default(),
+            );
         let mut conn = self.conn.clone();
         let values: Vec<redis::Value> = self.call(inv.invoke_async(&mut conn)).await?;
         parse_read(values).ok_or(BrokerError::Reply("history"))
@@ -229,18 +234,20 @@ impl Broker for RedisBroker {
         // and the closing brace, as `MessageHead::finish` does.
         let head = MessageHead::new(room, from, user, text);
         let id = uuid::Uuid::new_v4().to_string();
+        let policy = s.limits.rooms.policy(room);
         let mut inv = s.scripts.publish.prepare_invoke();
         inv.key(script::meta_key(room))
             .key(script::log_key(room))
             .key(script::online_key(room))
             .arg(&id)
-            .arg(s.limits.rooms.policy(room).history)
+            .arg(policy.history)
             .arg(s.limits.history_ttl_ms)
             .arg(script::channel(room))
             .arg(head.as_str())
             // The publishing span's W3C traceparent ("" unless this trace is recorded).
             .arg(crate::telemetry::current_traceparent().unwrap_or_default())
-            .arg(unix_micros(accepted_at));
+            .arg(unix_micros(accepted_at))
+            .arg(policy.oldest_kept(SystemTime::now()).unwrap_or_default());
         let mut conn = s.conn.clone();
         let seq = match s.call(inv.invoke_async::<(u64, String)>(&mut conn)).await {
             Ok((seq, _epoch)) => seq,

@@ -53,18 +53,21 @@ pub fn room_of_channel(channel: &[u8]) -> Option<&str> {
 
 /// Accepts one message. KEYS: meta, log, online. ARGV: epoch candidate,
 /// history size, TTL ms, channel, the message JSON up to and including
-/// `"seq":`, trace, accepted-at (µs since the Unix epoch). Returns `{seq, epoch}`.
+/// `"seq":`, trace, accepted-at (µs since the Unix epoch), the oldest
+/// `sentAt` kept (`''`: no age limit). Returns `{seq, epoch}`.
 ///
 /// The epoch candidate is new for every call, so the log entry keeps it as
 /// field `p`, the publish id: a publish whose reply was lost can be found.
 ///
 /// In one atomic step: create the epoch if the room has none (the one its
 /// joiners were given, else the candidate; then drop any orphaned log), take
-/// the next seq, append to the log trimmed to about the history size, renew
-/// the idle TTL, and publish the envelope. Because the publish happens
+/// the next seq, append to the log trimmed to about the history size, drop
+/// the oldest entries sent before the age limit (a namespace's
+/// `history_max_age`; RFC 3339 times of one format sort as text), renew the
+/// idle TTL, and publish the envelope. Because the publish happens
 /// inside the script, pub/sub order is seq order. A waiting epoch is used
 /// once: if this room's history expires later, its next life gets a new one.
-const PUBLISH: &str = r"
+const PUBLISH: &str = r#"
 if redis.call('HEXISTS', KEYS[1], 'epoch') == 0 then
   local waiting = redis.call('HGET', KEYS[3], 'epoch')
   if waiting then
@@ -77,15 +80,25 @@ local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 local json = ARGV[5] .. seq .. '}'
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], seq .. '-0', 'm', json, 'p', ARGV[1])
+if ARGV[8] ~= '' then
+  for _ = 1, 1000 do
+    local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+    if #first == 0 then break end
+    local at = string.match(first[1][2][2], '"sentAt":"([^"]+)"')
+    if at and at >= ARGV[8] then break end
+    redis.call('XDEL', KEYS[2], first[1][1])
+  end
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('PUBLISH', ARGV[4],
   'm\n' .. seq .. '\n' .. epoch .. '\n' .. ARGV[7] .. '\n' .. ARGV[6] .. '\n' .. json)
 return {seq, epoch}
-";
+"#;
 
 /// Reads history. KEYS: meta, log, online. ARGV: epoch candidate, presence
-/// TTL ms, after-seq (`''`: none), after-epoch (`''`: trust the seq), count.
+/// TTL ms, after-seq (`''`: none), after-epoch (`''`: trust the seq), count,
+/// the oldest `sentAt` kept (`''`: no age limit; older entries are left out).
 /// Returns `{epoch, seq, id1, json1, id2, json2, ...}` oldest first: at most
 /// `count` newest messages with seq above after-seq when the epoch matches,
 /// else the newest `count`.
@@ -94,7 +107,7 @@ return {seq, epoch}
 /// the epoch waiting in `online`, created here if there is none, so that a
 /// client that joins an empty room already holds the epoch later messages
 /// carry. Nothing is written that outlives the presence TTL.
-const HISTORY: &str = r"
+const HISTORY: &str = r#"
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
   epoch = redis.call('HGET', KEYS[3], 'epoch')
@@ -119,11 +132,15 @@ local low = '-'
 if after > 0 then low = '(' .. after .. '-0' end
 local rows = redis.call('XREVRANGE', KEYS[2], '+', low, 'COUNT', count)
 for i = #rows, 1, -1 do
-  out[#out + 1] = rows[i][1]
-  out[#out + 1] = rows[i][2][2]
+  local json = rows[i][2][2]
+  local at = string.match(json, '"sentAt":"([^"]+)"')
+  if ARGV[6] == '' or (at and at >= ARGV[6]) then
+    out[#out + 1] = rows[i][1]
+    out[#out + 1] = json
+  end
 end
 return out
-";
+"#;
 
 /// Sets this replica's online count and announces events. KEYS: online.
 /// ARGV: replica id, local count, presence TTL ms, channel, trace, then the

@@ -11,15 +11,18 @@
 //!    O(log rooms)). Rooms with members are never dropped whole.
 //!
 //! A room that was joined but never written leaves nothing behind once its
-//! last member is gone.
+//! last member is gone. A namespace's `history_max_age` drops older
+//! messages at each publish, join and prune.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::broker::{History, Since};
 use crate::config::RoomSettings;
 use crate::metrics::Metrics;
+
+mod retention;
 
 /// What a kept message costs besides its JSON: the shared string's counts
 /// and allocation rounding, its place in the room's queue (and that queue's
@@ -194,7 +197,8 @@ impl Store {
         json: Arc<str>,
         at: Instant,
     ) -> Evicted {
-        let history_size = self.room_settings.policy(room).history;
+        let policy = self.room_settings.policy(room);
+        let history_size = policy.history;
         let slot = self.slot(room);
         if !Arc::ptr_eq(&slot.head, head) {
             // Numbered in a life of the room that has since been dropped
@@ -220,6 +224,9 @@ impl Store {
             let name: Arc<str> = room.into();
             self.by_size.remove(&(before, name.clone()));
             self.by_size.insert((after, name));
+        }
+        if let Some(cutoff) = policy.oldest_kept(SystemTime::now()) {
+            self.expire(room, &cutoff);
         }
         let evicted = self.enforce();
         self.report();
@@ -276,41 +283,15 @@ impl Store {
         self.report();
     }
 
-    /// Removes message `id` from `room`'s history if `may(its JSON)` allows:
-    /// `Some(Ok(seq))` removed, `Some(Err(()))` refused, `None` not there.
-    pub fn remove(
-        &mut self,
-        room: &str,
-        id: &str,
-        may: impl FnOnce(&str) -> bool,
-    ) -> Option<Result<u64, ()>> {
-        let slot = self.slots.get_mut(room)?;
-        // The message JSON starts with its id (see protocol::event).
-        let prefix = format!("{{\"id\":\"{id}\"");
-        let at = slot
-            .messages
-            .iter()
-            .position(|(_, j)| j.starts_with(&prefix))?;
-        if !may(&slot.messages[at].1) {
-            return Some(Err(()));
-        }
-        let (seq, json) = slot.messages.remove(at)?;
-        let before = slot.bytes;
-        slot.bytes -= cost(&json);
-        let (after, state) = (slot.bytes, slot.state);
-        self.bytes -= before - after;
-        self.messages = self.messages.saturating_sub(1);
-        if state == State::Members {
-            let name: Arc<str> = room.into();
-            self.by_size.remove(&(before, name.clone()));
-            self.by_size.insert((after, name));
-        }
-        self.report();
-        Some(Ok(seq))
-    }
-
     /// The room's history after `since` (all of it if the epoch differs).
     pub fn read(&mut self, room: &str, since: &Since) -> History {
+        if let Some(cutoff) = self
+            .room_settings
+            .policy(room)
+            .oldest_kept(SystemTime::now())
+        {
+            self.expire(room, &cutoff);
+        }
         let slot = self.slot(room);
         let same_epoch = since.epoch.as_deref().is_none_or(|e| e == &*slot.epoch);
         let after = since.seq.filter(|_| same_epoch).unwrap_or(0);
@@ -349,6 +330,19 @@ impl Store {
             .collect();
         for room in orphans {
             self.unpin(&room);
+        }
+        // Retention does not wait for the next publish or join.
+        let wall = SystemTime::now();
+        let aged: Vec<(Arc<str>, String)> = self
+            .slots
+            .keys()
+            .filter_map(|room| {
+                let cutoff = self.room_settings.policy(room).oldest_kept(wall)?;
+                Some((room.clone(), cutoff))
+            })
+            .collect();
+        for (room, cutoff) in aged {
+            self.expire(&room, &cutoff);
         }
     }
 
