@@ -148,7 +148,7 @@ export function badJson(data) {
 }
 
 export function badType(data) {
-  expectError(data, 'badtype', JSON.stringify({ type: 'join', text: 'hi' }), 'bad_type');
+  expectError(data, 'badtype', JSON.stringify({ type: 'typing', text: 'hi' }), 'bad_type');
 }
 
 export function bigFrame(data) {

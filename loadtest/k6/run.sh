@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the k6 scenarios, short versions, against a freshly started server
-# (fanout, connect storm, soak, abuse; and jwt.js, against ws-chat only)
+# (fanout, connect storm, soak, abuse; jwt.js and rooms.js, against ws-chat
+# only)
 # and stops it. Usage: loadtest/k6/run.sh [ws-chat|reference]
 # (reference: the Node reference chat, which needs REFERENCE_DIR; see
 # scripts/reference-ready.sh)
@@ -91,6 +92,8 @@ run soak.js DURATION=12s ROOMS=2 MEMBERS=25 PUBLISHERS=3 RATE=1 CHURNERS=5
 run abuse.js DURATION=8s
 # Identified users need JWTs: ws-chat only (the reference has no JWTs).
 if [ "$target" = ws-chat ]; then run jwt.js CLIENTS=20 SENDS=3 JWT_KID=k6; fi
+# Several rooms per connection (version 2): ws-chat only.
+if [ "$target" = ws-chat ]; then run rooms.js CLIENTS=20 ROOMS_PER_VU=8 POOL=16 SENDS=4; fi
 kill -0 $pid 2>/dev/null || { cat "$log"; echo "$target died during the run" >&2; failed=$((failed + 1)); }
 echo "loadtest: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
