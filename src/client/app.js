@@ -128,6 +128,7 @@ function applyLanguage() {
   renderQueue();
   renderIdentity();
   rooms.renderAll();
+  renderJoinError();
   updateCounter();
 }
 
@@ -148,8 +149,16 @@ function renderStatus() {
 // data-code names the cause for tests.
 function showError(text, code) { el.error.textContent = text; el.error.dataset.code = code; }
 function clearError() { el.error.textContent = ""; el.error.dataset.code = ""; }
-function showJoinError(text, code) { el.joinError.textContent = text; el.joinError.dataset.code = code; }
-function clearJoinError() { el.joinError.textContent = ""; el.joinError.dataset.code = ""; }
+// The room list's alert is always one of the page's strings: kept as a key,
+// so that it follows a language switch.
+let joinError = null; // { code, key, args }: an arg { key } is a string too
+function showJoinError(code, key, ...args) { joinError = { code, key, args }; renderJoinError(); }
+function clearJoinError() { joinError = null; renderJoinError(); }
+function renderJoinError() {
+  const args = joinError?.args.map((a) => (typeof a === "object" ? t(a.key) : a)) ?? [];
+  el.joinError.textContent = joinError ? t(joinError.key, ...args) : "";
+  el.joinError.dataset.code = joinError?.code ?? "";
+}
 
 // ---- server events -----------------------------------------------------------
 
@@ -225,7 +234,7 @@ function joinRefused(room, code) {
   if (code === "already_joined") { rooms.markJoined(room); return; }
   if (!room.everJoined) {
     rooms.removeRoom(room);
-    showJoinError(t("joinRefused", room.name, t(`why_${code}`)), code);
+    showJoinError(code, "joinRefused", room.name, { key: `why_${code}` });
     rememberRooms();
   } else {
     rooms.markGone(room, goneReason(code));
@@ -569,14 +578,14 @@ function submitJoin(ev) {
   ev.preventDefault();
   clearJoinError();
   const name = el.joinRoom.value.trim();
-  if (!rooms.ROOM_NAME.test(name)) { showJoinError(t("badRoomName"), "bad_room_local"); return; }
+  if (!rooms.ROOM_NAME.test(name)) { showJoinError("bad_room_local", "badRoomName"); return; }
   if (!rooms.home()) rooms.setHome(el.room.value.trim() || "lobby");
   const held = rooms.find(name);
   el.joinRoom.value = "";
   if (held && held.state !== "gone") { rooms.setActive(held, true); return; }
   if (!held && rooms.all().length >= rooms.MAX_ROOMS) {
     el.joinRoom.value = name;
-    showJoinError(t("tooManyRooms", rooms.MAX_ROOMS), "too_many_rooms_local");
+    showJoinError("too_many_rooms_local", "tooManyRooms", rooms.MAX_ROOMS);
     return;
   }
   const room = rooms.addRoom(name);

@@ -204,6 +204,9 @@ test("a join the token does not allow is refused by the room list; a room taken 
   await page.press("#join-room", "Enter");
   await page.waitForFunction(() => document.querySelector("#join-error").dataset.code === "forbidden");
   assert.equal(await page.textContent("#join-error"), "Could not join closed: this token is not allowed there.");
+  await page.selectOption("#lang", "ko");
+  assert.equal(await page.textContent("#join-error"), "closed 방에 참여하지 못했습니다: 이 토큰으로는 들어갈 수 없는 방입니다.");
+  await page.selectOption("#lang", "en");
   assert.equal(await page.getAttribute("#join-error", "role"), "alert");
   assert.deepEqual((await roomsOf(page)).map((r) => r.name), ["home", "open-1"], "the refused room is not kept");
   assert.equal(await tab(page, "open-1").getAttribute("aria-current"), "true", "back to the room shown before");
@@ -258,6 +261,7 @@ test("in Korean, at 360 px: the room list, its buttons and counts speak Korean, 
   await page.screenshot({ path: screenshotPath("phone-360x740-rooms-ko.png"), fullPage: true });
   await page.selectOption("#lang", "en");
   assert.equal(await page.getAttribute('.room-tab[data-room="ko-third"] + .room-leave', "aria-label"), "Leave room ko-third");
+  assert.equal(await page.textContent("#join-error"), "A room name is 1 to 32 letters, digits, - and _.", "the alert follows the switch");
   assert.equal((await unread(page, "ko-second-room-with-a-long-name")).spoken, ", 1 unread");
   await page.setViewportSize({ width: 1280, height: 800 });
   await page.screenshot({ path: screenshotPath("desktop-rooms.png") });
