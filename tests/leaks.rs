@@ -149,6 +149,8 @@ async fn static_routes_have_no_path_traversal_and_carry_nosniff_and_a_csp() {
         "/",
         "/index.html",
         "/app.js",
+        "/strings.js",
+        "/rooms.js",
         "/app.css",
         "/page-config.json",
         "/healthz",

@@ -1,89 +1,14 @@
-// app.js — the ws-chat browser page: UI strings (English, Korean), the
-// connection life (connect with the token as a subprotocol, reconnect with
-// capped full-jitter backoff, rejection detection), identified users (the
-// name from the token, session expiry and refresh from a token URL), resume
-// with since/epoch and duplicate dropping, the bounded offline queue, and
-// rendering (always as text, never as HTML).
+// app.js — the ws-chat browser page: the connection life (connect with the
+// token as a subprotocol, reconnect with capped full-jitter backoff,
+// rejection detection), identified users (the name from the token, session
+// expiry and refresh from a token URL), several rooms on one connection
+// (joined again with since/epoch after a reconnect), the bounded offline
+// queue, and the wiring of the page. Strings: strings.js; the rooms, their
+// logs and their resume state: rooms.js. Everything is rendered as text.
 // Wire contract: docs/protocol.md. No framework, no build step, no inline code:
-// the server's CSP allows only this file.
-"use strict";
-
-const STRINGS = {
-  en: {
-    title: "ws-chat", language: "Language", skipToMessage: "Skip to message",
-    room: "Room", roomHint: "Letters, digits, - and _", name: "Name", token: "Token",
-    remember: "Remember token on this device", connect: "Connect", disconnect: "Disconnect",
-    messages: "Messages", message: "Message", send: "Send", queueLabel: "Queued messages",
-    offline: "Offline", connecting: "Connecting…", onlineAs: (n) => `Connected as ${n}`,
-    disconnected: "Disconnected",
-    retryIn: (why, s) => `${why} Reconnecting in ${s} s…`,
-    lost: (c) => `Connection lost (${c}).`, goingAway: "Server is restarting (1001).",
-    busy: "Server is busy (1013).", unreachable: "Server unreachable.",
-    rejected: "Rejected: check token, room or origin.",
-    revoked: "Closed by the server: token revoked or not allowed (1008).",
-    online: (n) => `${n} online`, queued: (n, max) => `${n} of ${max} queued: sent when connected.`,
-    queueFull: (max) => `Queue full (${max} messages). Wait for the connection.`,
-    tooLong: (max) => `Too long: at most ${max} characters.`, empty: "Type a message first.",
-    loaded: (n) => `Loaded ${n} earlier message${n === 1 ? "" : "s"}.`,
-    historyReset: "History reset: the server lost earlier messages.",
-    resumed: (n) => `Reconnected: ${n} missed message${n === 1 ? "" : "s"}.`,
-    err_rate_limited: "Too many messages: wait a few seconds.",
-    err_too_large: "Message too long (500 characters at most).",
-    err_empty: "Message is empty.", err_forbidden: "This token may only read here.",
-    err_unavailable: "Chat is unavailable right now: try again soon.",
-    err_bad_json: "The server could not read that message.",
-    err_bad_type: "The server did not accept that event.",
-    err_bad_token: "The server refused the new token.",
-    nameFromToken: "Name from your token",
-    signedInAs: (name, user) => `Signed in as ${name} (user ${user})`,
-    sessionUntil: "Session valid until",
-    identified: (user) => `identified user ${user}`,
-    expiringNoUrl: (at) => `Your session ends at ${at}. Get a new token and connect again to continue.`,
-    renewing: "Your session ends soon: renewing it…",
-    renewed: (at) => `Session renewed until ${at}.`,
-    renewFailed: (at) => `Could not renew your session: it ends soon (${at}).`,
-    expired: "Session expired (4001): get a new token (log in again) and connect.",
-    expiredRenewing: "Session expired (4001): reconnecting with a new token…",
-    kicked: "Disconnected by a moderator (4003).",
-  },
-  ko: {
-    title: "ws-chat", language: "언어", skipToMessage: "메시지 입력으로 건너뛰기",
-    room: "방", roomHint: "영문, 숫자, - 와 _", name: "이름", token: "토큰",
-    remember: "이 기기에 토큰 기억", connect: "연결", disconnect: "끊기",
-    messages: "메시지", message: "메시지", send: "보내기", queueLabel: "대기 중인 메시지",
-    offline: "오프라인", connecting: "연결 중…", onlineAs: (n) => `${n}(으)로 연결됨`,
-    disconnected: "연결 끊김",
-    retryIn: (why, s) => `${why} ${s}초 후 다시 연결합니다…`,
-    lost: (c) => `연결이 끊어졌습니다 (${c}).`, goingAway: "서버가 다시 시작하는 중입니다 (1001).",
-    busy: "서버가 혼잡합니다 (1013).", unreachable: "서버에 연결할 수 없습니다.",
-    rejected: "거부됨: 토큰, 방 또는 출처(origin)를 확인하세요.",
-    revoked: "서버가 연결을 닫았습니다: 토큰이 취소되었거나 허용되지 않습니다 (1008).",
-    online: (n) => `${n}명 접속 중`, queued: (n, max) => `${n}/${max}개 대기 중: 연결되면 보냅니다.`,
-    queueFull: (max) => `대기열이 가득 찼습니다 (${max}개). 연결될 때까지 기다리세요.`,
-    tooLong: (max) => `너무 깁니다: 최대 ${max}자입니다.`, empty: "먼저 메시지를 입력하세요.",
-    loaded: (n) => `이전 메시지 ${n}개를 불러왔습니다.`,
-    historyReset: "기록 초기화: 서버가 이전 메시지를 잃었습니다.",
-    resumed: (n) => `다시 연결됨: 놓친 메시지 ${n}개.`,
-    err_rate_limited: "메시지가 너무 많습니다: 잠시 기다리세요.",
-    err_too_large: "메시지가 너무 깁니다 (최대 500자).",
-    err_empty: "메시지가 비어 있습니다.", err_forbidden: "이 토큰은 여기서 읽기만 할 수 있습니다.",
-    err_unavailable: "지금은 채팅을 사용할 수 없습니다: 잠시 후 다시 시도하세요.",
-    err_bad_json: "서버가 메시지를 읽지 못했습니다.",
-    err_bad_type: "서버가 이 이벤트를 받지 않았습니다.",
-    err_bad_token: "서버가 새 토큰을 받지 않았습니다.",
-    nameFromToken: "토큰에 있는 이름",
-    signedInAs: (name, user) => `${name}(으)로 로그인됨 (사용자 ${user})`,
-    sessionUntil: "세션 유효 시간:",
-    identified: (user) => `인증된 사용자 ${user}`,
-    expiringNoUrl: (at) => `세션이 ${at}에 끝납니다. 계속하려면 새 토큰을 받아 다시 연결하세요.`,
-    renewing: "세션이 곧 끝납니다: 갱신하는 중…",
-    renewed: (at) => `세션이 ${at}까지 갱신되었습니다.`,
-    renewFailed: (at) => `세션을 갱신하지 못했습니다: 곧 끝납니다 (${at}).`,
-    expired: "세션이 만료되었습니다 (4001): 새 토큰을 받거나 다시 로그인한 뒤 연결하세요.",
-    expiredRenewing: "세션이 만료되었습니다 (4001): 새 토큰으로 다시 연결하는 중…",
-    kicked: "운영자가 연결을 끊었습니다 (4003).",
-  },
-};
+// the server's CSP allows only the page's own files (script-src 'self').
+import { getLang, has, pickLanguage, setLang, t } from "./strings.js";
+import * as rooms from "./rooms.js";
 
 const MAX_CHARS = 500;          // PROTOCOL §3, in Unicode scalar values after trimming
 const QUEUE_MAX = 20;           // offline queue bound
@@ -91,23 +16,30 @@ const BUFFER_LIMIT = 64 * 1024; // flush only while bufferedAmount is under this
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_CAP_MS = 10_000;
 const STABLE_MS = 5_000;        // a connection open this long resets the backoff
-const SEEN_MAX = 2_000;         // message ids remembered for dropping duplicates
-const LOG_MAX = 1_000;          // log lines kept on screen
+// What the page sends by itself (joins after a reconnect, the offline queue)
+// stays within the server's default per-connection budget: a burst of 20,
+// then one every 500 ms (PROTOCOL §3), so none of it is refused as rate_limited.
+const SEND_BURST = 20;
+const SEND_EVERY_MS = 500;
 const SUBPROTOCOL = "ws-chat.v2";            // PROTOCOL §7
 const TOKEN_PROTOCOL = "ws-chat.token.";
 // A subprotocol must be an RFC 2616 token (RFC 6455 §4.1); a JWT always is.
 // A static token with other characters goes in ?token= instead.
 const PROTOCOL_SAFE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const EXPIRY_RENEW_GAP_MS = 60_000; // at most one reconnect after 4001 per minute
+// The answers to a `join` that refuse it (PROTOCOL §9, docs/protocol.md).
+const JOIN_REFUSALS = new Set(["forbidden", "too_many_rooms", "already_joined", "bad_room", "unavailable", "room_full"]);
 
 const $ = (sel) => document.querySelector(sel);
 const el = {
   status: $("#status"), online: $("#online"), lang: $("#lang"), conn: $("#connection"),
   room: $("#room"), name: $("#name"), token: $("#token"), remember: $("#remember"),
-  disconnect: $("#disconnect"), log: $("#log"), queue: $("#queue"), form: $("#form"),
+  disconnect: $("#disconnect"), log: $("#log"), logTitle: $("#log-title"), queue: $("#queue"), form: $("#form"),
   message: $("#message"), error: $("#form-error"), note: $("#form-note"), counter: $("#counter"),
   nameHint: $("#name-hint"), identity: $("#identity"), whoami: $("#whoami"),
   sessionEnd: $("#session-end"), expires: $("#expires"), sessionNote: $("#session-note"),
+  rooms: $("#rooms"), roomsBar: $("#rooms-bar"), joinForm: $("#join-form"), joinRoom: $("#join-room"),
+  joinError: $("#join-error"),
 };
 
 const store = {
@@ -116,7 +48,7 @@ const store = {
   del: (k) => { try { localStorage.removeItem(`wschat.${k}`); } catch { /* private mode */ } },
 };
 
-let lang = pickLanguage();
+setLang(pickLanguage(store.get("lang")));
 let status = { key: "offline", args: [], state: "offline" };
 
 // Connection state. `wanted` is the user's intent; `everOpened` tells a
@@ -129,10 +61,11 @@ let attemptsSinceConnect = 0;
 let retryTimer = 0;
 let flushTimer = 0;
 let connectedWith = ""; // room, name and token of the current connect
+let connRoom = null;    // the room in this connection's query string: events without `room` are its
 
 // What /page-config.json said: where to fetch a fresh token (null: nowhere),
 // and whether the server is one without it (the reference: a 404), which
-// takes the token only in the query string.
+// takes the token only in the query string and knows one room per connection.
 let tokenUrl = null;
 let legacyServer = false;
 
@@ -146,17 +79,15 @@ let pendingToken = null;   // sent in `refresh`, adopted on `refreshed`
 let renewingAfterExpiry = false; // the one reconnect after 4001 is under way
 let lastExpiryRenewal = 0;
 
-// Resume state, per room (PROTOCOL §1–§2).
-let stateRoom = null;
-let lastSeq = null;
-let epoch = null;
-let sentEpoch = null;
-let historySeen = false; // a history was already shown for this room
-const seen = new Set();
+// What waits to be sent on this connection: joins first (a message to a room
+// must follow its join), then the user's queued messages ({ room, text }).
+let pendingJoins = [];
 const queue = [];
+const budget = { tokens: SEND_BURST, at: 0 };
 
-// Test hook: read-only observations plus a send that skips the client-side
-// checks (the server must enforce them anyway). Nothing here reveals the token.
+// Test hook: read-only observations, a send that skips the client-side checks
+// (the server must enforce them anyway), and a socket drop as a network would
+// make one. Nothing here reveals the token.
 const hook = { delays: [], attempts: 0, nextAttemptAt: 0, lastUrlParams: "", histories: 0, tokenIn: "", refreshes: 0 };
 window.__wschat = Object.freeze({
   get delays() { return hook.delays.map((d) => ({ ...d })); },
@@ -167,34 +98,37 @@ window.__wschat = Object.freeze({
   get tokenUrl() { return tokenUrl; },
   get refreshes() { return hook.refreshes; },
   get nextAttemptAt() { return hook.nextAttemptAt; },
-  get resume() { return { lastSeq, epoch, room: stateRoom, params: hook.lastUrlParams }; },
+  get resume() {
+    const h = rooms.home();
+    return { lastSeq: h?.lastSeq ?? null, epoch: h?.epoch ?? null, room: h?.name ?? null, params: hook.lastUrlParams };
+  },
+  get rooms() {
+    return rooms.all().map((r) => ({
+      name: r.name, state: r.state, reason: r.reason, lastSeq: r.lastSeq, epoch: r.epoch,
+      unread: r.unread, online: r.online, active: r === rooms.activeRoom(),
+    }));
+  },
   get queued() { return queue.length; },
   get readyState() { return socket ? socket.readyState : -1; },
   sendUnchecked(text) { if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "message", text })); },
+  drop() { socket?.close(4000, "dropped by a test"); },
 });
 
 // ---- strings ---------------------------------------------------------------
 
-function pickLanguage() {
-  const saved = store.get("lang");
-  if (saved && STRINGS[saved]) return saved;
-  return String(navigator.language || "en").toLowerCase().startsWith("ko") ? "ko" : "en";
-}
-
-function t(key, ...args) {
-  const v = STRINGS[lang][key] ?? STRINGS.en[key] ?? key;
-  return typeof v === "function" ? v(...args) : v;
-}
-
 function applyLanguage() {
-  document.documentElement.lang = lang;
-  el.lang.value = lang;
+  document.documentElement.lang = getLang();
+  el.lang.value = getLang();
   for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
   el.queue.setAttribute("aria-label", t("queueLabel"));
+  el.rooms.setAttribute("aria-label", t("rooms"));
+  el.joinRoom.placeholder = t("addRoom");
   document.title = t("title");
   renderStatus();
   renderQueue();
   renderIdentity();
+  rooms.renderAll();
+  renderJoinError();
   updateCounter();
 }
 
@@ -211,141 +145,112 @@ function renderStatus() {
   el.status.textContent = key === "retryIn" ? t("retryIn", t(args[0], args[1]), args[2]) : t(key, ...args);
 }
 
-// The inline alert under the input; data-code names the cause for tests.
+// The inline alerts (under the message input; under the room list);
+// data-code names the cause for tests.
 function showError(text, code) { el.error.textContent = text; el.error.dataset.code = code; }
 function clearError() { el.error.textContent = ""; el.error.dataset.code = ""; }
-
-// ---- the log: text only, never HTML ----------------------------------------
-
-function logLine(text, kind = "system") {
-  const line = document.createElement("p");
-  line.className = `line ${kind}`;
-  line.textContent = text;
-  appendToLog(line);
-  return line;
+// The room list's alert is always one of the page's strings: kept as a key,
+// so that it follows a language switch.
+let joinError = null; // { code, key, args }: an arg { key } is a string too
+function showJoinError(code, key, ...args) { joinError = { code, key, args }; renderJoinError(); }
+function clearJoinError() { joinError = null; renderJoinError(); }
+function renderJoinError() {
+  const args = joinError?.args.map((a) => (typeof a === "object" ? t(a.key) : a)) ?? [];
+  el.joinError.textContent = joinError ? t(joinError.key, ...args) : "";
+  el.joinError.dataset.code = joinError?.code ?? "";
 }
 
-function logMessage(m) {
-  const line = document.createElement("p");
-  line.className = "line message";
-  if (m.id) line.dataset.id = m.id;
-  const time = document.createElement("time");
-  const when = new Date(m.sentAt);
-  if (!Number.isNaN(when.getTime())) {
-    time.dateTime = m.sentAt;
-    time.textContent = when.toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit" });
-  }
-  const from = document.createElement("span");
-  from.className = "from";
-  from.textContent = String(m.from ?? "?");
-  const text = document.createElement("span");
-  text.className = "text";
-  text.textContent = String(m.text ?? "");
-  line.append(time, from);
-  // An identified sender (PROTOCOL §8) gets a mark a guest cannot take by
-  // choosing the same name; guests' messages look as they always did.
-  if (typeof m.user === "string" && m.user) {
-    line.dataset.user = m.user;
-    line.append(identifiedBadge(m.user));
-  }
-  line.append(text);
-  appendToLog(line);
-}
+// ---- server events -----------------------------------------------------------
 
-function identifiedBadge(user) {
-  const badge = document.createElement("span");
-  badge.className = "badge";
-  badge.title = t("identified", user);
-  const mark = document.createElement("span");
-  mark.setAttribute("aria-hidden", "true");
-  mark.textContent = "✓";
-  const label = document.createElement("span");
-  label.className = "visually-hidden";
-  label.textContent = t("identified", user);
-  badge.append(mark, label);
-  return badge;
-}
-
-function logDivider(text) {
-  const line = logLine(text, "divider");
-  line.setAttribute("role", "separator");
-}
-
-function appendToLog(node) {
-  const atBottom = el.log.scrollHeight - el.log.scrollTop - el.log.clientHeight < 40;
-  el.log.append(node);
-  while (el.log.childElementCount > LOG_MAX) el.log.firstElementChild.remove();
-  if (atBottom) el.log.scrollTop = el.log.scrollHeight;
-}
-
-// ---- messages and resume ---------------------------------------------------
-
-function resetResume(room) {
-  stateRoom = room;
-  lastSeq = null;
-  epoch = null;
-  historySeen = false;
-  seen.clear();
-}
-
-// Returns true when the message is new and was rendered.
-function acceptMessage(m) {
-  if (!m || typeof m !== "object") return false;
-  if (m.id && seen.has(m.id)) return false;
-  if (Number.isInteger(m.seq) && lastSeq !== null && m.seq <= lastSeq) return false;
-  if (m.id) {
-    seen.add(m.id);
-    if (seen.size > SEEN_MAX) seen.delete(seen.values().next().value);
-  }
-  if (Number.isInteger(m.seq)) lastSeq = lastSeq === null ? m.seq : Math.max(lastSeq, m.seq);
-  logMessage(m);
-  return true;
-}
-
-function onHistory(data) {
-  const messages = Array.isArray(data.messages) ? data.messages : [];
-  const newEpoch = typeof data.epoch === "string" ? data.epoch : null;
-  if (sentEpoch !== null && newEpoch !== null && newEpoch !== sentEpoch) {
-    // The server lost this room's history (restart, flush): seq starts again.
-    // What is on screen stays above the divider; the new history goes below,
-    // minus any message whose id is already on screen.
-    lastSeq = null;
-    seen.clear();
-    for (const line of el.log.querySelectorAll(".line.message[data-id]")) seen.add(line.dataset.id);
-    logDivider(t("historyReset"));
-  }
-  if (newEpoch !== null) epoch = newEpoch;
-  let shown = 0;
-  for (const m of messages) if (acceptMessage(m)) shown += 1;
-  hook.histories += 1;
-  if (!historySeen) logLine(t("loaded", shown));
-  else if (shown > 0) logLine(t("resumed", shown));
-  historySeen = true;
+/** The room an event is about: its `room`, else the query string's; null when not held. */
+function roomFor(name) {
+  return rooms.find(typeof name === "string" ? name : connRoom);
 }
 
 function onEvent(data) {
   switch (data?.type) {
-    case "message": acceptMessage(data.message); break;
-    case "history": onHistory(data); break;
+    case "message": {
+      const room = roomFor(data.message?.room);
+      if (room) rooms.acceptMessage(room, data.message);
+      break;
+    }
+    case "history": {
+      const room = roomFor(data.room);
+      if (!room) break; // left while its join was on the way
+      rooms.acceptHistory(room, data);
+      hook.histories += 1;
+      break;
+    }
     case "system":
-      logLine(String(data.message ?? ""));
+      rooms.logAll(String(data.message ?? ""));
       if (/^connected as /.test(data.message ?? "")) setStatus("online", "onlineAs", data.message.slice(13));
       onSystem(data);
       break;
     case "expiring": onExpiring(data); break;
     case "refreshed": onRefreshed(data); break;
-    case "presence":
-      if (Number.isInteger(data.online)) { el.online.hidden = false; el.online.dataset.count = data.online; el.online.textContent = t("online", data.online); }
-      if (data.message) logLine(String(data.message), "presence");
-      break;
-    case "error": {
-      if (data.code === "bad_token") { onRefreshRefused(); break; }
-      const text = STRINGS[lang][`err_${data.code}`] ? t(`err_${data.code}`) : String(data.message ?? data.code ?? "error");
-      showError(text, String(data.code ?? ""));
-      logLine(text, "error");
+    case "presence": {
+      const room = roomFor(data.room);
+      if (!room) break;
+      if (Number.isInteger(data.online)) rooms.setOnline(room, data.online);
+      if (data.message) rooms.logLine(room, String(data.message), "presence");
       break;
     }
+    case "left": onLeft(data); break;
+    case "error": onError(data); break;
     default: break;
+  }
+}
+
+function goneReason(code) { return has(`gone_${code}`) ? code : "not_joined"; }
+
+// `left`: asked for (the room is already off the page), or the room was
+// taken away; the connection stays open either way.
+function onLeft(data) {
+  const room = rooms.find(data.room);
+  if (!room) return;
+  if (data.reason === "leave") { rooms.removeRoom(room); return; }
+  rooms.markGone(room, goneReason(String(data.reason ?? "")));
+  dropQueued(room);
+}
+
+function onError(data) {
+  const code = String(data.code ?? "");
+  if (code === "bad_token") { onRefreshRefused(); return; }
+  const named = typeof data.room === "string";
+  const room = named ? rooms.find(data.room) : null;
+  if (named && !room) return; // about a room the page has left
+  if (room && room.state === "joining" && room !== rooms.home() && JOIN_REFUSALS.has(code)) { joinRefused(room, code); return; }
+  const text = has(`err_${code}`) ? t(`err_${code}`) : String(data.message ?? (code || "error"));
+  const where = room ?? rooms.activeRoom();
+  if (where) rooms.logLine(where, text, "error");
+  if (room && code === "not_joined") { rooms.markGone(room, "not_joined"); dropQueued(room); }
+  // By the input when it is about what the user sees (or about no room).
+  if (!room || room === rooms.activeRoom()) showError(text, code);
+}
+
+// A join refused: a room never joined goes away (the alert by the room list
+// says why); one held before this connection stays, marked, with the reason.
+function joinRefused(room, code) {
+  if (code === "already_joined") { rooms.markJoined(room); return; }
+  if (!room.everJoined) {
+    rooms.removeRoom(room);
+    showJoinError(code, "joinRefused", room.name, { key: `why_${code}` });
+    rememberRooms();
+  } else {
+    rooms.markGone(room, goneReason(code));
+  }
+  dropQueued(room);
+}
+
+/** Queued messages to a room the page no longer holds will not be sent. */
+function dropQueued(room) {
+  let dropped = 0;
+  for (let i = queue.length - 1; i >= 0; i -= 1) {
+    if (queue[i].room === room.name) { queue.splice(i, 1); dropped += 1; }
+  }
+  if (dropped > 0) {
+    if (rooms.find(room.name)) rooms.logLine(room, t("notSent", dropped), "error");
+    renderQueue();
   }
 }
 
@@ -354,7 +259,7 @@ function onEvent(data) {
 function validTime(v) { return typeof v === "string" && !Number.isNaN(Date.parse(v)) ? v : null; }
 
 function fmtTime(iso) {
-  return new Date(iso).toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  return new Date(iso).toLocaleTimeString(getLang(), { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
 function onSystem(data) {
@@ -446,13 +351,13 @@ function onRefreshed(data) {
   identity.expiresAt = validTime(data.expiresAt) ?? identity.expiresAt;
   hook.refreshes += 1;
   setSessionNote(null);
-  if (identity.expiresAt) logLine(t("renewed", fmtTime(identity.expiresAt)));
+  if (identity.expiresAt) rooms.logAll(t("renewed", fmtTime(identity.expiresAt)));
 }
 
 function onRefreshRefused() {
   pendingToken = null;
   if (identity) setSessionNote("renewFailed", identity.expiresAt);
-  logLine(t("err_bad_token"), "error");
+  rooms.logAll(t("err_bad_token"), "error");
 }
 
 // A fresh token replaces the field's, for reconnects; it is stored only when
@@ -496,7 +401,7 @@ async function loadPageConfig() {
 // reconnect once with a fresh token (at most once a minute, so a token URL
 // handing out stale tokens cannot make a loop); otherwise stop and say so.
 async function onExpired() {
-  logLine(t("expired"), "error");
+  rooms.logAll(t("expired"), "error");
   if (Date.now() - lastExpiryRenewal >= EXPIRY_RENEW_GAP_MS) {
     await loadPageConfig();
     if (tokenUrl && wanted && !socket) {
@@ -524,6 +429,7 @@ function stopWith(key) {
   setStatus("error", key);
 }
 
+
 // ---- connection ------------------------------------------------------------
 
 function socketUrl(params) {
@@ -534,20 +440,22 @@ function socketUrl(params) {
 function open() {
   clearTimeout(retryTimer);
   hook.nextAttemptAt = 0;
-  const room = el.room.value.trim() || "lobby";
-  if (room !== stateRoom) { resetResume(room); el.log.replaceChildren(); }
+  const home = rooms.setHome(el.room.value.trim() || "lobby");
+  connRoom = home.name;
   // The token as a subprotocol keeps it out of the URL (and proxies' access
   // logs); only a token that cannot be one, or a server without it, uses ?token=.
   const token = el.token.value;
   const asProtocol = !legacyServer && PROTOCOL_SAFE.test(token);
   const params = new URLSearchParams(asProtocol ? {} : { token });
   params.set("name", el.name.value.trim());
-  params.set("room", room);
-  sentEpoch = null;
-  if (lastSeq !== null) {
-    params.set("since", String(lastSeq));
-    if (epoch !== null) { params.set("epoch", epoch); sentEpoch = epoch; }
-  }
+  params.set("room", home.name);
+  // The home room resumes through the query string, every other room with a
+  // `join` of its own once the socket is open (PROTOCOL §9).
+  const { since, epoch } = rooms.resumeFrom(home);
+  if (since !== undefined) params.set("since", String(since));
+  if (epoch !== undefined) params.set("epoch", epoch);
+  for (const room of rooms.all()) rooms.markJoining(room);
+  pendingJoins = legacyServer ? [] : rooms.all().slice(1).filter((r) => r.state !== "gone").map((r) => r.name);
   const shown = new URLSearchParams(params);
   shown.delete("token");
   hook.lastUrlParams = shown.toString();
@@ -564,6 +472,8 @@ function open() {
     openedAt = Date.now();
     everOpened = true;
     renewingAfterExpiry = false;
+    budget.tokens = SEND_BURST;
+    budget.at = openedAt;
     setStatus("online", "onlineAs", el.name.value.trim() || "guest");
     flush();
   });
@@ -576,8 +486,9 @@ function open() {
   ws.addEventListener("close", (ev) => {
     if (socket !== ws) return;
     socket = null;
+    pendingJoins = [];
     clearTimeout(flushTimer);
-    el.online.hidden = true;
+    rooms.clearOnline();
     onClose(ev.code, openedAt);
   });
 }
@@ -602,7 +513,7 @@ async function onClose(code, openedAt) {
   }
   if (Date.now() - openedAt >= STABLE_MS) attempt = 0;
   const [why, arg] = code === 1001 ? ["goingAway"] : code === 1013 ? ["busy"] : ["lost", code];
-  logLine(t(why, arg), "error");
+  rooms.logAll(t(why, arg), "error");
   return scheduleRetry(why, arg);
 }
 
@@ -638,6 +549,7 @@ function connect() {
   connectedWith = paramsKey();
   rememberFields();
   open();
+  rememberRooms(); // the Room field may have made an extra room the first
 }
 
 function paramsKey() { return `${el.room.value.trim()}\n${el.name.value.trim()}\n${el.token.value}`; }
@@ -652,10 +564,51 @@ function disconnect() {
 
 function closeQuietly() {
   clearTimeout(retryTimer);
+  pendingJoins = [];
   if (!socket) return;
   const old = socket;
   socket = null;
+  rooms.clearOnline();
   old.close(1000, "reconnecting");
+}
+
+// ---- rooms: join from the form, leave from the list --------------------------
+
+function submitJoin(ev) {
+  ev.preventDefault();
+  clearJoinError();
+  const name = el.joinRoom.value.trim();
+  if (!rooms.ROOM_NAME.test(name)) { showJoinError("bad_room_local", "badRoomName"); return; }
+  if (!rooms.home()) rooms.setHome(el.room.value.trim() || "lobby");
+  const held = rooms.find(name);
+  el.joinRoom.value = "";
+  if (held && held.state !== "gone") { rooms.setActive(held, true); return; }
+  if (!held && rooms.all().length >= rooms.MAX_ROOMS) {
+    el.joinRoom.value = name;
+    showJoinError("too_many_rooms_local", "tooManyRooms", rooms.MAX_ROOMS);
+    return;
+  }
+  const room = rooms.addRoom(name);
+  rememberRooms();
+  if (socket?.readyState === WebSocket.OPEN) { pendingJoins.push(room.name); flush(); }
+  // Not connected: the join goes out with the others when the socket opens.
+  else if (socket) pendingJoins.push(room.name);
+}
+
+// The room is off the page already (rooms.js); tell the server, unless it
+// never held it or does not any more.
+function onUserLeft(room) {
+  const joinSent = !pendingJoins.includes(room.name);
+  pendingJoins = pendingJoins.filter((n) => n !== room.name);
+  dropQueued(room);
+  rememberRooms();
+  if (joinSent && room.state !== "gone" && socket?.readyState === WebSocket.OPEN) send({ type: "leave", room: room.name });
+}
+
+function onSwitched(room) {
+  clearError();
+  renderQueue();
+  if (room) store.set("active", room.name);
 }
 
 // ---- sending and the offline queue -----------------------------------------
@@ -664,18 +617,56 @@ function canSend() {
   return socket?.readyState === WebSocket.OPEN && socket.bufferedAmount < BUFFER_LIMIT;
 }
 
+/** Takes one send from the budget; false when it is spent (wait, then try again). */
+function takeBudget(force = false) {
+  const now = Date.now();
+  budget.tokens = Math.min(SEND_BURST, budget.tokens + (now - budget.at) / SEND_EVERY_MS);
+  budget.at = now;
+  if (budget.tokens < 1 && !force) return false;
+  budget.tokens = Math.max(0, budget.tokens - 1);
+  return true;
+}
+
+function send(event) { takeBudget(true); socket.send(JSON.stringify(event)); }
+
+function messageEvent(room, text) {
+  // The reference server knows one room per connection and no `room` field.
+  return legacyServer ? { type: "message", text } : { type: "message", room, text };
+}
+
 function flush() {
   clearTimeout(flushTimer);
-  while (queue.length > 0 && canSend()) socket.send(JSON.stringify({ type: "message", text: queue.shift() }));
+  let waitForBudget = false;
+  while ((pendingJoins.length > 0 || queue.length > 0) && canSend()) {
+    if (!takeBudget()) { waitForBudget = true; break; }
+    if (pendingJoins.length > 0) {
+      const room = rooms.find(pendingJoins.shift());
+      if (room && room.state !== "gone") socket.send(JSON.stringify({ type: "join", room: room.name, ...rooms.resumeFrom(room) }));
+      continue;
+    }
+    const { room, text } = queue.shift();
+    socket.send(JSON.stringify(messageEvent(room, text)));
+  }
   renderQueue();
-  // Still queued but the socket is open: wait for the buffer to drain.
-  if (queue.length > 0 && socket?.readyState === WebSocket.OPEN) flushTimer = setTimeout(flush, 100);
+  // Still something to send and the socket is open: wait for the buffer to
+  // drain, or for the budget to allow one more.
+  if ((pendingJoins.length > 0 || queue.length > 0) && socket?.readyState === WebSocket.OPEN) {
+    flushTimer = setTimeout(flush, waitForBudget ? SEND_EVERY_MS : 100);
+  }
 }
 
 function renderQueue() {
-  el.queue.replaceChildren(...queue.map((text) => {
+  const several = rooms.all().length > 1;
+  el.queue.replaceChildren(...queue.map(({ room, text }) => {
     const li = document.createElement("li");
-    li.textContent = text;
+    li.dataset.room = room;
+    if (several) {
+      const where = document.createElement("span");
+      where.className = "queue-room";
+      where.textContent = room;
+      li.append(where, " ");
+    }
+    li.append(text);
     return li;
   }));
   el.queue.hidden = queue.length === 0;
@@ -697,11 +688,13 @@ function submitMessage(ev) {
   clearError();
   if (!text) { showError(t("empty"), "empty_local"); return; }
   if (chars(text) > MAX_CHARS) { showError(t("tooLong", MAX_CHARS), "too_long_local"); return; }
-  if (queue.length === 0 && canSend()) {
-    socket.send(JSON.stringify({ type: "message", text }));
+  const room = rooms.activeRoom() ?? rooms.setHome(el.room.value.trim() || "lobby");
+  if (room.state === "gone") { showError(t("notInRoom"), "not_in_room_local"); return; }
+  if (queue.length === 0 && pendingJoins.length === 0 && canSend()) {
+    send(messageEvent(room.name, text));
   } else {
     if (queue.length >= QUEUE_MAX) { showError(t("queueFull", QUEUE_MAX), "queue_full"); return; }
-    queue.push(text);
+    queue.push({ room: room.name, text });
     flush();
   }
   el.message.value = "";
@@ -716,6 +709,11 @@ function rememberFields() {
   if (el.remember.checked) store.set("token", el.token.value);
 }
 
+/** The rooms beyond the first, to join again after a reload. */
+function rememberRooms() {
+  store.set("rooms", JSON.stringify(rooms.all().slice(1).map((r) => r.name)));
+}
+
 function restoreFields() {
   el.room.value = store.get("room") || el.room.value;
   el.name.value = store.get("name") || el.name.value;
@@ -723,11 +721,27 @@ function restoreFields() {
   if (token !== null) { el.token.value = token; el.remember.checked = true; }
 }
 
+function restoreRooms() {
+  let extra = [];
+  try { extra = JSON.parse(store.get("rooms") ?? "[]"); } catch { /* not ours: ignore */ }
+  if (!Array.isArray(extra) || extra.length === 0) return;
+  rooms.setHome(el.room.value.trim() || "lobby");
+  for (const name of extra.slice(0, rooms.MAX_ROOMS - 1)) {
+    if (typeof name === "string" && rooms.ROOM_NAME.test(name) && !rooms.find(name)) rooms.addRoom(name);
+  }
+  const active = rooms.find(store.get("active"));
+  rooms.setActive(active ?? rooms.home(), false);
+}
+
 // ---- wiring ----------------------------------------------------------------
 
+rooms.initRooms({ list: el.rooms, log: el.log, title: el.logTitle, online: el.online, message: el.message },
+  { leave: onUserLeft, switched: onSwitched });
 el.conn.addEventListener("submit", (ev) => { ev.preventDefault(); connect(); });
 el.disconnect.addEventListener("click", disconnect);
 el.form.addEventListener("submit", submitMessage);
+el.joinForm.addEventListener("submit", submitJoin);
+el.joinRoom.addEventListener("input", () => { if (el.joinError.textContent) clearJoinError(); });
 el.message.addEventListener("input", () => { updateCounter(); if (el.error.textContent) clearError(); });
 el.remember.addEventListener("change", () => {
   if (el.remember.checked) store.set("token", el.token.value);
@@ -735,15 +749,18 @@ el.remember.addEventListener("change", () => {
 });
 el.token.addEventListener("change", () => { if (el.remember.checked) store.set("token", el.token.value); });
 el.lang.addEventListener("change", () => {
-  lang = STRINGS[el.lang.value] ? el.lang.value : "en";
-  store.set("lang", lang);
+  store.set("lang", setLang(el.lang.value));
   applyLanguage();
 });
 window.addEventListener("online", () => { if (wanted && !socket) { attempt = 0; open(); } });
 
 restoreFields();
+restoreRooms();
 applyLanguage();
 // Like the reference page, connect on load, but only with a remembered token,
 // and once the page knows whether the server takes the token as a subprotocol.
 if (!el.token.value) el.token.focus();
-loadPageConfig().finally(() => { if (el.token.value && !wanted) connect(); });
+loadPageConfig().finally(() => {
+  el.roomsBar.hidden = legacyServer; // the reference holds one room per connection
+  if (el.token.value && !wanted) connect();
+});

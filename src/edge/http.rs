@@ -35,6 +35,8 @@ type Reply = Response<Full<Bytes>>;
 
 const INDEX_HTML: &str = include_str!("../client/index.html");
 const APP_JS: &str = include_str!("../client/app.js");
+const STRINGS_JS: &str = include_str!("../client/strings.js");
+const ROOMS_JS: &str = include_str!("../client/rooms.js");
 const APP_CSS: &str = include_str!("../client/app.css");
 
 /// The page may load only its own script and style, and talk only to its own origin.
@@ -184,6 +186,9 @@ fn public(app: Arc<App>, peer: SocketAddr, mut req: Request<Incoming>) -> Reply 
             r
         }
         "/app.js" => asset(APP_JS, "text/javascript; charset=utf-8"),
+        // ES modules that app.js imports (same origin: `script-src 'self'`).
+        "/strings.js" => asset(STRINGS_JS, "text/javascript; charset=utf-8"),
+        "/rooms.js" => asset(ROOMS_JS, "text/javascript; charset=utf-8"),
         "/app.css" => asset(APP_CSS, "text/css; charset=utf-8"),
         // The page's settings (where it fetches a fresh token): public, no secret.
         "/page-config.json" => {
