@@ -21,6 +21,7 @@ use bytes::Bytes;
 use crate::auth::Credential;
 use crate::fanout::outbox::{Outbox, Pushed};
 use crate::fanout::presence::PresenceState;
+use crate::fanout::users::{Listed, RoomUsers, UserChanges};
 use crate::metrics::Metrics;
 use crate::ws::transport::Outgoing;
 
@@ -164,6 +165,8 @@ struct RoomInner {
     snapshot: Option<Arc<[Arc<Member>]>>,
     pending: Vec<Pending>,
     pub(crate) presence: PresenceState,
+    /// Its identified members (joining ones included), for `who`.
+    users: RoomUsers,
 }
 
 impl Room {
@@ -175,6 +178,24 @@ impl Room {
     pub fn local_online(&self) -> usize {
         let inner = self.lock();
         inner.members.len() + inner.pending.len()
+    }
+
+    /// Local connections in the room and at most `max` of its identified
+    /// users, read together.
+    pub fn local_users(&self, max: usize) -> (usize, Vec<Listed>) {
+        let inner = self.lock();
+        let online = inner.members.len() + inner.pending.len();
+        (online, inner.users.list(max))
+    }
+
+    /// The user changes the other replicas have not been told; with
+    /// `full`, every user here instead (see [`UserChanges::Full`]).
+    pub fn take_users(&self, full: bool) -> UserChanges {
+        let mut inner = self.lock();
+        match full {
+            true => inner.users.take_all(),
+            false => inner.users.take_changes(),
+        }
     }
 
     /// Runs `f` on the room's presence state under its lock.
@@ -241,14 +262,20 @@ impl Rooms {
                         snapshot: None,
                         pending: Vec::new(),
                         presence: PresenceState::default(),
+                        users: RoomUsers::default(),
                     }),
                 })
             })
             .clone();
-        room.lock().pending.push(Pending {
+        let mut inner = room.lock();
+        inner.pending.push(Pending {
             member: member.clone(),
             held: Vec::new(),
         });
+        if let Some(user) = &member.user {
+            inner.users.add(user, &member.name);
+        }
+        drop(inner);
         Joined { room }
     }
 
@@ -282,6 +309,9 @@ impl Rooms {
             inner.pending.swap_remove(at);
         } else {
             return None;
+        }
+        if let Some(user) = &member.user {
+            inner.users.remove(user);
         }
         let last = inner.members.is_empty() && inner.pending.is_empty();
         drop(inner);
