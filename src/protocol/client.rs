@@ -18,6 +18,8 @@ pub enum ClientEvent {
     Leave { room: String },
     /// A new token for the connection's user (version 2, §8).
     Refresh { token: String },
+    /// Who is in `room` (version 2, §10).
+    Who { room: String },
 }
 
 /// Where a `join` resumes: the last `seq` seen, and its history's epoch.
@@ -58,6 +60,11 @@ pub fn parse_client_event(raw: &str) -> Result<ClientEvent, ErrorCode> {
         }
         Some("leave") => {
             return Ok(ClientEvent::Leave {
+                room: room.ok_or(ErrorCode::BadRoom)?,
+            })
+        }
+        Some("who") => {
+            return Ok(ClientEvent::Who {
                 room: room.ok_or(ErrorCode::BadRoom)?,
             })
         }
@@ -182,10 +189,15 @@ mod tests {
             r#"{"type":"join"}"#,
             r#"{"type":"join","room":"a b"}"#,
             r#"{"type":"leave","room":""}"#,
+            r#"{"type":"who"}"#,
             r#"{"type":"message","room":7,"text":"x"}"#,
         ] {
             assert_eq!(parse_client_event(raw), Err(ErrorCode::BadRoom), "{raw}");
         }
+        assert_eq!(
+            parse_client_event(r#"{"type":"who","room":"ops"}"#),
+            Ok(ClientEvent::Who { room: "ops".into() })
+        );
         assert!(valid_room(&"r".repeat(32)) && !valid_room(&"r".repeat(33)));
     }
 

@@ -1,7 +1,7 @@
 //! One client text message: limits, parsing, then what it asks for: a chat
 //! message (permission, validation, publish), a `join` or `leave`
-//! ([`membership`](super::membership)), or a token `refresh`
-//! ([`refresh`](super::refresh)).
+//! ([`membership`](super::membership)), a token `refresh`
+//! ([`refresh`](super::refresh)), or `who` ([`who`](super::who)).
 //!
 //! No socket here: [`handle`] returns what happened, and the connection loop
 //! turns the outcome into an `error` event or a close. The checks run in the
@@ -15,6 +15,7 @@ use tracing::Instrument;
 
 use super::membership::{self, Refused};
 use super::refresh;
+use super::who;
 use crate::app::App;
 use crate::auth::Lapsed;
 use crate::broker::{Broker, Since};
@@ -76,6 +77,7 @@ pub async fn handle(
                 }
             }
         }
+        Ok(Checked::Who(room)) => who::answer(app, member, room).await,
         Ok(Checked::Refresh(token)) => match refresh::apply(app, member, ip, &token).await {
             Some(expires) => Outcome::Refreshed { expires },
             None => Outcome::Refused(ErrorCode::BadToken),
@@ -109,6 +111,7 @@ enum Checked {
     Text(Arc<str>, String),
     Join(Arc<str>, Since),
     Leave(Arc<str>),
+    Who(Arc<str>),
     /// A refresh's token, to check as a token.
     Refresh(String),
 }
@@ -157,6 +160,10 @@ fn check(
         ClientEvent::Refresh { token } => {
             member.mark_v2();
             return Ok(Checked::Refresh(token));
+        }
+        ClientEvent::Who { room } => {
+            member.mark_v2();
+            return Ok(Checked::Who(room.into()));
         }
     };
     let named = room.is_some();

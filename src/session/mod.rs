@@ -2,13 +2,14 @@
 //! query string, runs the connection loop ([`conn`]) and leaves every room
 //! it is in. Client messages are handled in [`message`], joins and leaves
 //! in [`membership`], token refreshes in [`refresh`], presence
-//! announcements in [`presence`].
+//! announcements in [`presence`], `who` in [`who`].
 
 mod conn;
 pub mod membership;
 pub mod message;
 pub mod presence;
 pub mod refresh;
+pub mod who;
 
 use std::sync::Arc;
 use std::time::SystemTime;
