@@ -17,7 +17,7 @@ mod rooms;
 
 pub use edge::{AddressSource, EdgeMetrics, HttpRefusal, RejectReason};
 pub use jwt::{JwtMetrics, RefreshOutcome};
-pub use rooms::{DeleteOutcome, JoinOutcome, LeaveReason, RoomMetrics};
+pub use rooms::{DeleteOutcome, JoinOutcome, LeaveReason, RoomMetrics, WhoOutcome};
 
 /// Fan-out latency buckets, 50 µs to 5 s.
 pub const FANOUT_BUCKETS: &[f64] = &[

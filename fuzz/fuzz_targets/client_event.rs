@@ -14,6 +14,7 @@ fuzz_target!(|data: &[u8]| {
             }
             Ok(ClientEvent::Join { room, .. })
             | Ok(ClientEvent::Leave { room })
+            | Ok(ClientEvent::Who { room })
             | Ok(ClientEvent::Delete { room, .. }) => assert!(valid_room(&room)),
             Ok(ClientEvent::Refresh { token }) => assert!(!token.is_empty()),
             Err(_) => {}

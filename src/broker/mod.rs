@@ -21,6 +21,9 @@ pub use redis::RedisBroker;
 /// `join`).
 pub use crate::protocol::client::Since;
 
+/// What `who` answers, and the user changes a presence update carries.
+pub use crate::fanout::users::{Members, UserChanges};
+
 /// A room's history as sent on join.
 #[derive(Debug, Clone)]
 pub struct History {
@@ -128,13 +131,19 @@ pub trait Broker: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Deletion, BrokerError>> + Send;
 
     /// Sends presence events to the room on every replica, with the
-    /// room-wide online count given this replica's `local_online`.
+    /// room-wide online count given this replica's `local_online`, and
+    /// records the room's identified users here (`users`) in the same step.
     fn presence(
         &self,
         room: &str,
         local_online: usize,
+        users: UserChanges,
         events: Vec<String>,
     ) -> impl Future<Output = Result<(), BrokerError>> + Send;
+
+    /// Who is in the room: its online count and identified users on every
+    /// replica (at most [`MAX_LISTED`](crate::fanout::users::MAX_LISTED)).
+    fn members(&self, room: &str) -> impl Future<Output = Result<Members, BrokerError>> + Send;
 
     /// Every joiner calls this, after joining the local room and before
     /// reading its history: returns once this replica carries the room (every
@@ -223,11 +232,19 @@ impl Broker for Backend {
         &self,
         room: &str,
         local: usize,
+        users: UserChanges,
         events: Vec<String>,
     ) -> Result<(), BrokerError> {
         match self {
-            Backend::Memory(b) => b.presence(room, local, events).await,
-            Backend::Redis(b) => b.presence(room, local, events).await,
+            Backend::Memory(b) => b.presence(room, local, users, events).await,
+            Backend::Redis(b) => b.presence(room, local, users, events).await,
+        }
+    }
+
+    async fn members(&self, room: &str) -> Result<Members, BrokerError> {
+        match self {
+            Backend::Memory(b) => b.members(room).await,
+            Backend::Redis(b) => b.members(room).await,
         }
     }
 

@@ -12,133 +12,23 @@
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::auth::Credential;
 use crate::config::{self, RoomSettings};
-use crate::fanout::outbox::{Outbox, Pushed};
+pub use crate::fanout::member::{AddRoom, Member};
+use crate::fanout::outbox::Pushed;
 use crate::fanout::presence::PresenceState;
+use crate::fanout::users::{Listed, RoomUsers, UserChanges};
 use crate::metrics::Metrics;
 use crate::ws::transport::Outgoing;
 
 const SHARDS: usize = 64;
 
 type Shard = Mutex<HashMap<Arc<str>, Arc<Room>>>;
-
-/// A connection as the rooms see it.
-pub struct Member {
-    pub id: u64,
-    pub name: Arc<str>,
-    /// The room of its query string: where a message without `room` goes.
-    pub home: Arc<str>,
-    /// It speaks version 2 (offered `ws-chat.v2`, or sent a version 2
-    /// event): a room its grant no longer allows is left (`left`), where a
-    /// version 1 connection, which knows no `left`, is closed with 1008.
-    v2: AtomicBool,
-    state: Mutex<MemberState>,
-    /// The identified user, fixed at connect; `None` for guests.
-    pub user: Option<Arc<str>>,
-    pub outbox: Outbox,
-}
-
-struct MemberState {
-    /// What it connected with (or refreshed to): its grant is checked
-    /// against the auth in force at every action and after every reload.
-    credential: Credential,
-    /// The rooms it is in (joining ones included).
-    rooms: Vec<Arc<str>>,
-}
-
-/// Why a member could not take one more room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AddRoom {
-    Already,
-    TooMany,
-}
-
-impl Member {
-    /// A member in no room yet.
-    pub fn new(
-        id: u64,
-        name: Arc<str>,
-        home: Arc<str>,
-        credential: Credential,
-        user: Option<Arc<str>>,
-        outbox: Outbox,
-    ) -> Member {
-        Member {
-            id,
-            name,
-            home,
-            v2: AtomicBool::new(false),
-            state: Mutex::new(MemberState {
-                credential,
-                rooms: Vec::new(),
-            }),
-            user,
-            outbox,
-        }
-    }
-
-    /// Marks it as speaking version 2.
-    pub fn mark_v2(&self) {
-        self.v2.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether it speaks version 2.
-    pub fn speaks_v2(&self) -> bool {
-        self.v2.load(Ordering::Relaxed)
-    }
-
-    fn state(&self) -> MutexGuard<'_, MemberState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The credential in force for this connection now.
-    pub fn credential(&self) -> Credential {
-        self.state().credential.clone()
-    }
-
-    /// Replaces the credential (a refresh for the same user).
-    pub fn set_credential(&self, credential: Credential) {
-        self.state().credential = credential;
-    }
-
-    /// The rooms it is in.
-    pub fn rooms(&self) -> Vec<Arc<str>> {
-        self.state().rooms.clone()
-    }
-
-    /// Whether it is in `room`.
-    pub fn holds(&self, room: &str) -> bool {
-        self.state().rooms.iter().any(|r| &**r == room)
-    }
-
-    /// Takes `room` if it holds fewer than `max`; returns how many it holds.
-    pub fn add_room(&self, room: &Arc<str>, max: usize) -> Result<usize, AddRoom> {
-        let mut s = self.state();
-        if s.rooms.iter().any(|r| r == room) {
-            return Err(AddRoom::Already);
-        }
-        if s.rooms.len() >= max {
-            return Err(AddRoom::TooMany);
-        }
-        s.rooms.push(room.clone());
-        Ok(s.rooms.len())
-    }
-
-    /// Gives `room` up; false when it was not in it.
-    pub fn remove_room(&self, room: &str) -> bool {
-        let mut s = self.state();
-        let before = s.rooms.len();
-        s.rooms.retain(|r| &**r != room);
-        s.rooms.len() != before
-    }
-}
 
 /// One frame for a room's members.
 #[derive(Debug, Clone)]
@@ -168,6 +58,8 @@ struct RoomInner {
     snapshot: Option<Arc<[Arc<Member>]>>,
     pending: Vec<Pending>,
     pub(crate) presence: PresenceState,
+    /// Its identified members (joining ones included), for `who`.
+    users: RoomUsers,
 }
 
 impl Room {
@@ -179,6 +71,24 @@ impl Room {
     pub fn local_online(&self) -> usize {
         let inner = self.lock();
         inner.members.len() + inner.pending.len()
+    }
+
+    /// Local connections in the room and at most `max` of its identified
+    /// users, read together.
+    pub fn local_users(&self, max: usize) -> (usize, Vec<Listed>) {
+        let inner = self.lock();
+        let online = inner.members.len() + inner.pending.len();
+        (online, inner.users.list(max))
+    }
+
+    /// The user changes the other replicas have not been told; with
+    /// `full`, every user here instead (see [`UserChanges::Full`]).
+    pub fn take_users(&self, full: bool) -> UserChanges {
+        let mut inner = self.lock();
+        match full {
+            true => inner.users.take_all(),
+            false => inner.users.take_changes(),
+        }
     }
 
     /// Runs `f` on the room's presence state under its lock.
@@ -253,14 +163,20 @@ impl Rooms {
                         snapshot: None,
                         pending: Vec::new(),
                         presence: PresenceState::default(),
+                        users: RoomUsers::default(),
                     }),
                 })
             })
             .clone();
-        room.lock().pending.push(Pending {
+        let mut inner = room.lock();
+        inner.pending.push(Pending {
             member: member.clone(),
             held: Vec::new(),
         });
+        if let Some(user) = &member.user {
+            inner.users.add(user, &member.name);
+        }
+        drop(inner);
         Joined { room }
     }
 
@@ -294,6 +210,9 @@ impl Rooms {
             inner.pending.swap_remove(at);
         } else {
             return None;
+        }
+        if let Some(user) = &member.user {
+            inner.users.remove(user);
         }
         let last = inner.members.is_empty() && inner.pending.is_empty();
         drop(inner);

@@ -1,5 +1,6 @@
 //! The metrics of rooms: joins by outcome, leaves by reason, how many rooms
-//! connections hold, and message deletes. No label ever names a room.
+//! connections hold, message deletes, and `who` requests. No label ever
+//! names a room or a user.
 
 use prometheus::{Histogram, IntCounterVec, Registry};
 
@@ -98,11 +99,43 @@ impl DeleteOutcome {
     }
 }
 
-/// Joins, leaves, rooms held and deletes.
+/// What became of a `who`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhoOutcome {
+    /// `members` was sent.
+    Answered,
+    /// The connection is not in the room.
+    NotJoined,
+    /// The grant in force does not admit the room (or has lapsed).
+    Forbidden,
+    /// The broker could not say.
+    Unavailable,
+}
+
+impl WhoOutcome {
+    const ALL: [WhoOutcome; 4] = [
+        WhoOutcome::Answered,
+        WhoOutcome::NotJoined,
+        WhoOutcome::Forbidden,
+        WhoOutcome::Unavailable,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            WhoOutcome::Answered => "answered",
+            WhoOutcome::NotJoined => "not_joined",
+            WhoOutcome::Forbidden => "forbidden",
+            WhoOutcome::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Joins, leaves, rooms held, deletes and `who` requests.
 pub struct RoomMetrics {
     joins: IntCounterVec,
     leaves: IntCounterVec,
     deletes: IntCounterVec,
+    who: IntCounterVec,
     /// Rooms a connection holds, observed after each successful join.
     pub rooms_per_connection: Histogram,
 }
@@ -131,6 +164,13 @@ impl RoomMetrics {
                 "outcome",
                 &DeleteOutcome::ALL.map(DeleteOutcome::as_str),
             ),
+            who: counter_vec(
+                r,
+                "wschat_who_requests_total",
+                "`who` requests that passed the rate limits and parsed, by outcome.",
+                "outcome",
+                &WhoOutcome::ALL.map(WhoOutcome::as_str),
+            ),
             rooms_per_connection: histogram(
                 r,
                 "wschat_rooms_per_connection",
@@ -148,6 +188,11 @@ impl RoomMetrics {
     /// Counts a delete.
     pub fn delete(&self, outcome: DeleteOutcome) {
         self.deletes.with_label_values(&[outcome.as_str()]).inc();
+    }
+
+    /// Counts a `who`.
+    pub fn who(&self, outcome: WhoOutcome) {
+        self.who.with_label_values(&[outcome.as_str()]).inc();
     }
 
     /// Counts a room left.

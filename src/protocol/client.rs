@@ -20,6 +20,8 @@ pub enum ClientEvent {
     Delete { room: String, id: String },
     /// A new token for the connection's user (version 2, §8).
     Refresh { token: String },
+    /// Who is in `room` (version 2, §10).
+    Who { room: String },
 }
 
 /// Where a `join` resumes: the last `seq` seen, and its history's epoch.
@@ -75,6 +77,11 @@ pub fn parse_client_event(raw: &str) -> Result<ClientEvent, ErrorCode> {
                 }
                 _ => Err(ErrorCode::NotFound),
             };
+        }
+        Some("who") => {
+            return Ok(ClientEvent::Who {
+                room: room.ok_or(ErrorCode::BadRoom)?,
+            })
         }
         Some("refresh") => {
             return match map.get("token") {
@@ -197,10 +204,15 @@ mod tests {
             r#"{"type":"join"}"#,
             r#"{"type":"join","room":"a b"}"#,
             r#"{"type":"leave","room":""}"#,
+            r#"{"type":"who"}"#,
             r#"{"type":"message","room":7,"text":"x"}"#,
         ] {
             assert_eq!(parse_client_event(raw), Err(ErrorCode::BadRoom), "{raw}");
         }
+        assert_eq!(
+            parse_client_event(r#"{"type":"who","room":"ops"}"#),
+            Ok(ClientEvent::Who { room: "ops".into() })
+        );
         assert!(valid_room(&"r".repeat(32)) && !valid_room(&"r".repeat(33)));
     }
 

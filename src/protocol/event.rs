@@ -141,6 +141,27 @@ pub fn history<'a>(
     out
 }
 
+/// `members`: who is in `room` (the answer to `who`): the online count,
+/// guests included, and identified users as `(user, name)`.
+pub fn members<'a>(
+    room: &str,
+    online: u64,
+    users: impl IntoIterator<Item = (&'a str, &'a str)>,
+    truncated: bool,
+) -> Vec<u8> {
+    let members: Vec<_> = users
+        .into_iter()
+        .map(|(user, name)| serde_json::json!({ "user": user, "name": name }))
+        .collect();
+    json(&serde_json::json!({
+        "type": "members",
+        "room": room,
+        "online": online,
+        "members": members,
+        "truncated": truncated,
+    }))
+}
+
 /// `expiring`: the connection's token expires at `at` (sent
 /// `auth.expiry_warning` before it).
 pub fn expiring(at: std::time::SystemTime) -> Vec<u8> {
@@ -254,6 +275,10 @@ mod tests {
         assert_eq!(
             String::from_utf8(presence("r", "ana joined", 3)).unwrap(),
             r#"{"message":"ana joined","online":3,"room":"r","type":"presence"}"#
+        );
+        assert_eq!(
+            String::from_utf8(members("r", 3, [("u1", "Ana")], false)).unwrap(),
+            r#"{"members":[{"name":"Ana","user":"u1"}],"online":3,"room":"r","truncated":false,"type":"members"}"#
         );
         assert_eq!(
             String::from_utf8(history("r", [r#"{"a":1}"#, r#"{"b":2}"#], "ep")).unwrap(),

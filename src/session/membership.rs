@@ -162,7 +162,7 @@ pub async fn leave_all(app: &Arc<App>, member: &Arc<Member>) {
 }
 
 /// Queues a frame that answers the member's own action.
-fn reply(member: &Member, json: &[u8]) {
+pub(super) fn reply(member: &Member, json: &[u8]) {
     member.outbox.push_reply(Outgoing {
         frame: frame::text(json),
         accepted_at: None,

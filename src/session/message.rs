@@ -1,7 +1,7 @@
 //! One client text message: limits, parsing, then what it asks for: a chat
 //! message (permission, validation, publish), a `join` or `leave`
 //! ([`membership`](super::membership)), a `delete` ([`delete`](super::delete)),
-//! or a token `refresh` ([`refresh`](super::refresh)).
+//! a token `refresh` ([`refresh`](super::refresh)), or `who` ([`who`](super::who)).
 //!
 //! No socket here: [`handle`] returns what happened, and the connection loop
 //! turns the outcome into an `error` event or a close. The checks run in the
@@ -16,6 +16,7 @@ use tracing::Instrument;
 use super::delete;
 use super::membership::{self, Refused};
 use super::refresh;
+use super::who;
 use crate::app::App;
 use crate::auth::{Lapsed, Perm};
 use crate::broker::{Broker, Since};
@@ -82,6 +83,7 @@ pub async fn handle(
             Err(delete::Refused::Code(code)) => Outcome::RoomRefused { room, code },
             Err(delete::Refused::Lapsed(lapsed)) => lapsed.into(),
         },
+        Ok(Checked::Who(room)) => who::answer(app, member, room).await,
         Ok(Checked::Refresh(token)) => match refresh::apply(app, member, ip, &token).await {
             Some(expires) => Outcome::Refreshed { expires },
             None => Outcome::Refused(ErrorCode::BadToken),
@@ -116,6 +118,7 @@ enum Checked {
     Join(Arc<str>, Since),
     Leave(Arc<str>),
     Delete(Arc<str>, String),
+    Who(Arc<str>),
     /// A refresh's token, to check as a token.
     Refresh(String),
 }
@@ -168,6 +171,10 @@ fn check(
         ClientEvent::Refresh { token } => {
             member.mark_v2();
             return Ok(Checked::Refresh(token));
+        }
+        ClientEvent::Who { room } => {
+            member.mark_v2();
+            return Ok(Checked::Who(room.into()));
         }
     };
     let named = room.is_some();

@@ -2,7 +2,7 @@
 //! query string, runs the connection loop ([`conn`]) and leaves every room
 //! it is in. Client messages are handled in [`message`], joins and leaves
 //! in [`membership`], deletes in [`delete`], token refreshes in
-//! [`refresh`], presence announcements in [`presence`].
+//! [`refresh`], presence announcements in [`presence`], `who` in [`who`].
 
 mod conn;
 pub mod delete;
@@ -10,6 +10,7 @@ pub mod membership;
 pub mod message;
 pub mod presence;
 pub mod refresh;
+pub mod who;
 
 use std::sync::Arc;
 use std::time::SystemTime;

@@ -1,7 +1,8 @@
 //! Announcing joins and leaves: a room's pacing state (in the room, see
 //! [`crate::fanout::presence`]) says whether an event goes out now or later;
-//! this sends it through the broker to every replica (or, in a namespace
-//! with `presence = false`, only updates the room's online count).
+//! this sends it through the broker to every replica, with the room's
+//! identified users that changed since the last event (for `who`); in a
+//! namespace with `presence = false` only the count and the users are sent.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -44,7 +45,9 @@ async fn send(app: &App, room: &Room, mut events: Vec<String>) {
         events.clear();
     }
     let online = room.local_online();
-    if let Err(e) = app.broker.presence(&room.name, online, events).await {
+    // Batched with the event: a join storm costs no Redis call per join.
+    let users = room.take_users(false);
+    if let Err(e) = app.broker.presence(&room.name, online, users, events).await {
         app.metrics.broker_error(BrokerOp::Presence);
         tracing::warn!(error = %e, "presence event not sent");
     }

@@ -19,9 +19,10 @@ mod tests;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::broker::{Broker, BrokerError, Deleter, Deletion, History, Since};
+use crate::broker::{Broker, BrokerError, Deleter, Deletion, History, Members, Since, UserChanges};
 use crate::config::RoomSettings;
 use crate::fanout::rooms::{Delivery, Rooms};
+use crate::fanout::users::MAX_LISTED;
 use crate::metrics::Metrics;
 use crate::protocol::event::{self, MessageHead};
 use crate::ws::frame;
@@ -133,6 +134,8 @@ impl Broker for MemoryBroker {
         &self,
         room: &str,
         local_online: usize,
+        // One process: the local room is the whole room, nothing to record.
+        _users: UserChanges,
         events: Vec<String>,
     ) -> Result<(), BrokerError> {
         for text in events {
@@ -147,6 +150,14 @@ impl Broker for MemoryBroker {
             );
         }
         Ok(())
+    }
+
+    async fn members(&self, room: &str) -> Result<Members, BrokerError> {
+        let (online, local) = self
+            .rooms
+            .get(room)
+            .map_or((0, Vec::new()), |r| r.local_users(MAX_LISTED + 1));
+        Ok(Members::merge(online as u64, local, Vec::new()))
     }
 
     async fn watch(&self, room: &str) -> Result<(), BrokerError> {

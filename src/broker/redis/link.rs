@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::receiver::Event;
-use super::{script, Shared};
-use crate::broker::{BrokerError, BrokerSetupError};
+use super::{members, script, Shared};
+use crate::broker::{BrokerError, BrokerSetupError, UserChanges};
 use crate::config::{redact_url, BrokerSettings};
 use crate::metrics::Metrics;
 
@@ -196,20 +196,24 @@ pub(super) async fn health(shared: Arc<Shared>, stop: CancellationToken) {
     }
 }
 
-/// Sets this replica's count in `room` and publishes `events`.
+/// Sets this replica's count and identified users in `room` and publishes
+/// `events`, in one script call.
 pub(super) async fn set_presence(
     shared: &Shared,
     room: &str,
     local_online: usize,
+    users: &UserChanges,
     events: &[String],
 ) -> Result<(), BrokerError> {
     let mut inv = shared.scripts.presence.prepare_invoke();
     inv.key(script::online_key(room))
+        .key(members::members_key(room, &shared.replica))
         .arg(&shared.replica)
         .arg(local_online)
         .arg(shared.limits.presence_ttl.as_millis() as u64)
         .arg(script::channel(room))
         .arg(""); // trace
+    members::user_args(&mut inv, users);
     for text in events {
         inv.arg(text);
     }
@@ -218,8 +222,11 @@ pub(super) async fn set_presence(
     Ok(())
 }
 
-/// Renews this replica's counts every third of the presence TTL, so they
-/// expire only when the replica is gone.
+/// Renews this replica's counts and member hashes every third of the
+/// presence TTL, so they expire only when the replica is gone. Each refresh
+/// sends a room's full list of identified users: a change lost with a
+/// failed call, or overtaken by a later one, or wiped by a Redis restart,
+/// is repaired within a third of the TTL.
 pub(super) async fn refresh_presence(shared: Arc<Shared>, stop: CancellationToken) {
     let every = shared.limits.presence_ttl / 3;
     loop {
@@ -231,8 +238,11 @@ pub(super) async fn refresh_presence(shared: Arc<Shared>, stop: CancellationToke
             continue;
         }
         for room in shared.subs.ready() {
-            let local = shared.rooms.get(&room).map_or(0, |r| r.local_online());
-            if let Err(e) = set_presence(&shared, &room, local, &[]).await {
+            let (local, users) = shared.rooms.get(&room).map_or_else(
+                || (0, UserChanges::Full(Vec::new())),
+                |r| (r.local_online(), r.take_users(true)),
+            );
+            if let Err(e) = set_presence(&shared, &room, local, &users, &[]).await {
                 shared
                     .metrics
                     .broker_error(crate::metrics::BrokerOp::Presence);

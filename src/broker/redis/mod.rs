@@ -16,6 +16,7 @@
 //!   so a session never waits on a dead Redis for long.
 
 mod link;
+mod members;
 mod receiver;
 pub mod script;
 mod subs;
@@ -30,7 +31,9 @@ use redis::RedisResult;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::broker::{Broker, BrokerError, BrokerSetupError, Deleter, Deletion, History, Since};
+use crate::broker::{
+    Broker, BrokerError, BrokerSetupError, Deleter, Deletion, History, Members, Since, UserChanges,
+};
 use crate::config::{BrokerSettings, RoomSettings};
 use crate::fanout::rooms::Rooms;
 use crate::metrics::Metrics;
@@ -335,13 +338,22 @@ impl Broker for RedisBroker {
         &self,
         room: &str,
         local_online: usize,
+        users: UserChanges,
         events: Vec<String>,
     ) -> Result<(), BrokerError> {
         let s = &self.shared;
         if !s.status.is_up() {
             return Err(BrokerError::Down);
         }
-        link::set_presence(s, room, local_online, &events).await
+        link::set_presence(s, room, local_online, &users, &events).await
+    }
+
+    async fn members(&self, room: &str) -> Result<Members, BrokerError> {
+        let s = &self.shared;
+        if !s.status.is_up() {
+            return Err(BrokerError::Down);
+        }
+        members::read(s, room).await
     }
 
     async fn watch(&self, room: &str) -> Result<(), BrokerError> {

@@ -10,6 +10,7 @@
 //! | `wschat:{room}:log` | stream | one entry per message, id `<seq>-0`, field `m` = message JSON |
 //! | `wschat:{room}:online` | hash | replica id → `<local count>:<expiry ms, Redis clock>`; `epoch` → the epoch a room without messages will get |
 //! | `wschat:{room}:ev` | channel | envelopes of messages, presence events and deletes |
+//! | `wschat:{room}:members:<replica id>` | hash | user → name: the identified users this replica has in the room (see [`super::members`]) |
 //!
 //! `seq` and `epoch` live in one hash, so losing the data loses both at once:
 //! the next publish creates a new epoch and `seq` starts again at 1, in the
@@ -142,22 +143,42 @@ end
 return out
 "#;
 
-/// Sets this replica's online count and announces events. KEYS: online.
-/// ARGV: replica id, local count, presence TTL ms, channel, trace, then the
-/// event texts. Returns the room-wide count.
+/// Sets this replica's online count and identified users, and announces
+/// events. KEYS: online, this replica's members hash. ARGV: replica id,
+/// local count, presence TTL ms, channel, trace, users mode (`''`: no
+/// change, `'d'`: changes, `'f'`: the full list replaces the hash), the
+/// number of users n, n pairs of user and `+<name>` (here) or `-` (gone),
+/// then the event texts. Returns the room-wide count.
 ///
 /// Each replica's count carries its own expiry on Redis's clock; expired
 /// entries (replicas that died without cleaning up) are removed and not
 /// counted. The `epoch` field (see HISTORY) is not a replica: it is kept,
-/// and lives as long as the hash. With no texts this is the periodic refresh.
+/// and lives as long as the hash. A replica's members hash expires with
+/// the same TTL, renewed by the same calls, and goes when its count is 0.
+/// With no texts this is the periodic refresh.
 const PRESENCE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[3])
-if tonumber(ARGV[2]) > 0 then
+local here = tonumber(ARGV[2]) > 0
+if here then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. (now + ttl))
 else
   redis.call('HDEL', KEYS[1], ARGV[1])
+end
+local last = 7 + 2 * tonumber(ARGV[7])
+if ARGV[6] == 'f' or not here then
+  redis.call('DEL', KEYS[2])
+end
+if here then
+  for i = 8, last, 2 do
+    if ARGV[i + 1] == '-' then
+      redis.call('HDEL', KEYS[2], ARGV[i])
+    else
+      redis.call('HSET', KEYS[2], ARGV[i], string.sub(ARGV[i + 1], 2))
+    end
+  end
+  redis.call('PEXPIRE', KEYS[2], ttl)
 end
 local total = 0
 local all = redis.call('HGETALL', KEYS[1])
@@ -170,7 +191,7 @@ for i = 1, #all, 2 do
   end
 end
 redis.call('PEXPIRE', KEYS[1], ttl)
-for i = 6, #ARGV do
+for i = last + 1, #ARGV do
   redis.call('PUBLISH', ARGV[4], 'p\n' .. total .. '\n' .. ARGV[5] .. '\n' .. ARGV[i])
 end
 return total
