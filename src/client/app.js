@@ -39,7 +39,8 @@ const el = {
   nameHint: $("#name-hint"), identity: $("#identity"), whoami: $("#whoami"),
   sessionEnd: $("#session-end"), expires: $("#expires"), sessionNote: $("#session-note"),
   rooms: $("#rooms"), roomsBar: $("#rooms-bar"), joinForm: $("#join-form"), joinRoom: $("#join-room"),
-  joinError: $("#join-error"),
+  joinError: $("#join-error"), who: $("#who"), members: $("#members"), membersTitle: $("#members-title"),
+  membersList: $("#members-list"), membersNote: $("#members-note"),
 };
 
 const store = {
@@ -195,6 +196,16 @@ function onEvent(data) {
       if (data.message) rooms.logLine(room, String(data.message), "presence");
       break;
     }
+    case "deleted": {
+      const room = roomFor(data.room);
+      if (room && typeof data.id === "string") rooms.removeMessage(room, data.id);
+      break;
+    }
+    case "members": {
+      const room = roomFor(data.room);
+      if (room) rooms.showMembers(room, data);
+      break;
+    }
     case "left": onLeft(data); break;
     case "error": onError(data); break;
     default: break;
@@ -267,6 +278,7 @@ function onSystem(data) {
   if (!user) { endIdentity(); return; } // a guest: the name stays the user's own
   const name = typeof data.name === "string" && data.name ? data.name : user;
   identity = { user, name, expiresAt: validTime(data.expiresAt) };
+  rooms.setSelf({ user, moderator: tokenMayModerate(el.token.value) });
   pendingToken = null;
   sessionNote = null;
   lockName(name);
@@ -275,6 +287,7 @@ function onSystem(data) {
 
 function endIdentity() {
   identity = null;
+  rooms.setSelf({ user: null, moderator: false });
   pendingToken = null;
   sessionNote = null;
   unlockName();
@@ -283,6 +296,20 @@ function endIdentity() {
 
 // The token's name wins over the name field (the server ignores ?name= for
 // an identified user): show it, read-only, and give the typed one back later.
+// Whether a JWT's `perm` claim has `moderate` (only to offer delete buttons
+// on every message; the server decides). Static tokens: no.
+function tokenMayModerate(token) {
+  const parts = String(token).split(".");
+  if (parts.length !== 3) return false;
+  try {
+    const json = atob(parts[1].replace(/-/g, "+").replace(/_/g, "/"));
+    const perm = JSON.parse(json).perm;
+    return Array.isArray(perm) && perm.includes("moderate");
+  } catch (_) {
+    return false;
+  }
+}
+
 function lockName(name) {
   if (ownName === null) ownName = el.name.value;
   el.name.value = name;
@@ -607,6 +634,7 @@ function onUserLeft(room) {
 
 function onSwitched(room) {
   clearError();
+  el.members.hidden = true; // it was about the room shown before
   renderQueue();
   if (room) store.set("active", room.name);
 }
@@ -628,6 +656,17 @@ function takeBudget(force = false) {
 }
 
 function send(event) { takeBudget(true); socket.send(JSON.stringify(event)); }
+
+/** A delete button: ask the server to delete message `id` of `room`. */
+function sendDelete(room, id) {
+  if (socket?.readyState === WebSocket.OPEN) send({ type: "delete", room: room.name, id });
+}
+
+/** "Who is here": ask for the shown room's members (answered by `members`). */
+function askWho() {
+  const room = rooms.activeRoom();
+  if (room && socket?.readyState === WebSocket.OPEN && !legacyServer) send({ type: "who", room: room.name });
+}
 
 function messageEvent(room, text) {
   // The reference server knows one room per connection and no `room` field.
@@ -735,8 +774,11 @@ function restoreRooms() {
 
 // ---- wiring ----------------------------------------------------------------
 
-rooms.initRooms({ list: el.rooms, log: el.log, title: el.logTitle, online: el.online, message: el.message },
-  { leave: onUserLeft, switched: onSwitched });
+rooms.initRooms({
+  list: el.rooms, log: el.log, title: el.logTitle, online: el.online, message: el.message,
+  members: el.members, membersTitle: el.membersTitle, membersList: el.membersList, membersNote: el.membersNote,
+}, { leave: onUserLeft, switched: onSwitched, deleteMessage: sendDelete });
+el.who.addEventListener("click", askWho);
 el.conn.addEventListener("submit", (ev) => { ev.preventDefault(); connect(); });
 el.disconnect.addEventListener("click", disconnect);
 el.form.addEventListener("submit", submitMessage);

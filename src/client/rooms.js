@@ -14,7 +14,14 @@ const LOG_MAX = 1_000;          // log lines kept, per room
 const rooms = [];               // rooms[0]: the home room (query string)
 let active = null;
 let el = null;                  // { list, log, title, online, message }
-let hooks = { leave() {}, switched() {} };
+let hooks = { leave() {}, switched() {}, deleteMessage() {} };
+// Who this connection is (from `system`): its own identified messages, and
+// every message for a moderator's token, get a delete button. The server
+// checks the grant anyway; this only decides what to offer.
+let self = { user: null, moderator: false };
+
+/** Sets who the connection is, for the delete buttons of later messages. */
+export function setSelf(who) { self = who; }
 
 class Room {
   constructor(name) {
@@ -274,7 +281,47 @@ function logMessage(room, m) {
     line.append(identifiedBadge(m.user));
   }
   line.append(text);
+  if (m.id && (self.moderator || (self.user && m.user === self.user))) {
+    const del = document.createElement("button");
+    del.type = "button";
+    del.className = "msg-delete";
+    del.textContent = "×";
+    del.title = t("deleteMessage");
+    del.setAttribute("aria-label", t("deleteMessage"));
+    del.addEventListener("click", () => hooks.deleteMessage(room, m.id));
+    line.append(del);
+  }
   append(room, line);
+}
+
+/** A `deleted` event: the message's line says it was deleted, in place. */
+export function removeMessage(room, id) {
+  for (const line of room.lines.querySelectorAll(".line.message[data-id]")) {
+    if (line.dataset.id !== id) continue;
+    line.classList.add("deleted");
+    const text = line.querySelector(".text");
+    if (text) text.textContent = t("deletedNote");
+    line.querySelector(".msg-delete")?.remove();
+  }
+}
+
+/** A `members` answer, shown under the log for the room it is about. */
+export function showMembers(room, data) {
+  const list = Array.isArray(data.members) ? data.members : [];
+  const online = Number.isInteger(data.online) ? data.online : list.length;
+  el.members.hidden = false;
+  el.membersTitle.textContent = t("membersTitle", room.name, online);
+  el.membersList.replaceChildren(...list.map((m) => {
+    const item = document.createElement("li");
+    item.textContent = String(m.name ?? m.user ?? "?");
+    if (typeof m.user === "string" && m.user) item.append(" ", identifiedBadge(m.user));
+    return item;
+  }));
+  // A user with several connections is one entry, so online minus entries
+  // is not the number of guests: say how to read the list instead.
+  const notes = [t("membersGuests")];
+  if (data.truncated === true) notes.unshift(t("membersTruncated"));
+  el.membersNote.textContent = notes.join(" ");
 }
 
 function identifiedBadge(user) {

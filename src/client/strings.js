@@ -65,6 +65,13 @@ export const STRINGS = {
     err_not_joined: "You are not in this room.",
     err_too_many_rooms: "Too many rooms on this connection.",
     err_bad_room: "Not a valid room name.",
+    deleteMessage: "Delete message",
+    deletedNote: "Message deleted",
+    err_not_found: "That message is no longer in the room's history.",
+    who: "Who is here",
+    membersTitle: (room, n) => `In ${room}: ${n} online`,
+    membersGuests: "Guests count as online but are not listed.",
+    membersTruncated: "Only the first 100 identified users are listed.",
   },
   ko: {
     title: "ws-chat", language: "언어", skipToMessage: "메시지 입력으로 건너뛰기",
@@ -127,6 +134,13 @@ export const STRINGS = {
     err_not_joined: "이 방에 참여하고 있지 않습니다.",
     err_too_many_rooms: "이 연결에서 참여한 방이 너무 많습니다.",
     err_bad_room: "올바른 방 이름이 아닙니다.",
+    deleteMessage: "메시지 삭제",
+    deletedNote: "삭제된 메시지",
+    err_not_found: "그 메시지는 더 이상 이 방의 기록에 없습니다.",
+    who: "참여자 보기",
+    membersTitle: (room, n) => `${room}: ${n}명 접속 중`,
+    membersGuests: "게스트는 접속자 수에는 포함되지만 목록에는 없습니다.",
+    membersTruncated: "확인된 사용자 중 처음 100명만 표시합니다.",
   },
 };
 

@@ -63,7 +63,7 @@ test("the page is usable with the keyboard alone: sensible tab order, visible fo
     await page.keyboard.press("Tab");
   }
   // Before connecting the room list is empty: only the form that adds a room.
-  const expected = ["lang", "room", "name", "token", "remember", "connect", "disconnect", "join-room", "join", "log", "message"];
+  const expected = ["lang", "room", "name", "token", "remember", "connect", "disconnect", "join-room", "join", "log", "who", "message"];
   assert.deepEqual(order.slice(0, expected.length), expected, `tab order: ${order}`);
   await page.focus("#token");
   const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
