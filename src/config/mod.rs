@@ -11,9 +11,11 @@ use std::time::Duration;
 
 mod load;
 mod namespaces;
+mod redact;
 mod serde_with;
 
 pub use namespaces::{sent_at, Delivery, NamespaceSettings, Policy};
+pub use redact::redact_url;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -169,25 +171,6 @@ pub struct JwtSettings {
     /// Clock skew allowed on `exp`, `nbf` and `iat`.
     #[serde(with = "duration")]
     pub leeway: Duration,
-}
-
-impl std::fmt::Debug for JwtKeySettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwtKeySettings")
-            .field("alg", &self.alg)
-            .field("kid", &self.kid)
-            .field(
-                "secret",
-                &if self.secret.is_empty() {
-                    ""
-                } else {
-                    "<redacted>"
-                },
-            )
-            .field("secret_file", &self.secret_file)
-            .field("public_key_file", &self.public_key_file)
-            .finish()
-    }
 }
 
 impl JwtSettings {
@@ -364,33 +347,6 @@ impl Settings {
             .map(unmap_cidr)
             .collect()
     }
-
-    /// The effective settings as TOML, with every secret replaced.
-    pub fn redacted(&self) -> String {
-        let mut copy = self.clone();
-        copy.auth.tokens = copy
-            .auth
-            .tokens
-            .iter()
-            .map(|t| {
-                if t.starts_with("sha256:") {
-                    t.clone()
-                } else {
-                    "<redacted>".into()
-                }
-            })
-            .collect();
-        for key in &mut copy.auth.jwt.keys {
-            if !key.secret.is_empty() {
-                key.secret = "<redacted>".into();
-            }
-        }
-        copy.broker.redis_url = redact_url(&copy.broker.redis_url);
-        match toml::to_string_pretty(&copy) {
-            Ok(text) => text,
-            Err(e) => format!("# could not print settings: {e}\n"),
-        }
-    }
 }
 
 fn parse_cidr(text: &str) -> Option<IpNet> {
@@ -408,19 +364,5 @@ fn unmap_cidr(net: IpNet) -> IpNet {
             None => net,
         },
         _ => net,
-    }
-}
-
-/// `redis://user:secret@host` → `redis://user:<redacted>@host`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    match rest.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:<redacted>@{host}")
-        }
-        None => url.to_string(),
     }
 }
