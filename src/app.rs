@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use ipnet::IpNet;
 use tokio_util::sync::CancellationToken;
@@ -11,9 +12,9 @@ use tokio_util::task::TaskTracker;
 use crate::auth::{Auth, AuthError, Credential, Grant, Refusal};
 use crate::broker::{Backend, BrokerSetupError, MemoryBroker, RedisBroker};
 use crate::config::{BrokerKind, Settings, SettingsError, Sources};
-use crate::fanout::deadlines::Deadlines;
+use crate::fanout::deadlines::{Deadlines, Expiry};
 use crate::fanout::directory::Directory;
-use crate::fanout::rooms::Rooms;
+use crate::fanout::rooms::{Member, Rooms};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::tls::{Tls, TlsError};
@@ -139,6 +140,20 @@ impl App {
                 tracing::debug!(jwt = failure.as_str(), "token refused");
                 None
             }
+        }
+    }
+
+    /// Schedules `member`'s token warning and 4001 close for a token that
+    /// expires at `expires` (replacing earlier ones), or drops them when
+    /// its token does not expire.
+    pub fn schedule_expiry(&self, member: &Arc<Member>, expires: Option<SystemTime>) {
+        match expires {
+            Some(at) => {
+                let warning = self.settings.auth.expiry_warning;
+                let expiry = Expiry::new(at, warning, self.auth.jwt.leeway());
+                self.deadlines.schedule(member, expiry);
+            }
+            None => self.deadlines.cancel(member.id),
         }
     }
 

@@ -257,6 +257,17 @@ impl Rooms {
         snapshot.len()
     }
 
+    /// Queues an event that is not a message (presence, `deleted`: no
+    /// `seq` of its own, held for joiners and always released to them).
+    pub fn deliver_event(&self, room: &str, json: &[u8]) -> usize {
+        let delivery = Delivery {
+            seq: None,
+            frame: crate::ws::frame::text(json),
+            accepted_at: None,
+        };
+        self.deliver(room, delivery)
+    }
+
     fn push(&self, member: &Member, d: Delivery, latest: u64) {
         let mut tally = Tally::default();
         tally.add(member.outbox.push(Outgoing {

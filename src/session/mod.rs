@@ -24,7 +24,6 @@ use crate::app::App;
 use crate::auth::Credential;
 use crate::auth::Lapsed;
 use crate::broker::Since;
-use crate::fanout::deadlines::Expiry;
 use crate::fanout::outbox::Outbox;
 use crate::fanout::rooms::Member;
 use crate::limits::{ConnectionSlot, IpKey};
@@ -85,11 +84,10 @@ pub fn run(
             app.settings.session.slow_consumer_drops,
         ),
     ));
-    if let Some(at) = expires {
+    if expires.is_some() {
         // The warning and the 4001 close come from the shared deadline
         // queue, not from a timer in this task.
-        let expiry = Expiry::new(at, app.settings.auth.expiry_warning, app.auth.jwt.leeway());
-        app.deadlines.schedule(&member, expiry);
+        app.schedule_expiry(&member, expires);
     }
     app.metrics.accepted.inc();
     app.metrics.connections.inc();

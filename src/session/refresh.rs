@@ -9,7 +9,6 @@ use std::time::SystemTime;
 use super::membership;
 use crate::app::App;
 use crate::auth::Grant;
-use crate::fanout::deadlines::Expiry;
 use crate::fanout::rooms::Member;
 use crate::limits::IpKey;
 use crate::metrics::LeaveReason;
@@ -50,16 +49,6 @@ fn check(app: &App, member: &Arc<Member>, ip: IpKey, token: &str) -> Option<Arc<
         return None;
     }
     member.set_credential(credential);
-    match grant.expires {
-        Some(expires) => app.deadlines.schedule(
-            member,
-            Expiry::new(
-                expires,
-                app.settings.auth.expiry_warning,
-                app.auth.jwt.leeway(),
-            ),
-        ),
-        None => app.deadlines.cancel(member.id),
-    }
+    app.schedule_expiry(member, grant.expires);
     Some(grant)
 }

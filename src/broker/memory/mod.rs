@@ -114,12 +114,8 @@ impl Broker for MemoryBroker {
             Some(Err(())) => return Ok(Deletion::Forbidden),
             Some(Ok(seq)) => seq,
         };
-        let delivery = Delivery {
-            seq: None,
-            frame: frame::text(&event::deleted(room, id, seq)),
-            accepted_at: None,
-        };
-        self.rooms.deliver(room, delivery);
+        self.rooms
+            .deliver_event(room, &event::deleted(room, id, seq));
         Ok(Deletion::Deleted { seq })
     }
 
@@ -139,15 +135,8 @@ impl Broker for MemoryBroker {
         events: Vec<String>,
     ) -> Result<(), BrokerError> {
         for text in events {
-            let frame = frame::text(&event::presence(room, &text, local_online as u64));
-            self.rooms.deliver(
-                room,
-                Delivery {
-                    seq: None,
-                    frame,
-                    accepted_at: None,
-                },
-            );
+            let json = event::presence(room, &text, local_online as u64);
+            self.rooms.deliver_event(room, &json);
         }
         Ok(())
     }

@@ -234,27 +234,20 @@ async fn push(shared: &Shared, tracks: &mut HashMap<Arc<str>, Track>, info: Push
                     message(shared, &room, track, early).instrument(span).await;
                 }
                 Some(Envelope::Presence { online, text, .. }) => {
-                    room_event(shared, &room, &event::presence(&room, text, online));
+                    shared
+                        .rooms
+                        .deliver_event(&room, &event::presence(&room, text, online));
                 }
                 Some(Envelope::Deleted { seq, id }) => {
-                    room_event(shared, &room, &event::deleted(&room, id, seq));
+                    shared
+                        .rooms
+                        .deliver_event(&room, &event::deleted(&room, id, seq));
                 }
                 None => tracing::warn!("malformed envelope on a room channel"),
             }
         }
         _ => {}
     }
-}
-
-/// Delivers an event that is not a message (no `seq` of its own) to the
-/// room's local members.
-fn room_event(shared: &Shared, room: &str, json: &[u8]) {
-    let delivery = Delivery {
-        seq: None,
-        frame: frame::text(json),
-        accepted_at: None,
-    };
-    shared.rooms.deliver(room, delivery);
 }
 
 /// Delivers a live message unless it is a duplicate; fills a gap before it.
