@@ -39,7 +39,7 @@ fn base_env() -> Env {
 }
 
 async fn start(env: &Env) -> TestServer {
-    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let vars = crate::common::redis::as_vars(env);
     TestServer::start(&vars).await
 }
 
@@ -84,7 +84,7 @@ mod processes {
     use super::{base_env, wait_readyz, Duration, Env, Process, Procs, RedisServer};
 
     async fn launch(env: Env, n: usize, redis: Option<RedisServer>) -> Procs {
-        let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let vars = crate::common::redis::as_vars(&env);
         let procs: Vec<Process> = (0..n).map(|_| Process::start(&vars, &[])).collect();
         for p in &procs {
             wait_readyz(p.admin_addr(), 200, Duration::from_secs(5)).await;

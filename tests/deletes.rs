@@ -160,7 +160,7 @@ async fn on_redis_a_delete_reaches_every_replica_and_its_history() {
     let file = tokens_file();
     let path = file.path().to_str().unwrap().to_string();
     let env = r.env();
-    let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut vars = common::redis::as_vars(&env);
     vars.push(("CHAT__AUTH__TOKENS_FILE", &path));
     let (one, two) = (
         TestServer::start(&vars).await,

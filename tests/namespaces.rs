@@ -25,7 +25,7 @@ async fn a_dashboard_namespace_takes_only_moderators_messages_without_presence()
 async fn on_redis_the_namespace_history_size_holds_too() {
     let r = RedisServer::start();
     let env = r.env();
-    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let vars = common::redis::as_vars(&env);
     dashboard(&vars).await;
 }
 
@@ -102,7 +102,7 @@ async fn a_member_cap_counts_every_replica_and_spares_moderators() {
          [[rooms.namespaces]]\npattern = \"qa-*\"\nmax_members = 2\n"
     );
     let env = r.env();
-    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let vars = common::redis::as_vars(&env);
     let one = start_with_config(&dir.path().join("one.toml"), &config, &vars).await;
     let two = start_with_config(&dir.path().join("two.toml"), &config, &vars).await;
     for s in [&one, &two] {
@@ -188,7 +188,7 @@ async fn history_max_age_drops_old_messages_from_memory() {
 async fn history_max_age_drops_old_messages_from_redis_too() {
     let r = RedisServer::start();
     let env = r.env();
-    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let vars = common::redis::as_vars(&env);
     let s = retention(&vars).await;
     // Gone from the stored log, not only from what joiners are shown.
     let len = r.query(&["XLEN", "wschat:{qa-1}:log"]);

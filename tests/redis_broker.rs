@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 async fn server(r: &RedisServer, extra: &[(&str, &str)]) -> TestServer {
     let env = r.env();
-    let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut vars = common::redis::as_vars(&env);
     vars.extend([
         ("CHAT__LIMITS__MESSAGE_BURST", "10000"),
         ("CHAT__LIMITS__IP_MESSAGE_BURST", "10000"),
@@ -210,7 +210,7 @@ async fn messages_missed_while_resubscribing_are_backfilled_exactly_once() {
 async fn a_replica_that_dies_stops_being_counted() {
     let r = RedisServer::start();
     let env = r.env();
-    let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut vars = common::redis::as_vars(&env);
     vars.push(("CHAT__BROKER__PRESENCE_TTL", "1s"));
     let doomed = Process::start(&vars, &[]);
     wait_readyz(doomed.admin_addr(), 200, Duration::from_secs(5)).await;
@@ -306,7 +306,7 @@ async fn a_publish_whose_reply_comes_too_late_is_not_reported_unavailable() {
 
 /// The real binary with `env` stays unready and its log says why: `cause`.
 async fn unready_because(env: Vec<(&'static str, String)>, cause: &str) {
-    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let vars = common::redis::as_vars(&env);
     let p = Process::start(&vars, &[]);
     // A negative check, so a sleep: still unready after 1.5 s, long enough
     // for a working setup to be ready and for the first failed health probe
@@ -416,7 +416,7 @@ async fn the_password_comes_from_a_file_and_a_wrong_one_is_not_ready() {
     assert_eq!(a.next_message().await["text"], "hi");
 
     let env = r.env();
-    let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut vars = common::redis::as_vars(&env);
     vars.push(("CHAT__BROKER__REDIS_PASSWORD_FILE", ""));
     let anon = TestServer::start(&vars).await;
     // A negative check, so a sleep: still unready after 500 ms, more than the

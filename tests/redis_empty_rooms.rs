@@ -16,7 +16,7 @@ const PRESENCE_TTL_MS: i64 = 600;
 
 async fn server(r: &RedisServer) -> TestServer {
     let env = r.env();
-    let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut vars = common::redis::as_vars(&env);
     vars.push(("CHAT__BROKER__PRESENCE_TTL", "600ms"));
     let s = TestServer::start(&vars).await;
     wait_readyz(s.admin, 200, Duration::from_secs(5)).await;

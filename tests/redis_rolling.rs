@@ -113,7 +113,7 @@ async fn chat(
 async fn sigterm_on_one_replica_loses_nothing() {
     let r = RedisServer::start();
     let redis_env = r.env();
-    let mut env: Vec<(&str, &str)> = redis_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut env = common::redis::as_vars(&redis_env);
     env.extend([
         ("CHAT__SHUTDOWN__DRAIN_WINDOW", "1s"),
         ("CHAT__LIMITS__MESSAGE_BURST", "1000"),

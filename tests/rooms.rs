@@ -244,7 +244,7 @@ async fn every_action_is_checked_against_the_grant_in_force_now() {
 async fn on_redis_a_join_sees_what_another_replica_publishes() {
     let r = RedisServer::start();
     let env = r.env();
-    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let vars = common::redis::as_vars(&env);
     let (one, two) = (
         TestServer::start(&vars).await,
         TestServer::start(&vars).await,

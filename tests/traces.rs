@@ -293,7 +293,7 @@ async fn one_message_is_one_trace_across_two_replicas_over_redis() {
             ("OTEL_SERVICE_NAME", service.to_string()),
             ("CHAT__TELEMETRY__SAMPLE_RATIO", "1.0".to_string()),
         ]);
-        let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let vars = common::redis::as_vars(&env);
         Process::start(&vars, &[])
     };
     let (a, b) = (replica("replica-a"), replica("replica-b"));

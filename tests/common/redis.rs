@@ -233,6 +233,11 @@ impl RedisServer {
     }
 }
 
+/// `env` as the `(&str, &str)` pairs the test servers take.
+pub fn as_vars<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
