@@ -86,7 +86,9 @@ async fn a_silent_connection_is_warned_then_closed_within_a_second_of_exp() {
 async fn a_refresh_extends_the_same_socket_and_moves_its_end() {
     let dir = tempfile::tempdir().unwrap();
     let server = server(dir.path()).await;
-    let exp = now() + 2;
+    // `now()` is whole seconds: +3 leaves 2-3 s, so the refresh has at
+    // least a second after `expiring` even on a loaded machine.
+    let exp = now() + 3;
     let mut client = joined(&server, &token("ana", exp, json!({"name": "Ana"}))).await;
     client.next_of("expiring").await;
     let later = now() + 3600;
