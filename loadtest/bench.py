@@ -19,6 +19,8 @@ The many-rooms fan-out (fanout-rooms: 2,000 connections in 8 rooms each,
 through protocol version 2 `join`) runs on ws-chat, and on a baseline build
 only if a short probe shows that it answers `join` with `history`; the
 reference and the floor have no `join`, and are left out, saying so.
+fanout-rooms-1 is its control, on every server: the same 2,000 connections,
+80 members per room and publishing, one room per connection (25 rooms).
 The JWT connect storm (jwt-storm-*) runs ws-chat only, once per way of
 authenticating: the static token, HS256 JWTs and ES256 JWTs
 (bench_tokens.py mints them; ES256 needs the `openssl` CLI).
@@ -77,33 +79,37 @@ def scenarios() -> list[dict]:
             "budget": WARMUP + DURATION + 90,
         }
 
-    def fanout_rooms(rooms: int) -> dict:
+    def fanout_rooms(conns: int, per_conn: int) -> dict:
         # Many rooms per connection (protocol version 2 `join`): 8 rooms each,
         # 80 members per room (a realistic audience), and the one-room
         # scenarios' publishing: one member in five publishes, 1.5 msg/s,
-        # here round-robin over its 8 rooms. 16 connections per source
-        # address: their 7 joins each (112) stay inside the per-IP message
-        # burst (200), which 32 (224) would not.
-        per_conn, members = 8, 80
-        conns = rooms * members // per_conn
+        # round-robin over its rooms. 16 connections per source address:
+        # their 7 joins each (112) stay inside the per-IP message burst
+        # (200), which 32 (224) would not. With per_conn = 1 it is the
+        # control: the same connections, audience, message rate and frames
+        # per connection, in one room each.
+        members = 80
+        rooms = conns * per_conn // members
+        what = f"in {per_conn} rooms each" if per_conn > 1 else "in one room each (the control for fanout-rooms)"
         return {
-            "id": "fanout-rooms",
-            "title": f"{conns:,} connections in {per_conn} rooms each: {rooms} rooms × {members} members, "
-                     f"{members // 5} publishers per room at 1.5 msg/s round-robin over their rooms",
+            "id": "fanout-rooms" if per_conn > 1 else "fanout-rooms-1",
+            "title": f"{conns:,} connections {what}: {rooms} rooms × {members} members, "
+                     f"{members // 5} publishers per room at 1.5 msg/s"
+                     + (" round-robin over their rooms" if per_conn > 1 else ""),
             "mode": "fanout",
             "args": ["--rooms", str(rooms), "--members", str(members), "--rooms-per-conn", str(per_conn),
                      "--publishers", str(members // 5), "--rate", "1.5", "--per-ip", "16",
                      "--timeout", "120", "--warmup", str(WARMUP), "--duration", str(DURATION)],
             "budget": WARMUP + DURATION + 200,
-            "needs_join": True,
+            "needs_join": per_conn > 1,
         }
 
     if QUICK:
         idle_n, idle_rooms, storm_n, auth_n = 1000, 10, 500, 500
-        fan = [fanout(100, 20), fanout(200, 40), fanout_rooms(40)]
+        fan = [fanout(100, 20), fanout(200, 40), fanout_rooms(400, 1), fanout_rooms(400, 8)]
     else:
         idle_n, idle_rooms, storm_n, auth_n = 10_000, 100, 5_000, 10_000
-        fan = [fanout(200, 40), fanout(500, 100), fanout(1000, 200), fanout_rooms(200)]
+        fan = [fanout(200, 40), fanout(500, 100), fanout(1000, 200), fanout_rooms(2000, 1), fanout_rooms(2000, 8)]
     users = int(env_num("BENCH_JWT_USERS", max(1, auth_n // 10)))
     return fan + [
         {
