@@ -122,3 +122,26 @@ pub fn fan_out_here(seq: u64, recipients: usize) {
         fan_out(&Span::current(), seq, recipients);
     }
 }
+
+/// `api.request`: one per server API request. It continues the caller's
+/// trace when the request's W3C `traceparent` is sampled, else starts one
+/// when sampled here; a publish's `broker.publish` is its child.
+pub fn api_span(endpoint: &'static str, traceparent: Option<&str>) -> Span {
+    let remote = traceparent.filter(|tp| enabled() && traceparent_sampled(tp));
+    if remote.is_none() && !sample_root() {
+        return Span::none();
+    }
+    let span = tracing::info_span!(target: TARGET, parent: None, "api.request",
+        "api.endpoint" = endpoint, "http.response.status_code" = Empty);
+    if let Some(tp) = remote {
+        set_parent_from(tp, &span);
+    }
+    span
+}
+
+/// Records an `api.request`'s HTTP status.
+pub fn api_outcome(span: &Span, status: u16) {
+    if !span.is_none() {
+        span.record("http.response.status_code", status);
+    }
+}
