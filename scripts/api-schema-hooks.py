@@ -28,6 +28,14 @@ def answers_401_without_key(ctx, response, case):
 
 
 @schemathesis.check
+def answers_api_off(ctx, response, case):
+    """With no key configured, the API is off: every request answers 404
+    api_off, whatever its path, method or key."""
+    if response.status_code != 404 or _error_code(response) != "api_off":
+        raise AssertionError(f"with no key configured: {response.status_code} {_error_code(response)!r}, expected 404 api_off")
+
+
+@schemathesis.check
 class every_operation_succeeds:
     """With a key holding every scope, each operation answered 2xx at least once:
     the run did more than collect 400s (delete is reached through the link
