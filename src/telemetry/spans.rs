@@ -6,7 +6,7 @@
 use tracing::field::Empty;
 use tracing::Span;
 
-use super::traces::{enabled, sample_root, sampling, set_parent_from, traceparent_sampled};
+use super::traces::{enabled, sample_root, set_parent_from, traceparent_sampled};
 use super::TARGET;
 
 /// `ws.upgrade`: one per upgrade request, a new trace (when sampled).
@@ -68,7 +68,9 @@ pub fn message_outcome(span: &Span, reason: Option<&'static str>) {
 /// current. `system` is `memory` or `redis`.
 #[inline]
 pub fn publish_span(system: &'static str) -> Span {
-    if !sampling() {
+    // `enabled`, not `sampling`: an API request may carry a caller's sampled
+    // trace while this process samples nothing itself.
+    if !enabled() {
         return Span::none();
     }
     let parent = Span::current();
@@ -118,7 +120,7 @@ pub fn published(span: &Span, seq: u64) {
 /// [`fan_out`] on the current span, for code running inside a publish.
 #[inline]
 pub fn fan_out_here(seq: u64, recipients: usize) {
-    if sampling() {
+    if enabled() {
         fan_out(&Span::current(), seq, recipients);
     }
 }

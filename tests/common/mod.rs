@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod jwt;
+pub mod otlp;
 pub mod redis;
 pub mod storm;
 
