@@ -1,6 +1,8 @@
 """Schemathesis checks of our own for scripts/api-schema-test.sh (loaded
 through SCHEMATHESIS_HOOKS; each run names the checks it uses)."""
 
+import os
+
 import schemathesis
 
 
@@ -25,6 +27,29 @@ def answers_401_without_key(ctx, response, case):
     if status == 404 and _error_code(response) == "not_found":
         return None  # the request's path is not the API's (e.g. a dot segment)
     raise AssertionError(f"without a valid key: {status} {_error_code(response)!r}, expected 401 unauthorized")
+
+
+@schemathesis.check
+def answers_403_without_scope(ctx, response, case):
+    """With the key API_SCHEMA_KEY holding only the scopes in API_SCHEMA_SCOPES,
+    an operation needing another (its tag) answers 403, one it holds never
+    does (and a request schemathesis sent without that key answers 401)."""
+    held = set(os.environ["API_SCHEMA_SCOPES"].split(","))
+    needed = (case.operation.tags or ["?"])[0]
+    status = response.status_code
+    if case.method.upper() != case.operation.method.upper():
+        return None  # an undocumented method: 405 comes before the key
+    sent = response.request.headers.get("Authorization")
+    if sent != f"Bearer {os.environ['API_SCHEMA_KEY']}":
+        if status == 401:
+            return None  # schemathesis left the key out or changed it
+        raise AssertionError(f"{status} {_error_code(response)!r} without the key, expected 401")
+    if needed in held and status == 403:
+        raise AssertionError(f"403 for an operation needing {needed!r}, which the key holds")
+    if needed not in held and status != 403:
+        if status == 404 and _error_code(response) == "not_found":
+            return None  # the request's path is not the API's
+        raise AssertionError(f"{status} {_error_code(response)!r} for an operation needing {needed!r}, expected 403 forbidden")
 
 
 @schemathesis.check

@@ -4,7 +4,8 @@
 #  1. With one API key holding every scope: generated, boundary and stateful
 #     requests; no 5xx, statuses, content types, headers and bodies as
 #     documented, 405 for other methods, every operation answers 2xx once.
-#  2. The same server without the key: every answer a documented 401.
+#  2. The same server without the key: every answer a documented 401; with a
+#     key holding only `read`: 403 for every operation needing another scope.
 #  3. A server with no key configured: every answer a documented 404 api_off.
 # Reproducible (fixed seed, no example database, no crash cache); every run
 # always runs and any failure fails the script; a missing tool fails it, never
@@ -91,11 +92,16 @@ run() {
 }
 
 KEY=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+READ_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
 cat >"$WORK/with-key.toml" <<TOML
 [[api.keys]]
 name = "schema-test"
 scopes = ["publish", "moderate", "read"]
 key = "$KEY"
+[[api.keys]]
+name = "schema-reader"
+scopes = ["read"]
+key = "$READ_KEY"
 TOML
 start_server with-key "$WORK/with-key.toml"
 
@@ -109,6 +115,9 @@ run with-key --header "Authorization: Bearer $KEY" --max-examples "$EXAMPLES" \
 echo "test-api: without a key: every answer 401"
 run without-key --max-examples 20 --warnings off --phases examples,coverage,fuzzing \
   --checks "$CHECKS,answers_401_without_key"
+echo "test-api: with a key holding only read: 403 for the publish and moderate operations"
+API_SCHEMA_SCOPES=read API_SCHEMA_KEY=$READ_KEY run read-only-key --header "Authorization: Bearer $READ_KEY" --max-examples 10 \
+  --warnings off --phases examples,coverage,fuzzing --checks "$CHECKS,answers_403_without_scope"
 check_log with-key
 stop_server
 
@@ -121,4 +130,4 @@ check_log api-off
 stop_server
 
 [ "$status" -eq 0 ] || exit 1
-echo "test-api: ok, 3 runs passed"
+echo "test-api: ok, 4 runs passed"
