@@ -319,6 +319,22 @@ def cmd_lint(f: Failures) -> None:
         except Exception as e:  # noqa: BLE001 - report any render failure
             f.fail(f"NOTES.txt with {what}", str(e))
 
+    print("== NOTES.txt: the server API")
+    one_key = {"api": {"keys": [{"name": "ci", "scopes": ["publish"], "key": "0123456789abcdef"}]}}
+    for what, values, url, hint in [
+        ("no API key", {}, False, False),
+        ("an API key and no API namespace", one_key, True, True),
+        ("an API key and an API namespace", {**one_key, "networkPolicy": {"apiNamespaces": ["ci"]}}, True, False),
+    ]:
+        try:
+            _, notes = rendered_objects(values, what)
+            f.check((f"{RELEASE}.{NAMESPACE}.svc:8081/api/v1/" in notes) == url
+                    and ("apiNamespaces and apiFrom are empty" in notes) == hint,
+                    f"NOTES.txt with {what}: API URL {'shown' if url else 'absent'}, "
+                    f"NetworkPolicy hint {'shown' if hint else 'absent'}", notes[-600:])
+        except Exception as e:  # noqa: BLE001 - report any render failure
+            f.fail(f"NOTES.txt with {what}", str(e))
+
     print("== dashboard")
     check_dashboard(f)
 
