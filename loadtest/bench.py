@@ -15,6 +15,12 @@ during the measured fan-out window and report how much of its CPU is the
 kernel's TCP send path: the part no server that writes once per delivery
 can avoid), BENCH_JWT_USERS (distinct users, one JWT each, in the JWT
 connect storm; default a tenth of its clients).
+The many-rooms fan-out (fanout-rooms: 2,000 connections in 8 rooms each,
+through protocol version 2 `join`) runs on ws-chat, and on a baseline build
+only if a short probe shows that it answers `join` with `history`; the
+reference and the floor have no `join`, and are left out, saying so.
+fanout-rooms-1 is its control, on every server: the same 2,000 connections,
+80 members per room and publishing, one room per connection (25 rooms).
 The JWT connect storm (jwt-storm-*) runs ws-chat only, once per way of
 authenticating: the static token, HS256 JWTs and ES256 JWTs
 (bench_tokens.py mints them; ES256 needs the `openssl` CLI).
@@ -73,12 +79,37 @@ def scenarios() -> list[dict]:
             "budget": WARMUP + DURATION + 90,
         }
 
+    def fanout_rooms(conns: int, per_conn: int) -> dict:
+        # Many rooms per connection (protocol version 2 `join`): 8 rooms each,
+        # 80 members per room (a realistic audience), and the one-room
+        # scenarios' publishing: one member in five publishes, 1.5 msg/s,
+        # round-robin over its rooms. 16 connections per source address:
+        # their 7 joins each (112) stay inside the per-IP message burst
+        # (200), which 32 (224) would not. With per_conn = 1 it is the
+        # control: the same connections, audience, message rate and frames
+        # per connection, in one room each.
+        members = 80
+        rooms = conns * per_conn // members
+        what = f"in {per_conn} rooms each" if per_conn > 1 else "in one room each (the control for fanout-rooms)"
+        return {
+            "id": "fanout-rooms" if per_conn > 1 else "fanout-rooms-1",
+            "title": f"{conns:,} connections {what}: {rooms} rooms × {members} members, "
+                     f"{members // 5} publishers per room at 1.5 msg/s"
+                     + (" round-robin over their rooms" if per_conn > 1 else ""),
+            "mode": "fanout",
+            "args": ["--rooms", str(rooms), "--members", str(members), "--rooms-per-conn", str(per_conn),
+                     "--publishers", str(members // 5), "--rate", "1.5", "--per-ip", "16",
+                     "--timeout", "120", "--warmup", str(WARMUP), "--duration", str(DURATION)],
+            "budget": WARMUP + DURATION + 200,
+            "needs_join": per_conn > 1,
+        }
+
     if QUICK:
         idle_n, idle_rooms, storm_n, auth_n = 1000, 10, 500, 500
-        fan = [fanout(100, 20), fanout(200, 40)]
+        fan = [fanout(100, 20), fanout(200, 40), fanout_rooms(400, 1), fanout_rooms(400, 8)]
     else:
         idle_n, idle_rooms, storm_n, auth_n = 10_000, 100, 5_000, 10_000
-        fan = [fanout(200, 40), fanout(500, 100), fanout(1000, 200)]
+        fan = [fanout(200, 40), fanout(500, 100), fanout(1000, 200), fanout_rooms(2000, 1), fanout_rooms(2000, 8)]
     users = int(env_num("BENCH_JWT_USERS", max(1, auth_n // 10)))
     return fan + [
         {
@@ -384,6 +415,41 @@ def run_variants(scenario: dict, entry: dict, servers: list[str], log_dir: Path)
         "the server started: " + ", ".join(f"{k} {v:.1f} s" for k, v in minted.items()) + ".")
 
 
+# A fan-out of two connections in two rooms each: does a server answer
+# version 2 `join` with `history`? (An earlier ws-chat build may not.)
+JOIN_PROBE = {"id": "join-probe", "mode": "fanout", "budget": 60,
+              "args": ["--rooms", "2", "--members", "1", "--rooms-per-conn", "2", "--publishers", "1",
+                       "--warmup", "0", "--duration", "1", "--timeout", "10", "--late-ms", "500"]}
+
+
+def join_servers(servers: list[str], log_dir: Path) -> tuple[list[str], str]:
+    """The servers a many-rooms scenario can run on, and a note saying which
+    were left out and why: the reference and the floor know no `join`; a
+    baseline build runs only when a probe shows it answers one."""
+    ran, why = [], []
+    for name in servers:
+        if name in ("reference", "floor"):
+            why.append(f"{name} (it has no version 2 `join`: one room per connection)")
+            continue
+        if name == "baseline":
+            probe = run_one(JOIN_PROBE, name, log_dir)
+            if probe.get("error"):
+                why.append(f"baseline (the `join` probe failed: {probe['error']})")
+                continue
+            if not probe.get("all_joined") or probe.get("other_errors"):
+                why.append("baseline (its answer to a version 2 `join` was not `history`: the build "
+                           "predates several rooms per connection)")
+                continue
+        ran.append(name)
+    note = "Each connection is in the room of its query string, then sends a version 2 `join` for each " \
+           "other room; every join is answered by `history` before publishing starts. Publishers send " \
+           "`message` with `room`, round-robin over their rooms. Every room has exactly its members; " \
+           "the layout is in `loadtest/src/bin/loadgen/rooms.rs`."
+    if why:
+        note += " Not run on: " + "; ".join(why) + "."
+    return ran, note
+
+
 def machine() -> dict:
     def sh(*cmd: str) -> str:
         try:
@@ -460,10 +526,17 @@ def main() -> int:
         entry = {k: scenario[k] for k in ("id", "title", "mode")}
         entry["loadgen_args"] = scenario["args"]
         entry["results"] = {}
+        run_on = servers
+        if scenario.get("needs_join"):
+            run_on, entry["note"] = join_servers(servers, log_dir)
+            entry["columns"] = run_on
+            if run_on != servers:
+                print(f"== {scenario['id']}: runs on {', '.join(run_on) or 'no server'} only; not on "
+                      + entry["note"].split(" Not run on: ", 1)[-1], flush=True)
         if "variants" in scenario:
             run_variants(scenario, entry, servers, log_dir)
         else:
-            for name in servers:
+            for name in run_on:
                 print(f"== {scenario['id']} on {name}", flush=True)
                 report = run_one(scenario, name, log_dir)
                 entry["results"][name] = report

@@ -40,6 +40,7 @@ def _quantiles(what: str, key: str, which: tuple[str, ...] = tuple(_QUANTILES)) 
 ROWS = {
     "fanout": [
         ("connected", lambda r: _get(r, "connected"), 0),
+        ("rooms per connection", lambda r: _get(r, "rooms_per_conn"), 0),
         ("messages sent / scheduled", lambda r: _get(r, "sent_ratio"), 4),
         ("delivered / expected", lambda r: _get(r, "delivered_ratio"), 4),
         ("not delivered within 3 s", lambda r: _get(r, "not_delivered_in_time"), 0),
@@ -48,6 +49,7 @@ ROWS = {
         ("server CPU (cores busy)", lambda r: _get(r, "server_cpu_cores"), 3),
         ("server CPU µs per delivery", lambda r: _get(r, "server_cpu_us_per_delivery"), 3),
         ("server RSS under load (MiB)", lambda r: _mib(_get(r, "server_rss_loaded_kib")), 1),
+        ("server RSS per connection, all joined (KiB)", lambda r: _get(r, "server_rss_per_conn_kib"), 2),
         ("rate_limited / other errors", lambda r: _pair(r, "rate_limited", "other_errors"), 0),
         ("closed early / failed connects", lambda r: _pair(r, "closed_early", "connect_failed"), 0),
         ("load generator CPU (cores)", lambda r: _get(r, "loadgen_cpu_cores"), 3),

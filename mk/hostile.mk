@@ -1,7 +1,7 @@
 # Hostile input: cargo-fuzz targets in fuzz/ (a crate outside the workspace).
 # cargo-fuzz comes from scripts/deps/hostile.sh; its nightly flags are enabled
 # on the stable toolchain with RUSTC_BOOTSTRAP=1.
-FUZZ_TARGETS := frame client_event query
+FUZZ_TARGETS := frame client_event query api_request
 FUZZ_SECONDS ?= 20
 FUZZ_ENV := RUSTC_BOOTSTRAP=1
 
@@ -13,7 +13,7 @@ fuzz-tools:
 	@cargo fuzz --version >/dev/null 2>&1 || { \
 	  echo "cargo-fuzz missing: run 'make deps' (or scripts/deps/hostile.sh)" >&2; exit 1; }
 
-fuzz-smoke: fuzz-tools ## run each fuzz target (frame, client_event, query) for FUZZ_SECONDS=20 s; fails on any crash
+fuzz-smoke: fuzz-tools ## run each fuzz target (frame, client_event, query, api_request) for FUZZ_SECONDS=20 s; fails on any crash
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  echo "== fuzz $$t for $(FUZZ_SECONDS)s"; \
 	  $(FUZZ_ENV) cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 \

@@ -15,7 +15,7 @@ from pathlib import Path
 LAYERS = [
     ["lib", "main", "server"],
     ["edge"],
-    ["session"],
+    ["session", "api"],
     ["app"],
     ["broker"],
     ["fanout"],

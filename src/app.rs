@@ -2,21 +2,23 @@
 //! metrics, and the shutdown state every task can see.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use ipnet::IpNet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::api_keys::ApiKeys;
 use crate::auth::{Auth, AuthError, Credential, Grant, Refusal};
-use crate::broker::{Backend, BrokerSetupError, MemoryBroker, RedisBroker};
+use crate::broker::{Backend, BrokerSetupError, ControlRequest, MemoryBroker, RedisBroker};
 use crate::config::{BrokerKind, Settings, SettingsError, Sources};
 use crate::fanout::deadlines::{Deadlines, Expiry};
 use crate::fanout::directory::Directory;
 use crate::fanout::rooms::{Member, Rooms};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
+use crate::telemetry::audit::{self, AuditRecord};
 use crate::tls::{Tls, TlsError};
 
 /// Everything a connection needs, shared by all of them.
@@ -25,6 +27,8 @@ pub struct App {
     /// Where the settings came from, to load them again on reload.
     pub(crate) sources: Sources,
     pub(crate) auth: Auth,
+    /// The server API's keys (none: the API is off).
+    pub(crate) api_keys: ApiKeys,
     pub(crate) limits: Limits,
     pub(crate) rooms: Arc<Rooms>,
     /// Every local connection, in rooms or not.
@@ -32,6 +36,9 @@ pub struct App {
     /// Token warnings and expiry closes of connections whose token expires.
     pub(crate) deadlines: Deadlines,
     pub(crate) broker: Backend,
+    /// Kicks and disconnects the broker carries here, until `run` takes
+    /// them to apply (see `session::control`).
+    pub(crate) control: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<ControlRequest>>>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) trusted_proxies: Vec<IpNet>,
     /// In-process TLS, when configured.
@@ -59,6 +66,8 @@ pub enum StartError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Broker(#[from] BrokerSetupError),
+    #[error("{0}")]
+    Api(String),
 }
 
 impl App {
@@ -69,6 +78,7 @@ impl App {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let metrics = Arc::new(Metrics::new());
         let rooms = Arc::new(Rooms::new(metrics.clone(), settings.rooms.clone()));
+        let (control_tx, control_rx) = tokio::sync::mpsc::unbounded_channel();
         let broker = match settings.broker.kind {
             BrokerKind::Memory => Backend::Memory(MemoryBroker::new(
                 rooms.clone(),
@@ -76,15 +86,18 @@ impl App {
                 settings.rooms.clone(),
                 usize::try_from(settings.rooms.history_bytes).unwrap_or(usize::MAX),
                 settings.broker.history_ttl,
+                control_tx,
             )),
             BrokerKind::Redis => Backend::Redis(RedisBroker::new(
                 &settings.broker,
                 settings.rooms.clone(),
                 rooms.clone(),
                 metrics.clone(),
+                control_tx,
             )?),
         };
         let auth = Auth::new(&settings)?;
+        let api_keys = ApiKeys::new(&settings.api).map_err(StartError::Api)?;
         let tls = match settings.tls.enabled() {
             true => Some(Tls::new(&settings.tls)?),
             false => None,
@@ -94,6 +107,8 @@ impl App {
         }
         Ok(Arc::new(App {
             auth,
+            api_keys,
+            control: Mutex::new(Some(control_rx)),
             limits: Limits::new(&settings.limits),
             trusted_proxies: settings.trusted_proxies(),
             tls,
@@ -155,6 +170,12 @@ impl App {
             }
             None => self.deadlines.cancel(member.id),
         }
+    }
+
+    /// Writes an audit record and counts it.
+    pub fn audit(&self, record: &AuditRecord<'_>) {
+        audit::write(record);
+        self.metrics.api.audited(record.action);
     }
 
     /// Whether the drain has started.

@@ -4,6 +4,7 @@
 //! connection's queue). `main.rs` only parses arguments and wires signals.
 #![deny(unsafe_code)]
 
+pub mod api;
 pub mod app;
 pub mod auth;
 pub(crate) mod broker;
@@ -37,6 +38,7 @@ pub fn load_settings(sources: &Sources) -> Result<Settings, SettingsError> {
     Settings::load(sources, |s| {
         let mut problems = auth::problems(s);
         problems.extend(tls::problems(&s.tls));
+        problems.extend(api::problems(s));
         problems
     })
 }
@@ -87,6 +89,10 @@ pub async fn run(
     tokio::spawn(server::reload::watch(app.clone(), control.reload.clone()));
     tokio::spawn(server::jwks::keep_fresh(app.clone(), jwks_read));
     tokio::spawn(prune(app.clone()));
+    let requests = app.control.lock().ok().and_then(|mut c| c.take());
+    if let Some(requests) = requests {
+        tokio::spawn(session::control::run(app.clone(), requests));
+    }
     {
         let app = app.clone();
         tokio::spawn(async move { app.deadlines.run(app.stopped.clone()).await });

@@ -11,10 +11,12 @@ use prometheus::{
 use crate::protocol::close::{CloseCode, ABNORMAL_LABEL};
 use crate::protocol::ErrorCode;
 
+mod api;
 mod edge;
 mod jwt;
 mod rooms;
 
+pub use api::{ApiEndpoint, ApiMetrics};
 pub use edge::{AddressSource, EdgeMetrics, HttpRefusal, RejectReason};
 pub use jwt::{JwtMetrics, RefreshOutcome};
 pub use rooms::{DeleteOutcome, JoinOutcome, LeaveReason, RoomMetrics, WhoOutcome};
@@ -103,6 +105,8 @@ pub struct Metrics {
     /// JWT checks and JWKS reads.
     pub jwt: JwtMetrics,
     pub rooms: RoomMetrics,
+    /// The server API and the audit log.
+    pub api: ApiMetrics,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -329,6 +333,7 @@ impl Metrics {
             edge: EdgeMetrics::new(&r),
             jwt: JwtMetrics::new(&r),
             rooms: RoomMetrics::new(&r),
+            api: ApiMetrics::new(&r),
             registry: r,
         }
     }

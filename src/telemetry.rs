@@ -16,6 +16,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::{LogFormat, TelemetrySettings};
 
+pub mod audit;
 mod logs;
 pub mod spans;
 mod traces;

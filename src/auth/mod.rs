@@ -11,6 +11,7 @@
 //! connection's token later (revocation) without keeping the secret; a JWT
 //! connection keeps the id of the key that verified it, for the same reason.
 
+pub mod api_keys;
 pub mod grant;
 pub mod jwks;
 pub mod jwt;

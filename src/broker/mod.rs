@@ -7,12 +7,15 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
+pub mod control;
 pub mod memory;
 pub mod redis;
+
+pub use control::{Control, ControlRequest, ControlSender};
 
 pub use memory::MemoryBroker;
 pub use redis::RedisBroker;
@@ -33,6 +36,50 @@ pub struct History {
     pub last_seq: u64,
     /// Serialized messages, oldest first.
     pub messages: Vec<Arc<str>>,
+}
+
+/// A message to accept: what a client or a backend sends into a room.
+#[derive(Debug, Clone, Copy)]
+pub struct Publish<'a> {
+    pub room: &'a str,
+    /// The cleaned display name.
+    pub from: &'a str,
+    /// The identified sender (none for guests).
+    pub user: Option<&'a str>,
+    pub text: &'a str,
+    /// When the server accepted it (for delivery latency).
+    pub accepted_at: Instant,
+    /// Accept it at most once for this scope within the window (an API
+    /// publish's `idempotencyKey`).
+    pub once: Option<Once>,
+}
+
+/// An idempotent publish: the same `scope` in the same room within
+/// `window` gets the first answer and no second message.
+#[derive(Debug, Clone, Copy)]
+pub struct Once {
+    /// SHA-256 of the API key's name and the caller's idempotency key.
+    pub scope: [u8; 32],
+    pub window: Duration,
+}
+
+/// An accepted message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub id: String,
+    pub seq: u64,
+    pub epoch: Arc<str>,
+    /// An earlier publish with the same [`Once`] scope: nothing new was sent.
+    pub replayed: bool,
+}
+
+/// One page of the rooms that have members now, by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoomPage {
+    /// `(room, online)` sorted by room name.
+    pub rooms: Vec<(Arc<str>, u64)>,
+    /// The last room of this page when more may follow.
+    pub next: Option<Arc<str>>,
 }
 
 /// Who asks to delete a message: allowed to the message's identified
@@ -99,16 +146,12 @@ pub struct BrokerSetupError {
 /// What every broker does.
 pub trait Broker: Send + Sync + 'static {
     /// Accepts a message: gives it the room's next `seq`, keeps it in history
-    /// and delivers it to the room's members on every replica. Returns the seq.
-    /// `user` is the identified sender (none for guests).
+    /// and delivers it to the room's members on every replica (unless it
+    /// replays an earlier publish of the same [`Once`] scope).
     fn publish(
         &self,
-        room: &str,
-        from: &str,
-        user: Option<&str>,
-        text: &str,
-        accepted_at: Instant,
-    ) -> impl Future<Output = Result<u64, BrokerError>> + Send;
+        msg: Publish<'_>,
+    ) -> impl Future<Output = Result<Published, BrokerError>> + Send;
 
     /// The room's history after `since` (all of it if the epoch differs).
     fn history(
@@ -151,6 +194,18 @@ pub trait Broker: Send + Sync + 'static {
     /// An error means it does not: the joiner must not be made live.
     fn watch(&self, room: &str) -> impl Future<Output = Result<(), BrokerError>> + Send;
 
+    /// Carries `control` to every replica's connections (this one's too) and
+    /// returns how many connections it reached in all.
+    fn control(&self, control: Control) -> impl Future<Output = Result<u64, BrokerError>> + Send;
+
+    /// Up to `limit` rooms with members now on any replica, by name, after
+    /// `after`.
+    fn rooms(
+        &self,
+        limit: usize,
+        after: Option<&str>,
+    ) -> impl Future<Output = Result<RoomPage, BrokerError>> + Send;
+
     /// The room lost its last local member: stop carrying it here.
     fn unwatch(&self, room: &str);
 
@@ -162,6 +217,8 @@ pub trait Broker: Send + Sync + 'static {
 }
 
 /// The configured broker.
+// One per process: the size of the memory variant does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Backend {
     Memory(MemoryBroker),
     Redis(RedisBroker),
@@ -178,33 +235,32 @@ impl Backend {
 }
 
 impl Broker for Backend {
-    async fn publish(
-        &self,
-        room: &str,
-        from: &str,
-        user: Option<&str>,
-        text: &str,
-        at: Instant,
-    ) -> Result<u64, BrokerError> {
-        // A child of the message span when that trace is recorded; the room
-        // name is user data and is not an attribute.
+    async fn publish(&self, msg: Publish<'_>) -> Result<Published, BrokerError> {
+        // A child of the message (or API request) span when that trace is
+        // recorded; the room name is user data and is not an attribute.
         let span = crate::telemetry::spans::publish_span(self.system());
         let published = match self {
-            Backend::Memory(b) => {
-                b.publish(room, from, user, text, at)
-                    .instrument(span.clone())
-                    .await
-            }
-            Backend::Redis(b) => {
-                b.publish(room, from, user, text, at)
-                    .instrument(span.clone())
-                    .await
-            }
+            Backend::Memory(b) => b.publish(msg).instrument(span.clone()).await,
+            Backend::Redis(b) => b.publish(msg).instrument(span.clone()).await,
         };
-        if let Ok(seq) = published {
-            crate::telemetry::spans::published(&span, seq);
+        if let Ok(p) = &published {
+            crate::telemetry::spans::published(&span, p.seq);
         }
         published
+    }
+
+    async fn control(&self, control: Control) -> Result<u64, BrokerError> {
+        match self {
+            Backend::Memory(b) => b.control(control).await,
+            Backend::Redis(b) => b.control(control).await,
+        }
+    }
+
+    async fn rooms(&self, limit: usize, after: Option<&str>) -> Result<RoomPage, BrokerError> {
+        match self {
+            Backend::Memory(b) => b.rooms(limit, after).await,
+            Backend::Redis(b) => b.rooms(limit, after).await,
+        }
     }
 
     async fn history(&self, room: &str, since: &Since) -> Result<History, BrokerError> {

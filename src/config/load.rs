@@ -181,6 +181,7 @@ impl Settings {
         // One room's full history must fit: a message's JSON is at most the
         // client's frame plus the fields the server adds, and its bookkeeping.
         p.extend(self.rooms.namespace_problems());
+        p.extend(self.api.problems());
         let one_room = (self.rooms.largest_history() as u64)
             .saturating_mul(self.limits.max_message_bytes as u64 + MESSAGE_SLACK);
         if self.rooms.history_bytes < one_room {

@@ -9,11 +9,13 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod api;
 mod load;
 mod namespaces;
 mod redact;
 mod serde_with;
 
+pub use api::{ApiKeySettings, ApiSettings};
 pub use namespaces::{sent_at, Delivery, NamespaceSettings, Policy};
 pub use redact::redact_url;
 
@@ -81,6 +83,7 @@ pub struct Settings {
     pub broker: BrokerSettings,
     pub shutdown: ShutdownSettings,
     pub telemetry: TelemetrySettings,
+    pub api: ApiSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

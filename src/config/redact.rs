@@ -24,6 +24,11 @@ impl Settings {
                 key.secret = "<redacted>".into();
             }
         }
+        for key in &mut copy.api.keys {
+            if !key.key.is_empty() && !key.key.starts_with("sha256:") {
+                key.key = "<redacted>".into();
+            }
+        }
         copy.broker.redis_url = redact_url(&copy.broker.redis_url);
         match toml::to_string_pretty(&copy) {
             Ok(text) => text,

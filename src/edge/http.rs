@@ -1,5 +1,6 @@
 //! The HTTP front: the public listener (the page, `/healthz`, the `/chat`
-//! upgrade) and the admin listener (`/metrics`, `/healthz`, `/readyz`).
+//! upgrade) and the admin listener (`/metrics`, `/healthz`, `/readyz`, and
+//! the server API under `/api/`, see [`crate::api`]).
 //!
 //! Before it upgrades, a public connection holds a slot under the HTTP caps
 //! (`server.max_http_connections`, `server.ip_max_http_connections`), taken
@@ -138,6 +139,9 @@ where
         async move {
             Ok::<_, Infallible>(match which {
                 Listener::Public => public(app, peer, req),
+                Listener::Admin if crate::api::owns(req.uri().path()) => {
+                    crate::api::handle(app, req).await
+                }
                 Listener::Admin => admin(&app, &req),
             })
         }

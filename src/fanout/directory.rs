@@ -14,12 +14,17 @@ type Shard = Mutex<HashMap<u64, Weak<Member>>>;
 /// Local connections by id, held weakly (a connection's task owns it).
 pub struct Directory {
     shards: Box<[Shard]>,
+    /// Close reasons given with a disconnect (4003), by connection id, until
+    /// the connection sends its close frame. Kept here rather than in every
+    /// connection: few connections ever have one.
+    close_reasons: Mutex<HashMap<u64, Arc<str>>>,
 }
 
 impl Default for Directory {
     fn default() -> Directory {
         Directory {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            close_reasons: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -37,8 +42,23 @@ impl Directory {
             .insert(member.id, Arc::downgrade(member));
     }
 
+    /// Keeps `reason` for connection `id`'s close frame.
+    pub fn set_close_reason(&self, id: u64, reason: Arc<str>) {
+        self.reasons().insert(id, reason);
+    }
+
+    /// The close reason kept for connection `id`, if any.
+    pub fn take_close_reason(&self, id: u64) -> Option<Arc<str>> {
+        self.reasons().remove(&id)
+    }
+
+    fn reasons(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<str>>> {
+        self.close_reasons.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Takes a closed connection off the list.
     pub fn unregister(&self, id: u64) {
+        self.reasons().remove(&id);
         let mut shard = self.shard(id);
         shard.remove(&id);
         // Give back the table of a shard a storm left mostly empty.

@@ -223,6 +223,31 @@ impl Rooms {
         Some(Left { room, last })
     }
 
+    /// Up to `limit` local rooms after `after`, by name, with their local
+    /// counts, and whether more follow. Walks every shard: for the server
+    /// API's room listing, not for the message path.
+    pub fn page(&self, limit: usize, after: Option<&str>) -> (Vec<(Arc<str>, u64)>, bool) {
+        let mut found: Vec<Arc<Room>> = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            found.extend(
+                (shard.iter())
+                    .filter(|(name, _)| after.is_none_or(|a| &***name > a))
+                    .map(|(_, room)| room.clone()),
+            );
+        }
+        // Counted outside the shard locks (a room's lock is never taken
+        // under its shard's here).
+        let mut all: Vec<(Arc<str>, u64)> = (found.into_iter())
+            .map(|room| (room.name.clone(), room.local_online() as u64))
+            .filter(|(_, online)| *online > 0)
+            .collect();
+        all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let more = all.len() > limit;
+        all.truncate(limit);
+        (all, more)
+    }
+
     /// The room, if it has local members.
     pub fn get(&self, room: &str) -> Option<Arc<Room>> {
         self.shard(room).get(room).cloned()

@@ -7,7 +7,7 @@
 //! guest (a member without `user`) is never recorded here.
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Most users a `members` event lists (PROTOCOL.md §10); past it the event
@@ -21,6 +21,9 @@ pub struct Listed {
     /// The name of the user's first connection in the room (a user's
     /// connections may carry different names).
     pub name: Arc<str>,
+    /// Its connections in the room: exact on this replica; another replica
+    /// reports only that the user is there, which counts as one.
+    pub connections: u32,
 }
 
 /// What the other replicas have to learn about a room's users here.
@@ -102,6 +105,7 @@ impl RoomUsers {
             .map(|(user, here)| Listed {
                 user: user.clone(),
                 name: here.name.clone(),
+                connections: here.connections,
             })
             .collect()
     }
@@ -125,15 +129,19 @@ impl Members {
     /// should hold up to `MAX_LISTED + 1` users and `remote` up to that
     /// many more than `local` (some of them may be local users too).
     pub fn merge(online: u64, local: Vec<Listed>, remote: Vec<Listed>) -> Members {
-        let mut seen = HashSet::with_capacity(MAX_LISTED + 1);
-        let mut listed = Vec::with_capacity(MAX_LISTED + 1);
+        let mut listed: Vec<Listed> = Vec::with_capacity(MAX_LISTED + 1);
+        let mut at: HashMap<Arc<str>, usize> = HashMap::with_capacity(MAX_LISTED + 1);
         for l in local.into_iter().chain(remote) {
+            if let Some(&i) = at.get(&l.user) {
+                // Here and on another replica: both count.
+                listed[i].connections += l.connections;
+                continue;
+            }
             if listed.len() > MAX_LISTED {
                 break;
             }
-            if seen.insert(l.user.clone()) {
-                listed.push(l);
-            }
+            at.insert(l.user.clone(), listed.len());
+            listed.push(l);
         }
         let truncated = listed.len() > MAX_LISTED;
         listed.truncate(MAX_LISTED);
@@ -154,6 +162,7 @@ mod tests {
         Listed {
             user: user.into(),
             name: name.into(),
+            connections: 1,
         }
     }
 
@@ -163,7 +172,11 @@ mod tests {
         let (ana, name) = (Arc::from("u1"), Arc::from("Ana"));
         u.add(&ana, &name);
         u.add(&ana, &"Ana 2".into());
-        assert_eq!(u.list(10), [listed("u1", "Ana")]);
+        let two = Listed {
+            connections: 2,
+            ..listed("u1", "Ana")
+        };
+        assert_eq!(u.list(10), [two]);
         assert_eq!(
             u.take_changes(),
             UserChanges::Delta(vec![(ana.clone(), Some(name.clone()))])
@@ -200,7 +213,14 @@ mod tests {
             m,
             Members {
                 online: 5,
-                listed: vec![listed("a", "Ana"), listed("b", "Bo"), listed("c", "Cy")],
+                listed: vec![
+                    Listed {
+                        connections: 2,
+                        ..listed("a", "Ana")
+                    },
+                    listed("b", "Bo"),
+                    listed("c", "Cy")
+                ],
                 truncated: false,
             }
         );

@@ -48,13 +48,16 @@ pub enum LeaveReason {
     Forbidden,
     /// The connection closed.
     Closed,
+    /// A moderator or the server API removed it.
+    Kicked,
 }
 
 impl LeaveReason {
-    const ALL: [LeaveReason; 3] = [
+    const ALL: [LeaveReason; 4] = [
         LeaveReason::Leave,
         LeaveReason::Forbidden,
         LeaveReason::Closed,
+        LeaveReason::Kicked,
     ];
 
     fn as_str(self) -> &'static str {
@@ -62,6 +65,7 @@ impl LeaveReason {
             LeaveReason::Leave => "leave",
             LeaveReason::Forbidden => "forbidden",
             LeaveReason::Closed => "closed",
+            LeaveReason::Kicked => "kicked",
         }
     }
 }

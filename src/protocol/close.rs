@@ -28,11 +28,14 @@ pub enum CloseCode {
     /// 4001: the connection's token (a JWT) expired. Get a new token, then
     /// reconnect with `since`.
     TokenExpired,
+    /// 4003: disconnected by a moderator or the server API. Do not reconnect
+    /// automatically.
+    Disconnected,
 }
 
 impl CloseCode {
     /// Every code, for metric label pre-registration.
-    pub const ALL: [CloseCode; 10] = [
+    pub const ALL: [CloseCode; 11] = [
         CloseCode::Normal,
         CloseCode::GoingAway,
         CloseCode::Protocol,
@@ -43,6 +46,7 @@ impl CloseCode {
         CloseCode::Internal,
         CloseCode::TryAgainLater,
         CloseCode::TokenExpired,
+        CloseCode::Disconnected,
     ];
 
     /// The numeric code on the wire.
@@ -58,6 +62,7 @@ impl CloseCode {
             CloseCode::Internal => 1011,
             CloseCode::TryAgainLater => 1013,
             CloseCode::TokenExpired => 4001,
+            CloseCode::Disconnected => 4003,
         }
     }
 
@@ -74,6 +79,7 @@ impl CloseCode {
             CloseCode::Internal => "internal error",
             CloseCode::TryAgainLater => "too slow, reconnect",
             CloseCode::TokenExpired => "token expired",
+            CloseCode::Disconnected => "disconnected",
         }
     }
 
@@ -90,6 +96,7 @@ impl CloseCode {
             CloseCode::Internal => "1011",
             CloseCode::TryAgainLater => "1013",
             CloseCode::TokenExpired => "4001",
+            CloseCode::Disconnected => "4003",
         }
     }
 }

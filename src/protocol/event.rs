@@ -31,6 +31,14 @@ impl MessageHead {
         )
     }
 
+    /// The message's id (its first field).
+    pub fn id(&self) -> &str {
+        // `{"id":"<uuid>",…`: a UUID needs no escaping.
+        (self.0.strip_prefix(r#"{"id":""#))
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_default()
+    }
+
     fn with(
         id: &str,
         room: &str,
@@ -185,6 +193,8 @@ pub enum LeftReason {
     Leave,
     /// Its token no longer allows the room.
     Forbidden,
+    /// A moderator or the server API removed it.
+    Kicked,
 }
 
 /// `left`: the connection is no longer in `room`.
@@ -192,6 +202,7 @@ pub fn left(room: &str, reason: LeftReason) -> Vec<u8> {
     let reason = match reason {
         LeftReason::Leave => "leave",
         LeftReason::Forbidden => "forbidden",
+        LeftReason::Kicked => "kicked",
     };
     json(&serde_json::json!({ "type": "left", "room": room, "reason": reason }))
 }

@@ -1,6 +1,6 @@
-//! Hot reload of tokens, JWT keys, allowed origins, the page's token URL and
+//! Hot reload of tokens, JWT keys, server API keys, allowed origins, the page's token URL and
 //! the TLS certificate: on SIGHUP (forwarded by `main`) and when the config
-//! file, tokens file, a JWT key file or the JWKS file changes. A token (or a
+//! file, tokens file, a JWT key file, an API key file or the JWKS file changes. A token (or a
 //! JWT's key) that is gone, or no longer allows its room, closes its
 //! connections with 1008.
 //!
@@ -73,6 +73,11 @@ fn watched(app: &App, settings: &Settings) -> Vec<PathBuf> {
     if !jwt.jwks_file.is_empty() {
         paths.push(jwt.jwks_file.clone().into());
     }
+    for key in &settings.api.keys {
+        if !key.key_file.is_empty() {
+            paths.push(key.key_file.clone().into());
+        }
+    }
     if app.tls.is_some() {
         paths.push(settings.tls.cert_file.clone().into());
         paths.push(settings.tls.key_file.clone().into());
@@ -97,6 +102,8 @@ enum ReloadError {
     Tls(#[from] crate::tls::TlsError),
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
+    #[error("{0}")]
+    Api(String),
 }
 
 /// Loads the settings again and applies their tokens and origins; returns
@@ -109,6 +116,9 @@ pub fn reload(app: &Arc<App>) -> Option<Settings> {
                 tls.reload(&settings.tls)?;
             }
             app.auth.reload(&settings)?;
+            app.api_keys
+                .reload(&settings.api)
+                .map_err(ReloadError::Api)?;
             Ok(settings)
         });
     match result {

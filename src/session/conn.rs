@@ -130,10 +130,11 @@ impl Conn {
                                 self.send(frame::text(&event::error(Some(&room), code, max)))
                             }
                             Outcome::Revoked => {
-                                return Box::pin(self.close(app, CloseCode::Policy)).await
+                                return Box::pin(self.close(app, CloseCode::Policy, None)).await
                             }
                             Outcome::Expired => {
-                                return Box::pin(self.close(app, CloseCode::TokenExpired)).await
+                                return Box::pin(self.close(app, CloseCode::TokenExpired, None))
+                                    .await
                             }
                             Outcome::Refreshed { expires } => {
                                 self.send(frame::text(&event::refreshed(expires)));
@@ -156,7 +157,7 @@ impl Conn {
                 }
             }
             if let Some(code) = violation {
-                return Box::pin(self.close(app, code)).await;
+                return Box::pin(self.close(app, code, None)).await;
             }
             // A pong answers only the latest ping, and is queued only once
             // everything before it is written: a peer that floods pings but
@@ -183,7 +184,12 @@ impl Conn {
                 if code == CloseCode::TryAgainLater {
                     self.discard_unstarted();
                 }
-                return Box::pin(self.close(app, code)).await;
+                // A disconnect through the server API may carry its own reason.
+                let reason = match code {
+                    CloseCode::Disconnected => app.connections.take_close_reason(member.id),
+                    _ => None,
+                };
+                return Box::pin(self.close(app, code, reason.as_deref())).await;
             }
             if self.io.has_output(&self.out) && self.flush(app).is_err() {
                 return None;
@@ -308,11 +314,19 @@ impl Conn {
     /// the client's close frame before letting the socket go. Our side is
     /// shut down first, so unread client bytes cannot turn our close into a
     /// reset that the client sees before the close frame.
-    pub(super) async fn close(&mut self, app: &App, code: CloseCode) -> Option<CloseCode> {
+    pub(super) async fn close(
+        &mut self,
+        app: &App,
+        code: CloseCode,
+        reason: Option<&str>,
+    ) -> Option<CloseCode> {
         if code == CloseCode::Policy {
             app.metrics.revocation_closes.inc();
         }
-        self.send(frame::close(code));
+        self.send(match reason {
+            Some(reason) => frame::close_raw(code.code(), reason.as_bytes()),
+            None => frame::close(code),
+        });
         let limit = app.settings.session.close_timeout;
         if self.flush_all(app, limit).await.is_err() {
             return Some(code);

@@ -9,6 +9,7 @@ use crate::broker::{Broker, Deleter, Deletion};
 use crate::fanout::rooms::Member;
 use crate::metrics::{BrokerOp, DeleteOutcome};
 use crate::protocol::ErrorCode;
+use crate::telemetry::audit::{Actor, AuditAction, AuditOutcome, AuditRecord};
 
 /// Why a delete did not happen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,18 +58,20 @@ pub async fn delete(app: &App, member: &Member, room: &str, id: &str) -> Result<
         }
     };
     app.metrics.rooms.delete(outcome);
-    // Who removed what, for the operators; the room and ids are not
-    // secrets, and nothing of the credential is written.
-    tracing::info!(
-        target: "audit",
-        action = "message.delete",
-        outcome = outcome.as_str(),
-        room,
-        message_id = id,
-        seq,
-        user = by.user,
-        moderator,
-        "message delete"
-    );
+    let audited = match outcome {
+        DeleteOutcome::Author | DeleteOutcome::Moderator => AuditOutcome::Ok,
+        DeleteOutcome::Forbidden => AuditOutcome::Forbidden,
+        DeleteOutcome::NotFound => AuditOutcome::NotFound,
+        DeleteOutcome::Unavailable => AuditOutcome::Unavailable,
+    };
+    // Who removed what, for the operators; nothing of the credential.
+    app.audit(&AuditRecord {
+        actor: by.user.map_or(Actor::Anonymous, Actor::User),
+        action: AuditAction::MessageDelete,
+        room: Some(room),
+        subject: Some(id),
+        outcome: audited,
+    });
+    tracing::debug!(seq, moderator, "message delete");
     answer.map_err(Refused::Code)
 }

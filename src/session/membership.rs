@@ -140,6 +140,7 @@ pub async fn leave(app: &Arc<App>, member: &Arc<Member>, room: &str, reason: Lea
     if let Some(reason) = match reason {
         LeaveReason::Leave => Some(event::LeftReason::Leave),
         LeaveReason::Forbidden => Some(event::LeftReason::Forbidden),
+        LeaveReason::Kicked => Some(event::LeftReason::Kicked),
         LeaveReason::Closed => None,
     } {
         reply(member, &event::left(room, reason));

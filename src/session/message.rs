@@ -19,7 +19,7 @@ use super::refresh;
 use super::who;
 use crate::app::App;
 use crate::auth::{Lapsed, Perm};
-use crate::broker::{Broker, Since};
+use crate::broker::{Broker, Publish, Since};
 use crate::fanout::rooms::Member;
 use crate::limits::IpKey;
 use crate::metrics::{BrokerOp, LeaveReason, RefreshOutcome};
@@ -242,20 +242,16 @@ async fn publish(
     text: &str,
     span: &tracing::Span,
 ) -> Outcome {
-    let accepted_at = Instant::now();
-    match app
-        .broker
-        .publish(
-            room,
-            &member.name,
-            member.user.as_deref(),
-            text,
-            accepted_at,
-        )
-        .instrument(span.clone())
-        .await
-    {
-        Ok(seq) => Outcome::Published { seq },
+    let msg = Publish {
+        room,
+        from: &member.name,
+        user: member.user.as_deref(),
+        text,
+        accepted_at: Instant::now(),
+        once: None,
+    };
+    match app.broker.publish(msg).instrument(span.clone()).await {
+        Ok(p) => Outcome::Published { seq: p.seq },
         Err(e) => {
             app.metrics.broker_error(BrokerOp::Publish);
             tracing::warn!(error = %e, "message not accepted");

@@ -6,7 +6,7 @@
 use tracing::field::Empty;
 use tracing::Span;
 
-use super::traces::{enabled, sample_root, sampling, set_parent_from, traceparent_sampled};
+use super::traces::{enabled, sample_root, set_parent_from, traceparent_sampled};
 use super::TARGET;
 
 /// `ws.upgrade`: one per upgrade request, a new trace (when sampled).
@@ -68,7 +68,9 @@ pub fn message_outcome(span: &Span, reason: Option<&'static str>) {
 /// current. `system` is `memory` or `redis`.
 #[inline]
 pub fn publish_span(system: &'static str) -> Span {
-    if !sampling() {
+    // `enabled`, not `sampling`: an API request may carry a caller's sampled
+    // trace while this process samples nothing itself.
+    if !enabled() {
         return Span::none();
     }
     let parent = Span::current();
@@ -118,7 +120,30 @@ pub fn published(span: &Span, seq: u64) {
 /// [`fan_out`] on the current span, for code running inside a publish.
 #[inline]
 pub fn fan_out_here(seq: u64, recipients: usize) {
-    if sampling() {
+    if enabled() {
         fan_out(&Span::current(), seq, recipients);
+    }
+}
+
+/// `api.request`: one per server API request. It continues the caller's
+/// trace when the request's W3C `traceparent` is sampled, else starts one
+/// when sampled here; a publish's `broker.publish` is its child.
+pub fn api_span(endpoint: &'static str, traceparent: Option<&str>) -> Span {
+    let remote = traceparent.filter(|tp| enabled() && traceparent_sampled(tp));
+    if remote.is_none() && !sample_root() {
+        return Span::none();
+    }
+    let span = tracing::info_span!(target: TARGET, parent: None, "api.request",
+        "api.endpoint" = endpoint, "http.response.status_code" = Empty);
+    if let Some(tp) = remote {
+        set_parent_from(tp, &span);
+    }
+    span
+}
+
+/// Records an `api.request`'s HTTP status.
+pub fn api_outcome(span: &Span, status: u16) {
+    if !span.is_none() {
+        span.record("http.response.status_code", status);
     }
 }

@@ -157,12 +157,6 @@ pub fn enabled() -> bool {
     PROVIDER.get().is_some()
 }
 
-/// Whether this process may start new traces (a non-zero ratio).
-#[inline]
-pub fn sampling() -> bool {
-    ROOT_THRESHOLD.load(Ordering::Relaxed) != 0
-}
-
 /// Decides whether a new root span is recorded. Cheap: one atomic load when
 /// off, one xorshift step when on.
 #[inline]

@@ -3,7 +3,9 @@
 //! tests about signals and exit codes.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod jwt;
+pub mod otlp;
 pub mod redis;
 pub mod storm;
 
@@ -224,6 +226,21 @@ impl Client {
                 Ok(None) => return None,
                 Ok(Some(Err(_))) => return None,
                 Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
+    /// Waits for the server's close frame; returns its code and reason.
+    pub async fn close_frame(&mut self) -> Option<(u16, String)> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => panic!("not closed within {WAIT:?}"),
+                Ok(None) | Ok(Some(Err(_))) => return None,
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    return frame.map(|f| (u16::from(f.code), f.reason.to_string()))
+                }
                 Ok(Some(Ok(_))) => continue,
             }
         }

@@ -16,10 +16,14 @@ mod store;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::broker::{Broker, BrokerError, Deleter, Deletion, History, Members, Since, UserChanges};
+use crate::broker::{
+    control, Broker, BrokerError, Control, ControlSender, Deleter, Deletion, History, Members,
+    Publish, Published, RoomPage, Since, UserChanges,
+};
 use crate::config::RoomSettings;
 use crate::fanout::rooms::{Delivery, Rooms};
 use crate::fanout::users::MAX_LISTED;
@@ -29,12 +33,19 @@ use crate::ws::frame;
 
 use store::Store;
 
+/// Idempotent publishes' first answers by room and scope, with when they end.
+type OnceMap = HashMap<(Arc<str>, [u8; 32]), (Published, Instant)>;
+
 /// History and fan-out for a single process.
 pub struct MemoryBroker {
     store: Mutex<Store>,
     rooms: Arc<Rooms>,
     metrics: Arc<Metrics>,
     history_ttl: Duration,
+    /// Idempotent publishes' first answers, until their window ends.
+    once: Mutex<OnceMap>,
+    /// Where kicks and disconnects go: this process's sessions.
+    control: ControlSender,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -50,12 +61,15 @@ impl MemoryBroker {
         room_settings: RoomSettings,
         history_bytes: usize,
         history_ttl: Duration,
+        control: ControlSender,
     ) -> Self {
         MemoryBroker {
             store: Mutex::new(Store::new(room_settings, history_bytes, metrics.clone())),
             rooms,
             metrics,
             history_ttl,
+            once: Mutex::new(HashMap::new()),
+            control,
         }
     }
 
@@ -65,35 +79,75 @@ impl MemoryBroker {
 }
 
 impl Broker for MemoryBroker {
-    async fn publish(
-        &self,
-        room: &str,
-        from: &str,
-        user: Option<&str>,
-        text: &str,
-        accepted_at: Instant,
-    ) -> Result<u64, BrokerError> {
+    async fn publish(&self, msg: Publish<'_>) -> Result<Published, BrokerError> {
         let started = Instant::now();
-        let message = MessageHead::new(room, from, user, text);
+        let room = msg.room;
+        let message = MessageHead::new(room, msg.from, msg.user, msg.text);
         let head = self.store().head(room);
         let mut numbering = lock(&head);
+        // Under the room's numbering lock: two publishes with the same scope
+        // cannot both miss.
+        let once = msg
+            .once
+            .map(|o| ((Arc::<str>::from(room), o.scope), o.window));
+        if let Some((key, _)) = &once {
+            if let Some((first, until)) = lock(&self.once).get(key) {
+                if *until > Instant::now() {
+                    return Ok(Published {
+                        replayed: true,
+                        ..first.clone()
+                    });
+                }
+            }
+        }
         numbering.seq += 1;
         let seq = numbering.seq;
         let json: Arc<str> = message.finish(seq).into();
         let frame = frame::text(&event::message(&json));
-        self.store().push(room, &head, seq, json, accepted_at);
+        let epoch = {
+            let mut store = self.store();
+            store.push(room, &head, seq, json, msg.accepted_at);
+            store.epoch(room)
+        };
         self.metrics
             .broker_latency
             .observe(started.elapsed().as_secs_f64());
         let delivery = Delivery {
             seq: Some(seq),
             frame,
-            accepted_at: Some(accepted_at),
+            accepted_at: Some(msg.accepted_at),
         };
         let recipients = self.rooms.deliver(room, delivery);
+        let published = Published {
+            id: message.id().to_owned(),
+            seq,
+            epoch,
+            replayed: false,
+        };
+        if let Some((key, window)) = once {
+            lock(&self.once).insert(key, (published.clone(), Instant::now() + window));
+        }
         drop(numbering);
+        // A backend's message into a room nobody is in: its history is
+        // idle from the start (expires and may be evicted like any idle room).
+        if recipients == 0 {
+            self.unwatch(room);
+        }
         crate::telemetry::spans::fan_out_here(seq, recipients);
-        Ok(seq)
+        Ok(published)
+    }
+
+    async fn control(&self, control: Control) -> Result<u64, BrokerError> {
+        control::apply_here(&self.control, control).await
+    }
+
+    async fn rooms(&self, limit: usize, after: Option<&str>) -> Result<RoomPage, BrokerError> {
+        let (rooms, more) = self.rooms.page(limit, after);
+        let next = match more {
+            true => rooms.last().map(|(room, _)| room.clone()),
+            false => None,
+        };
+        Ok(RoomPage { rooms, next })
     }
 
     async fn online(&self, room: &str) -> Result<u64, BrokerError> {
@@ -170,6 +224,7 @@ impl Broker for MemoryBroker {
 
     fn prune(&self) {
         let now = Instant::now();
+        lock(&self.once).retain(|_, (_, until)| *until > now);
         self.store()
             .prune(now, self.history_ttl, |room| self.rooms.get(room).is_some());
     }

@@ -144,6 +144,7 @@ pub(super) async fn read(shared: &Shared, room: &str) -> Result<Members, BrokerE
         .map(|pair| Listed {
             user: pair[0].as_str().into(),
             name: pair[1].as_str().into(),
+            connections: 1,
         })
         .collect();
     Ok(Members::merge(online, local, remote))

@@ -15,6 +15,7 @@
 //!   forever and resubscribes by itself; every command has its own deadline,
 //!   so a session never waits on a dead Redis for long.
 
+mod control;
 mod link;
 mod members;
 mod receiver;
@@ -32,7 +33,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::broker::{
-    Broker, BrokerError, BrokerSetupError, Deleter, Deletion, History, Members, Since, UserChanges,
+    Broker, BrokerError, BrokerSetupError, Control, ControlSender, Deleter, Deletion, History,
+    Members, Publish, Published, RoomPage, Since, UserChanges,
 };
 use crate::config::{BrokerSettings, RoomSettings};
 use crate::fanout::rooms::Rooms;
@@ -73,6 +75,8 @@ struct Shared {
     replica: String,
     /// Rooms this replica subscribes to, and where each subscription stands.
     subs: Subs,
+    /// Control requests to this replica's sessions, and answers awaited.
+    control: control::Controls,
 }
 
 /// A room's history as read from the log, with each message's seq.
@@ -103,10 +107,11 @@ impl Shared {
         }
     }
 
-    /// The seq of publish `id` if the room's log holds it. Commands on one
-    /// connection run in order, so this read, sent after the publish, sees
-    /// it if Redis ran it; when Redis cannot answer this either, `None`.
-    async fn landed(&self, room: &str, id: &str) -> Option<u64> {
+    /// The seq of publish `id`, and the room's epoch, if the room's log
+    /// holds it. Commands on one connection run in order, so this read, sent
+    /// after the publish, sees it if Redis ran it; when Redis cannot answer
+    /// this either, `None`.
+    async fn landed(&self, room: &str, id: &str) -> Option<(u64, Arc<str>)> {
         let mut conn = self.conn.clone();
         let mut cmd = redis::cmd("XREVRANGE");
         cmd.arg(script::log_key(room))
@@ -119,7 +124,11 @@ impl Shared {
             .ids
             .into_iter()
             .find(|e| e.get::<String>("p").as_deref() == Some(id))?;
-        entry.id.split('-').next()?.parse().ok()
+        let seq = entry.id.split('-').next()?.parse().ok()?;
+        let mut cmd = redis::cmd("HGET");
+        cmd.arg(script::meta_key(room)).arg("epoch");
+        let epoch: String = self.call(cmd.query_async(&mut conn)).await.ok()?;
+        Some((seq, epoch.into()))
     }
 
     /// Reads up to `count` messages after `since` (see the HISTORY script).
@@ -178,6 +187,7 @@ impl RedisBroker {
         room_settings: RoomSettings,
         rooms: Arc<Rooms>,
         metrics: Arc<Metrics>,
+        control: ControlSender,
     ) -> Result<RedisBroker, BrokerSetupError> {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let status = Arc::new(Status::new(metrics.clone(), events_tx));
@@ -196,6 +206,7 @@ impl RedisBroker {
             },
             replica: uuid::Uuid::new_v4().to_string(),
             subs: Subs::default(),
+            control: control::Controls::new(control),
         });
         let stop = CancellationToken::new();
         let (subs, subs_rx) = mpsc::unbounded_channel();
@@ -203,12 +214,18 @@ impl RedisBroker {
         tokio::spawn(subs::run(shared.clone(), subs_rx, stop.clone()));
         tokio::spawn(link::health(shared.clone(), stop.clone()));
         tokio::spawn(link::refresh_presence(shared.clone(), stop.clone()));
+        tokio::spawn(control::listen(shared.clone(), stop.clone()));
         Ok(RedisBroker {
             shared,
             subs,
             _stop: stop.drop_guard(),
         })
     }
+}
+
+/// Lowercase hex of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Microseconds since the Unix epoch at `at` (for latency across replicas).
@@ -220,48 +237,58 @@ fn unix_micros(at: Instant) -> u64 {
 }
 
 impl Broker for RedisBroker {
-    async fn publish(
-        &self,
-        room: &str,
-        from: &str,
-        user: Option<&str>,
-        text: &str,
-        accepted_at: Instant,
-    ) -> Result<u64, BrokerError> {
+    async fn publish(&self, msg: Publish<'_>) -> Result<Published, BrokerError> {
         let s = &self.shared;
         if !s.status.is_up() {
             return Err(BrokerError::Down);
         }
         let started = Instant::now();
+        let room = msg.room;
         // Everything but `seq`: the script appends the number it assigns
         // and the closing brace, as `MessageHead::finish` does.
-        let head = MessageHead::new(room, from, user, text);
+        let head = MessageHead::new(room, msg.from, msg.user, msg.text);
         let id = uuid::Uuid::new_v4().to_string();
         let policy = s.limits.rooms.policy(room);
         let mut inv = s.scripts.publish.prepare_invoke();
         inv.key(script::meta_key(room))
             .key(script::log_key(room))
-            .key(script::online_key(room))
-            .arg(&id)
+            .key(script::online_key(room));
+        if let Some(once) = &msg.once {
+            inv.key(script::once_key(room, &hex(&once.scope)));
+        }
+        inv.arg(&id)
             .arg(policy.history)
             .arg(s.limits.history_ttl_ms)
             .arg(script::channel(room))
             .arg(head.as_str())
             // The publishing span's W3C traceparent ("" unless this trace is recorded).
             .arg(crate::telemetry::current_traceparent().unwrap_or_default())
-            .arg(unix_micros(accepted_at))
-            .arg(policy.oldest_kept(SystemTime::now()).unwrap_or_default());
+            .arg(unix_micros(msg.accepted_at))
+            .arg(policy.oldest_kept(SystemTime::now()).unwrap_or_default())
+            .arg(head.id())
+            .arg(msg.once.map_or(1, |o| o.window.as_millis().max(1) as u64));
         let mut conn = s.conn.clone();
-        let seq = match s.call(inv.invoke_async::<(u64, String)>(&mut conn)).await {
-            Ok((seq, _epoch)) => seq,
+        let reply = s.call(inv.invoke_async::<(u64, String, u8, String)>(&mut conn));
+        let published = match reply.await {
+            Ok((seq, epoch, replayed, id)) => Published {
+                id,
+                seq,
+                epoch: epoch.into(),
+                replayed: replayed == 1,
+            },
             // A lost reply is not a lost message: Redis may have run the
             // script (and everyone got the message) while the reply was late
             // or the connection broke. Telling the sender `unavailable` then
             // invites a resend and a duplicate, so look for it first.
             Err(e) => match s.landed(room, &id).await {
-                Some(seq) => {
+                Some((seq, epoch)) => {
                     tracing::info!(seq, "publish reply lost, but the message is in the log");
-                    seq
+                    Published {
+                        id: head.id().to_owned(),
+                        seq,
+                        epoch,
+                        replayed: false,
+                    }
                 }
                 None => return Err(e),
             },
@@ -269,7 +296,19 @@ impl Broker for RedisBroker {
         s.metrics
             .broker_latency
             .observe(started.elapsed().as_secs_f64());
-        Ok(seq)
+        Ok(published)
+    }
+
+    async fn control(&self, control: Control) -> Result<u64, BrokerError> {
+        control::request(&self.shared, control).await
+    }
+
+    async fn rooms(&self, limit: usize, after: Option<&str>) -> Result<RoomPage, BrokerError> {
+        let s = &self.shared;
+        if !s.status.is_up() {
+            return Err(BrokerError::Down);
+        }
+        control::rooms(s, limit, after).await
     }
 
     async fn history(&self, room: &str, since: &Since) -> Result<History, BrokerError> {

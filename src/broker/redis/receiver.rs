@@ -193,7 +193,7 @@ pub(super) async fn run(
     }
 }
 
-async fn push(shared: &Shared, tracks: &mut HashMap<Arc<str>, Track>, info: PushInfo) {
+async fn push(shared: &Arc<Shared>, tracks: &mut HashMap<Arc<str>, Track>, info: PushInfo) {
     match info.kind {
         PushKind::Disconnection => {
             for t in tracks.values_mut() {
@@ -204,6 +204,9 @@ async fn push(shared: &Shared, tracks: &mut HashMap<Arc<str>, Track>, info: Push
             let [Value::BulkString(channel), Value::BulkString(payload)] = &info.data[..] else {
                 return;
             };
+            if super::control::on_push(shared, channel, payload) {
+                return;
+            }
             let Some(room) = script::room_of_channel(channel) else {
                 return;
             };

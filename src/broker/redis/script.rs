@@ -11,6 +11,7 @@
 //! | `wschat:{room}:online` | hash | replica id → `<local count>:<expiry ms, Redis clock>`; `epoch` → the epoch a room without messages will get |
 //! | `wschat:{room}:ev` | channel | envelopes of messages, presence events and deletes |
 //! | `wschat:{room}:members:<replica id>` | hash | user → name: the identified users this replica has in the room (see [`super::members`]) |
+//! | `wschat:{room}:once:<scope>` | hash | an idempotent API publish's `seq`, `epoch`, `id`, for `api.idempotency_window` |
 //!
 //! `seq` and `epoch` live in one hash, so losing the data loses both at once:
 //! the next publish creates a new epoch and `seq` starts again at 1, in the
@@ -41,6 +42,12 @@ pub fn online_key(room: &str) -> String {
     format!("wschat:{{{room}}}:online")
 }
 
+/// An idempotent publish's first answer in `room` (`scope`: hex SHA-256 of
+/// the API key's name and the caller's key), kept for the window.
+pub fn once_key(room: &str, scope: &str) -> String {
+    format!("wschat:{{{room}}}:once:{scope}")
+}
+
 /// The pub/sub channel of a room.
 pub fn channel(room: &str) -> String {
     format!("wschat:{{{room}}}:ev")
@@ -55,7 +62,10 @@ pub fn room_of_channel(channel: &[u8]) -> Option<&str> {
 /// Accepts one message. KEYS: meta, log, online. ARGV: epoch candidate,
 /// history size, TTL ms, channel, the message JSON up to and including
 /// `"seq":`, trace, accepted-at (µs since the Unix epoch), the oldest
-/// `sentAt` kept (`''`: no age limit). Returns `{seq, epoch}`.
+/// `sentAt` kept (`''`: no age limit), the message id, the idempotency
+/// window ms. KEYS[4], when given, is an idempotency key: while it lives the
+/// publish is not repeated and its first answer comes back instead. Returns
+/// `{seq, epoch, replayed (0|1), id}`.
 ///
 /// The epoch candidate is new for every call, so the log entry keeps it as
 /// field `p`, the publish id: a publish whose reply was lost can be found.
@@ -69,6 +79,12 @@ pub fn room_of_channel(channel: &[u8]) -> Option<&str> {
 /// inside the script, pub/sub order is seq order. A waiting epoch is used
 /// once: if this room's history expires later, its next life gets a new one.
 const PUBLISH: &str = r#"
+if KEYS[4] then
+  local first = redis.call('HMGET', KEYS[4], 'seq', 'epoch', 'id')
+  if first[1] then
+    return {tonumber(first[1]), first[2], 1, first[3]}
+  end
+end
 if redis.call('HEXISTS', KEYS[1], 'epoch') == 0 then
   local waiting = redis.call('HGET', KEYS[3], 'epoch')
   if waiting then
@@ -94,7 +110,11 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('PUBLISH', ARGV[4],
   'm\n' .. seq .. '\n' .. epoch .. '\n' .. ARGV[7] .. '\n' .. ARGV[6] .. '\n' .. json)
-return {seq, epoch}
+if KEYS[4] then
+  redis.call('HSET', KEYS[4], 'seq', seq, 'epoch', epoch, 'id', ARGV[9])
+  redis.call('PEXPIRE', KEYS[4], ARGV[10])
+end
+return {seq, epoch, 0, ARGV[9]}
 "#;
 
 /// Reads history. KEYS: meta, log, online. ARGV: epoch candidate, presence

@@ -18,6 +18,10 @@ loadgen --mode fanout|idle|join-storm|connect-storm [options]
                          connect-storm default 100)
   --members N            fanout: members per room, publishers included (200)
   --publishers N         fanout: publishers per room (40)
+  --rooms-per-conn N     fanout: rooms each connection is in (1): the room of
+                         its query string, then N-1 `join`s (protocol v2);
+                         --rooms must be a multiple of N; R x M / N
+                         connections, each room exactly M members
   --rate R               fanout: messages per second per publisher (1.5)
   --warmup SECS          fanout: publishing before measuring starts (5)
   --duration SECS        fanout: measured publishing time (20); idle: hold time (5)
@@ -71,6 +75,8 @@ pub struct Args {
     pub rooms: usize,
     pub members: usize,
     pub publishers: usize,
+    /// Fanout: rooms per connection (version 2 `join`s after the first).
+    pub rooms_per_conn: usize,
     pub rate: f64,
     pub warmup: Duration,
     pub duration: Duration,
@@ -133,6 +139,7 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
         rooms: 0,
         members: 200,
         publishers: 40,
+        rooms_per_conn: 1,
         rate: 1.5,
         warmup: Duration::from_secs(5),
         duration: Duration::ZERO,
@@ -176,6 +183,7 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--rooms" => args.rooms = number(f, &value)?,
             "--members" => args.members = number(f, &value)?,
             "--publishers" => args.publishers = number(f, &value)?,
+            "--rooms-per-conn" => args.rooms_per_conn = number(f, &value)?,
             "--rate" => args.rate = number(f, &value)?,
             "--warmup" => args.warmup = seconds(f, &value)?,
             "--duration" => duration = Some(seconds(f, &value)?),
@@ -248,9 +256,10 @@ fn validate(a: &Args) -> Result<(), String> {
         if !(a.rate > 0.0 && a.rate <= 1000.0) {
             return Err("--rate must be in (0, 1000]".into());
         }
+        crate::rooms::validate(a)?;
     }
     let total = match a.mode {
-        Mode::Fanout => a.rooms * a.members,
+        Mode::Fanout => crate::rooms::connections(a),
         Mode::Idle => a.connections,
         Mode::JoinStorm | Mode::ConnectStorm => a.clients,
     };

@@ -18,6 +18,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::args::Args;
+use crate::events::{error_code, event_type, stamp_us, write_message};
 use crate::stats::{Counters, Latency};
 
 type Ws = WebSocketStream<TcpStream>;
@@ -81,7 +82,13 @@ impl Shared {
 /// What one connection does.
 pub struct Role {
     pub index: usize,
+    /// The room of the query string.
     pub room: String,
+    /// Rooms joined with version 2 `join` events once `room`'s `history`
+    /// has arrived; the connection counts as joined when every one of them
+    /// has answered with its `history`. Publishers then send round-robin
+    /// over `room` and these, naming the room (version 2 `message`).
+    pub joins: Vec<String>,
     /// Publishers send every `period`, offset by `phase` so a room's
     /// publishers are spread over the period instead of firing together.
     pub publish: Option<(Duration, Duration)>,
@@ -152,30 +159,6 @@ async fn connect(args: &Args, role: &Role) -> Result<Ws, String> {
     Ok(ws)
 }
 
-/// The string value after the first `key` (e.g. `"type":"`). Text inside a
-/// message is JSON-escaped, so it cannot contain such a key unescaped.
-fn value_after<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    let rest = &text[text.find(key)? + key.len()..];
-    rest.find('"').map(|end| &rest[..end])
-}
-
-/// The event type: the value of the first `"type":"..."` in the frame.
-fn event_type(text: &str) -> &str {
-    value_after(text, "\"type\":\"").unwrap_or("")
-}
-
-/// The send time a publisher put into `lg|<conn>|<seq>|<µs>`.
-fn stamp_us(text: &str) -> Option<u64> {
-    const KEY: &str = "\"text\":\"lg|";
-    let rest = &text[text.find(KEY)? + KEY.len()..];
-    let body = &rest[..rest.find('"')?];
-    body.rsplit('|').next()?.parse().ok()
-}
-
-fn error_code(text: &str) -> &str {
-    value_after(text, "\"code\":\"").unwrap_or("unknown")
-}
-
 /// Counts kept by one task and added to the shared counters when it ends.
 #[derive(Default)]
 struct Local {
@@ -186,6 +169,8 @@ struct Local {
     rate_limited: u64,
     other_errors: u64,
     joined: bool,
+    /// `history` events received (one per room) until joined.
+    histories: usize,
     in_room: bool,
     /// When this connection started (µs since `Shared::base`).
     began_us: u64,
@@ -252,9 +237,7 @@ pub async fn run(shared: Arc<Shared>, role: Role) {
                     continue;
                 }
                 seq += 1;
-                text.clear();
-                use std::fmt::Write;
-                let _ = write!(text, r#"{{"type":"message","text":"lg|{}|{}|{}"}}"#, role.index, seq, now);
+                write_message(&mut text, &role, seq, now);
                 if let Err(e) = ws.send(Message::text(text.as_str())).await {
                     c.failure(format!("send: {e}"));
                     Counters::add(&c.closed_early, 1);
@@ -287,7 +270,14 @@ pub async fn run(shared: Arc<Shared>, role: Role) {
                     }
                 };
                 local.frames += 1;
-                on_event(&shared, &text, &mut local, &mut batch, late_us);
+                let join_now = on_event(&shared, &role, &text, &mut local, &mut batch, late_us);
+                if join_now {
+                    if let Err(e) = send_joins(&mut ws, &role).await {
+                        c.failure(format!("send join: {e}"));
+                        Counters::add(&c.closed_early, 1);
+                        break;
+                    }
+                }
             }
         }
     }
@@ -302,13 +292,34 @@ pub async fn run(shared: Arc<Shared>, role: Role) {
     let _ = tokio::time::timeout(Duration::from_millis(200), ws.close(None)).await;
 }
 
-fn on_event(shared: &Shared, text: &str, local: &mut Local, batch: &mut Vec<u64>, late_us: u64) {
+/// One `join` per extra room, all at once (they fit the per-connection
+/// burst: 20 by default, at most 15 joins).
+async fn send_joins(ws: &mut Ws, role: &Role) -> Result<(), WsError> {
+    for room in &role.joins {
+        let join = format!(r#"{{"type":"join","room":"{room}"}}"#);
+        ws.feed(Message::text(join)).await?;
+    }
+    ws.flush().await
+}
+
+/// Counts one event; true when the connection should send its `join`s now
+/// (the first `history`, of the query string's room, has just arrived).
+fn on_event(
+    shared: &Shared,
+    role: &Role,
+    text: &str,
+    local: &mut Local,
+    batch: &mut Vec<u64>,
+    late_us: u64,
+) -> bool {
     match event_type(text) {
         "message" => {
-            let Some(sent) = stamp_us(text) else { return };
+            let Some(sent) = stamp_us(text) else {
+                return false;
+            };
             let from = shared.measure_from.load(Relaxed);
             if sent < from || sent >= shared.measure_until.load(Relaxed) {
-                return;
+                return false;
             }
             let latency = shared.now_us().saturating_sub(sent);
             if latency <= late_us {
@@ -330,6 +341,10 @@ fn on_event(shared: &Shared, text: &str, local: &mut Local, batch: &mut Vec<u64>
             }
         }
         "history" if !local.joined => {
+            local.histories += 1;
+            if local.histories <= role.joins.len() {
+                return local.histories == 1;
+            }
             local.joined = true;
             let since = shared.now_us().saturating_sub(local.began_us);
             shared.joins_us.record(since);
@@ -347,25 +362,12 @@ fn on_event(shared: &Shared, text: &str, local: &mut Local, batch: &mut Vec<u64>
         }
         _ => {}
     }
+    false
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_events() {
-        let m = r#"{"type":"message","message":{"id":"x","room":"r","from":"a","text":"lg|3|7|123456","sentAt":"t","seq":1}}"#;
-        assert_eq!(event_type(m), "message");
-        assert_eq!(stamp_us(m), Some(123_456));
-        let raw = r#"{"type":"message","text":"lg|3|7|99"}"#;
-        assert_eq!(stamp_us(raw), Some(99));
-        assert_eq!(event_type(r#"{"type":"presence","online":3}"#), "presence");
-        let e = r#"{"type":"error","code":"rate_limited","message":"slow"}"#;
-        assert_eq!(error_code(e), "rate_limited");
-        assert_eq!(event_type("not json"), "");
-        assert_eq!(stamp_us(r#"{"type":"message","text":"hello"}"#), None);
-    }
 
     #[test]
     fn source_addresses_skip_network_and_broadcast() {

@@ -3,7 +3,9 @@
 
 mod args;
 mod conn;
+mod events;
 mod modes;
+mod rooms;
 mod stats;
 
 use std::process::ExitCode;

@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 
 use crate::args::{Args, Mode};
 use crate::conn::{self, Role, Shared};
+use crate::rooms;
 use crate::stats::{rss_kib, Counters, CpuMark};
 
 fn secs(d: Duration) -> f64 {
@@ -38,6 +39,7 @@ fn spread(n: usize, rooms: usize, prefix: &str) -> Vec<Role> {
         .map(|index| Role {
             index,
             room: format!("{prefix}-{}", index % rooms),
+            joins: Vec::new(),
             publish: None,
         })
         .collect()
@@ -111,24 +113,9 @@ pub async fn run(args: Args) -> Result<Value, String> {
 async fn fanout(shared: Arc<Shared>) -> Result<Value, String> {
     let a = shared.args.clone();
     let pid = a.server_pid;
-    let total = a.rooms * a.members;
-    let period = Duration::from_secs_f64(1.0 / a.rate);
-    // Publishers are spread through each room's member list (and so over
-    // source addresses), keeping every address far below per-IP limits.
-    let stride = a.members / a.publishers;
-    let roles = (0..total)
-        .map(|index| {
-            let room = index % a.rooms;
-            let rank = index / a.rooms;
-            let publisher = rank.is_multiple_of(stride) && rank / stride < a.publishers;
-            let phase = period.mul_f64((rank / stride) as f64 / a.publishers as f64);
-            Role {
-                index,
-                room: format!("bench-{room}"),
-                publish: publisher.then_some((period, phase)),
-            }
-        })
-        .collect();
+    // R × M / N connections, each room exactly M members (see rooms.rs).
+    let total = rooms::connections(&a);
+    let roles = rooms::fanout_roles(&a);
     let rss_before = pid.and_then(|p| rss_kib(Some(p)));
     let t0 = Instant::now();
     let tasks = spawn_all(&shared, roles);
@@ -156,7 +143,7 @@ async fn fanout(shared: Arc<Shared>) -> Result<Value, String> {
     let sent = Counters::get(&c.sent_measured);
     // What the schedule asked for: a starved generator sends less, and then
     // deliveries per second say more about the generator than the server.
-    let scheduled = (a.rooms * a.publishers) as f64 * a.rate * a.duration.as_secs_f64();
+    let scheduled = rooms::publishers(&a) as f64 * a.rate * a.duration.as_secs_f64();
     let expected = sent * a.members as u64;
     let delivered = Counters::get(&c.delivered_measured);
     let late = Counters::get(&c.delivered_late);
@@ -167,10 +154,20 @@ async fn fanout(shared: Arc<Shared>) -> Result<Value, String> {
         .filter(|_| delivered > 0)
         .map(|s| round(s * 1e6 / delivered as f64, 3));
     let lat = shared.latency.summary();
+    let connected = Counters::get(&c.connected);
+    // What holding the connections and their rooms costs, before publishing.
+    let rss_per_conn = match (rss_before, rss_connected) {
+        (Some(b), Some(after)) if connected > 0 => {
+            Some(round(after.saturating_sub(b) as f64 / connected as f64, 2))
+        }
+        _ => None,
+    };
     Ok(merge(
         common(&shared),
         json!({
             "rooms": a.rooms, "members": a.members, "publishers": a.publishers,
+            "rooms_per_conn": a.rooms_per_conn, "connections": total,
+            "publishing_connections": rooms::publishers(&a),
             "rate": a.rate, "warmup_s": secs(a.warmup), "duration_s": secs(a.duration),
             "all_joined": all_joined, "connect_s": connect_s,
             "sent": sent, "scheduled": scheduled.round() as u64,
@@ -187,6 +184,7 @@ async fn fanout(shared: Arc<Shared>) -> Result<Value, String> {
             "server_rss_before_kib": rss_before,
             "server_rss_connected_kib": rss_connected,
             "server_rss_loaded_kib": rss_loaded,
+            "server_rss_per_conn_kib": rss_per_conn,
             "loadgen_cpu_s": own_cpu.map(|s| round(s, 2)),
             "loadgen_cpu_cores": own_cpu.map(|s| round(s / measured, 3)),
             "other_cpu_cores": used.others.map(|s| round(s / measured, 3)),
@@ -245,6 +243,7 @@ async fn join_storm(shared: Arc<Shared>) -> Result<Value, String> {
         .map(|index| Role {
             index,
             room: "storm".into(),
+            joins: Vec::new(),
             publish: None,
         })
         .collect();

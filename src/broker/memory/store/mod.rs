@@ -152,6 +152,11 @@ impl Store {
         self.slot(room).head.clone()
     }
 
+    /// This life of the room's history.
+    pub fn epoch(&mut self, room: &str) -> Arc<str> {
+        self.slot(room).epoch.clone()
+    }
+
     /// The room has a member: it leaves the idle index and is never dropped.
     pub fn pin(&mut self, room: &str) {
         let slot = self.slot(room);
