@@ -75,6 +75,29 @@ MUST_FAIL = [
      "history_bytes"),
     ("a page token URL on another origin", {"config": {"auth": {"page_token_url": "https://id.example.com/token"}}},
      "page_token_url"),
+    ("an API setting under config (api.* has its own values)", {"config": {"api": {"max_body_bytes": 4096}}},
+     "additional properties 'api'"),
+    ("an API key name with a slash", {"api": {"keys": [{"name": "ci/x", "scopes": ["publish"],
+                                                        "key": "0123456789abcdef"}]}}, "/api/keys/0/name"),
+    ("an API key name a Secret cannot hold", {"api": {"keys": [{"name": "..ci", "scopes": ["publish"],
+                                                                "key": "0123456789abcdef"}]}}, "/api/keys/0/name"),
+    ("an unknown API scope", {"api": {"keys": [{"name": "ci", "scopes": ["write"], "key": "0123456789abcdef"}]}},
+     "/api/keys/0/scopes"),
+    ("an API key without scopes", {"api": {"keys": [{"name": "ci", "scopes": [], "key": "0123456789abcdef"}]}},
+     "/api/keys/0/scopes"),
+    ("a plain API key under 16 characters", {"api": {"keys": [{"name": "ci", "scopes": ["read"], "key": "short"}]}},
+     "/api/keys/0/key"),
+    ("an API key without key or existingSecret", {"api": {"keys": [{"name": "ci", "scopes": ["read"]}]}},
+     "api.keys[0] (ci) needs key"),
+    ("an API key in values with existingSecret",
+     {"api": {"existingSecret": "mine", "keys": [{"name": "ci", "scopes": ["read"], "key": "0123456789abcdef"}]}},
+     "key is ignored when api.existingSecret is set"),
+    ("two API keys with one name", {"api": {"keys": [{"name": "ci", "scopes": ["read"], "key": "0123456789abcdef"},
+                                                     {"name": "ci", "scopes": ["publish"], "key": "fedcba9876543210"}]}},
+     "is used twice"),
+    ("an idempotency window that is not a duration", {"api": {"idempotencyWindow": "soon"}}, "idempotencyWindow"),
+    ("an API body cap over 1 MiB", {"api": {"maxBodyBytes": 2097152}}, "maximum"),
+    ("an API namespace that is not a name", {"networkPolicy": {"apiNamespaces": ["Build Bots"]}}, "apiNamespaces"),
 ]
 
 # Prometheus Operator CRDs have no schema in kubernetes-validate. These are
@@ -271,6 +294,13 @@ def cmd_lint(f: Failures) -> None:
                  if any(p.get("port") == "admin" for p in r.get("ports", []))]
         f.check(admin == [], "no metrics namespace or peer: no admin rule (only the node reaches it)",
                 json.dumps(admin))
+        objs, _ = rendered_objects({"networkPolicy": {"apiNamespaces": ["builds"]}}, "API namespaces")
+        admin = [r for o in objs if o["kind"] == "NetworkPolicy" for r in o["spec"].get("ingress", [])
+                 if any(p.get("port") == "admin" for p in r.get("ports", []))]
+        api_rule = [{"namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name",
+                                                                "operator": "In", "values": ["builds"]}]}}]
+        f.check(len(admin) == 2 and admin[0].get("from") == want and admin[1].get("from") == api_rule,
+                "networkPolicy.apiNamespaces: a second admin rule from those namespaces", json.dumps(admin))
     except Exception as e:  # noqa: BLE001 - report any render failure
         f.fail("NetworkPolicy defaults", str(e))
 
@@ -286,6 +316,22 @@ def cmd_lint(f: Failures) -> None:
             _, notes = rendered_objects(values, what)
             f.check(("trusted_proxies is empty" in notes) == want,
                     f"NOTES.txt {'warns' if want else 'is quiet'} with {what}", notes[-300:])
+        except Exception as e:  # noqa: BLE001 - report any render failure
+            f.fail(f"NOTES.txt with {what}", str(e))
+
+    print("== NOTES.txt: the server API")
+    one_key = {"api": {"keys": [{"name": "ci", "scopes": ["publish"], "key": "0123456789abcdef"}]}}
+    for what, values, url, hint in [
+        ("no API key", {}, False, False),
+        ("an API key and no API namespace", one_key, True, True),
+        ("an API key and an API namespace", {**one_key, "networkPolicy": {"apiNamespaces": ["ci"]}}, True, False),
+    ]:
+        try:
+            _, notes = rendered_objects(values, what)
+            f.check((f"{RELEASE}.{NAMESPACE}.svc:8081/api/v1/" in notes) == url
+                    and ("apiNamespaces and apiFrom are empty" in notes) == hint,
+                    f"NOTES.txt with {what}: API URL {'shown' if url else 'absent'}, "
+                    f"NetworkPolicy hint {'shown' if hint else 'absent'}", notes[-600:])
         except Exception as e:  # noqa: BLE001 - report any render failure
             f.fail(f"NOTES.txt with {what}", str(e))
 
@@ -393,7 +439,21 @@ def stand_in_jwt_keys(config_text: str, d: Path) -> str:
     return config_text
 
 
-def server_refuses(config_text: str, tokens_text: str, env: dict[str, str]) -> str | None:
+def stand_in_api_keys(config_text: str, d: Path, keys_by_name: dict[str, str]) -> str:
+    """The API key files: the chart's own Secret's entry when it renders one,
+    else (api.existingSecret) a random plain key, in `d`."""
+    for i, key in enumerate(tomllib.loads(config_text).get("api", {}).get("keys", [])):
+        path = key.get("key_file")
+        if not path:
+            continue
+        stand_in = d / f"api-key-{i}"
+        stand_in.write_text(keys_by_name.get(key.get("name"), os.urandom(16).hex()))
+        config_text = config_text.replace(json.dumps(path), json.dumps(str(stand_in)))
+    return config_text
+
+
+def server_refuses(config_text: str, tokens_text: str, env: dict[str, str],
+                   api_keys: dict[str, str] | None = None) -> str | None:
     """Runs `ws-chat check-config` on a rendered settings file, with the
     container's plain env values; returns its complaint, or None if accepted."""
     if not WS_CHAT.exists():
@@ -402,6 +462,7 @@ def server_refuses(config_text: str, tokens_text: str, env: dict[str, str]) -> s
         tokens = Path(d, "tokens.toml")
         tokens.write_text(tokens_text)
         config_text = stand_in_jwt_keys(config_text, Path(d))
+        config_text = stand_in_api_keys(config_text, Path(d), api_keys or {})
         config = Path(d, "config.toml")
         config.write_text(config_text.replace("/etc/ws-chat/secrets/tokens.toml", str(tokens)))
         env = {k: v.replace("/etc/ws-chat/secrets/tokens.toml", str(tokens)) for k, v in env.items()}
@@ -482,7 +543,9 @@ def check_policy(f: Failures, objs: list[dict], origin: str, chart: bool) -> Non
             tokens_text = next((t for sec in by_kind.get("Secret", [])
                                 for t in [(sec.get("stringData") or {}).get("tokens.toml")] if t), "")
             plain_env = {e["name"]: e["value"] for e in c.get("env", []) if "value" in e}
-            refused = server_refuses(cms[0]["data"]["config.toml"], tokens_text, plain_env)
+            api_keys = {k: v for sec in by_kind.get("Secret", []) if sec["metadata"]["name"].endswith("-api-keys")
+                        for k, v in (sec.get("stringData") or {}).items()}
+            refused = server_refuses(cms[0]["data"]["config.toml"], tokens_text, plain_env, api_keys)
             want(refused is None, f"ws-chat check-config accepts the rendered settings: {refused}")
         except (tomllib.TOMLDecodeError, ValueError) as e:
             problems.append(f"config.toml: {e}")
@@ -582,6 +645,7 @@ def check_chart_extras(f: Failures, objs: list[dict], origin: str) -> None:
         admin = [r for r in rules if any(p.get("port") == "admin" for p in r.get("ports", []))]
         f.check(all(r.get("from") for r in admin),
                 f"{origin}: NetworkPolicy lets only chosen peers reach the admin port", json.dumps(admin))
+    check_api_keys(f, by_kind, origin)
     for cm in by_kind.get("ConfigMap", []):
         if "ws-chat.json" in cm.get("data", {}):
             same = json.loads(cm["data"]["ws-chat.json"]) == json.loads(DASHBOARD.read_text())
@@ -590,6 +654,42 @@ def check_chart_extras(f: Failures, objs: list[dict], origin: str) -> None:
     for pr in by_kind.get("PrometheusRule", []):
         same = pr["spec"] == yaml.safe_load(RULES.read_text())
         f.check(same, f"{origin}: PrometheusRule spec equals rules/ws-chat.rules.yaml")
+
+
+def check_api_keys(f: Failures, by_kind: dict[str, list[dict]], origin: str) -> None:
+    """The server API's keys: the settings name only files under
+    /etc/ws-chat/api-keys, never a key; that directory is a read-only mount
+    of a Secret with one entry per key name."""
+    cms = [cm for cm in by_kind.get("ConfigMap", []) if "config.toml" in cm.get("data", {})]
+    deps = by_kind.get("Deployment", [])
+    if len(cms) != 1 or len(deps) != 1:
+        return
+    keys = tomllib.loads(cms[0]["data"]["config.toml"]).get("api", {}).get("keys", [])
+    if not keys:
+        return
+    problems = []
+    for k in keys:
+        if "key" in k:
+            problems.append(f"api.keys {k.get('name')}: a key in the ConfigMap")
+        if k.get("key_file") != f"/etc/ws-chat/api-keys/{k.get('name')}":
+            problems.append(f"api.keys {k.get('name')}: key_file {k.get('key_file')!r}")
+    pod = deps[0]["spec"]["template"]["spec"]
+    (c,) = [c for c in pod["containers"] if c["name"] == "ws-chat"]
+    mounts = [m for m in c.get("volumeMounts", []) if m["mountPath"] == "/etc/ws-chat/api-keys"]
+    if len(mounts) != 1 or mounts[0].get("readOnly") is not True or "subPath" in mounts[0]:
+        problems.append(f"/etc/ws-chat/api-keys mounted once, read-only, as a directory: {mounts}")
+    else:
+        (vol,) = [v for v in pod.get("volumes", []) if v["name"] == mounts[0]["name"]]
+        secret = vol.get("secret", {})
+        items = {i["key"]: i["path"] for i in secret.get("items", [])}
+        if items != {k["name"]: k["name"] for k in keys}:
+            problems.append(f"the api-keys volume maps each key name to its file: {items}")
+        owned = [s for s in by_kind.get("Secret", []) if s["metadata"]["name"] == secret.get("secretName")]
+        for s in owned:
+            if set((s.get("stringData") or {})) != set(items):
+                problems.append(f"{name_of(s)} holds exactly the key names")
+    f.check(not problems, f"{origin}: API keys only in a Secret, mounted read-only, one file per name",
+            "; ".join(problems))
 
 
 # ---------------------------------------------------------------- rules

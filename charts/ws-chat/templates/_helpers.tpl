@@ -50,6 +50,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default (printf "%s-auth" (include "ws-chat.fullname" .)) .Values.auth.existingSecret }}
 {{- end }}
 
+{{/* The Secret holding the server API's keys, one entry per key name. */}}
+{{- define "ws-chat.apiSecretName" -}}
+{{- default (printf "%s-api-keys" (include "ws-chat.fullname" .)) .Values.api.existingSecret }}
+{{- end }}
+
 {{/* Whether a Redis password file is mounted, and from which Secret. */}}
 {{- define "ws-chat.redisSecretName" -}}
 {{- if .Values.redis.existingSecret }}
@@ -190,6 +195,19 @@ public_key_file = {{ printf "/etc/ws-chat/jwt/%s" . | toJson }}
 {{- end }}
 {{- end }}
 {{- end }}
+{{- /* The server API: only the path of each key's file, never the key
+       (that is in the Secret mounted at /etc/ws-chat/api-keys). */}}
+{{- with .Values.api }}
+[api]
+idempotency_window = {{ .idempotencyWindow | toJson }}
+max_body_bytes = {{ include "ws-chat.tomlValue" .maxBodyBytes }}
+{{- range .keys }}
+[[api.keys]]
+name = {{ .name | toJson }}
+scopes = {{ include "ws-chat.tomlValue" .scopes }}
+key_file = {{ printf "/etc/ws-chat/api-keys/%s" .name | toJson }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{- define "ws-chat.tomlValue" -}}
@@ -226,5 +244,18 @@ public_key_file = {{ printf "/etc/ws-chat/jwt/%s" . | toJson }}
 {{- end }}
 {{- if and .Values.auth.existingSecret .Values.auth.tokens }}
 {{- fail "auth.tokens is ignored when auth.existingSecret is set: put the grants in that Secret" }}
+{{- end }}
+{{- $apiNames := dict }}
+{{- range $i, $k := .Values.api.keys }}
+{{- if hasKey $apiNames $k.name }}
+{{- fail (printf "api.keys[%d]: the name %q is used twice; names must be unique (they name the key files)" $i $k.name) }}
+{{- end }}
+{{- $_ := set $apiNames $k.name true }}
+{{- if and $.Values.api.existingSecret (hasKey $k "key") }}
+{{- fail (printf "api.keys[%d] (%s): key is ignored when api.existingSecret is set: put it in that Secret under %q" $i $k.name $k.name) }}
+{{- end }}
+{{- if and (not $.Values.api.existingSecret) (not $k.key) }}
+{{- fail (printf "api.keys[%d] (%s) needs key, or set api.existingSecret to a Secret holding an entry %q" $i $k.name $k.name) }}
+{{- end }}
 {{- end }}
 {{- end }}
