@@ -174,8 +174,9 @@ async fn body(app: &App, req: Request<Incoming>) -> Result<Bytes, ApiError> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
-    let has_type = headers.contains_key(CONTENT_TYPE);
-    if has_type && !is_json {
+    // A type that is not JSON is refused only with a body: a GET, or a
+    // disconnect without a reason, may carry any Content-Type.
+    if declared.is_some_and(|n| n > 0) && !is_json {
         return Err(ApiError::UnsupportedMediaType);
     }
     if declared.is_some_and(|n| n > max as u64) {
