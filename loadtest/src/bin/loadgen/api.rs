@@ -89,7 +89,7 @@ pub async fn api_publish(shared: Arc<Shared>) -> Result<Value, String> {
             "created": created,
             "status_counts": statuses,
             "errors": stats.errors(),
-            "reconnects": Counters::get(&stats.reconnects).saturating_sub(a.callers as u64),
+            "reconnects": Counters::get(&stats.reconnects),
             "api_latency_ms": stats.latency.summary(),
             "expected": expected, "delivered": delivered,
             "delivered_ratio": if expected > 0 { round(delivered as f64 / expected as f64, 5) } else { 0.0 },
