@@ -24,6 +24,9 @@ fanout-rooms-1 is its control, on every server: the same 2,000 connections,
 The JWT connect storm (jwt-storm-*) runs ws-chat only, once per way of
 authenticating: the static token, HS256 JWTs and ES256 JWTs
 (bench_tokens.py mints them; ES256 needs the `openssl` CLI).
+The server API publishes (api-publish: one process, memory broker;
+api-publish-redis: two processes on one redis-server, calls to one and
+watchers on the other) run ws-chat only; see bench_api.py.
 The reference chat is not part of ws-chat: the "reference" server runs only
 from target/reference as prepared from REFERENCE_DIR by `make deps`
 (scripts/reference-ready.sh decides).
@@ -54,6 +57,7 @@ NOFILE = 65536
 sys.dont_write_bytecode = True  # no __pycache__ in the work tree
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_report import render_markdown  # noqa: E402
+import bench_api  # noqa: E402
 import bench_tokens  # noqa: E402
 
 
@@ -141,7 +145,7 @@ def scenarios() -> list[dict]:
             "clients": auth_n,
             "users": users,
         },
-    ]
+    ] + bench_api.scenarios(QUICK)
 
 
 def free_port() -> int:
@@ -183,11 +187,14 @@ class Server:
         "baseline": "an earlier ws-chat build ($BENCH_BASELINE), same settings as ws-chat",
     }
 
-    def __init__(self, name: str, log_dir: Path, config: Path | None = None):
+    def __init__(self, name: str, log_dir: Path, config: Path | None = None,
+                 env_extra: dict | None = None, tag: str = ""):
+        """`env_extra`: more environment (ws-chat: a Redis broker); `tag`
+        tells replicas' logs apart."""
         self.name = name
         self.port = free_port()
         self.origin = f"http://localhost:{self.port}"
-        self.log = open(log_dir / f"{name}.log", "ab")
+        self.log = open(log_dir / f"{name}{tag}.log", "ab")
         env = dict(os.environ)
         cwd = ROOT
         if name in ("ws-chat", "baseline"):
@@ -202,6 +209,8 @@ class Server:
             cmd = [str(RELEASE / "ws-chat") if name == "ws-chat" else os.environ["BENCH_BASELINE"]]
             if config is not None:
                 cmd += ["--config", str(config)]
+            env.update(env_extra or {})
+            self.admin_url = f"http://127.0.0.1:{admin}"
             self.ready_url = f"http://127.0.0.1:{admin}/readyz"
             self.metrics_url = f"http://127.0.0.1:{admin}/metrics"
             self.ready = lambda s: s == 200
@@ -533,7 +542,9 @@ def main() -> int:
             if run_on != servers:
                 print(f"== {scenario['id']}: runs on {', '.join(run_on) or 'no server'} only; not on "
                       + entry["note"].split(" Not run on: ", 1)[-1], flush=True)
-        if "variants" in scenario:
+        if "api" in scenario:
+            bench_api.run(scenario, entry, servers, log_dir, results, Server, server_counters)
+        elif "variants" in scenario:
             run_variants(scenario, entry, servers, log_dir)
         else:
             for name in run_on:

@@ -61,6 +61,23 @@ ROWS = {
          lambda r: _pct(r, "profile.tcp_send_share"), 1),
         ("perf: TCP send µs per delivery", lambda r: _tcp_send_us(r), 3),
     ],
+    "api-publish": [
+        ("watchers joined", lambda r: _get(r, "joined"), 0),
+        ("API calls per second (measured)", lambda r: _get(r, "requests_per_s"), 0),
+        ("calls made / scheduled", lambda r: _get(r, "sent_ratio"), 4),
+        ("answers other than 201 (whole run)", lambda r: _get(r, "errors"), 0),
+        ("status counts (whole run)", lambda r: _statuses(r), 0),
+        *_quantiles("API call latency", "api_latency_ms", ("p50", "p99", "max")),
+        ("delivered / expected", lambda r: _get(r, "delivered_ratio"), 4),
+        ("not delivered within 3 s", lambda r: _get(r, "not_delivered_in_time"), 0),
+        ("deliveries per second", lambda r: _get(r, "deliveries_per_s"), 0),
+        *_quantiles("delivery latency", "delivery_latency_ms", ("p50", "p99", "max")),
+        ("server CPU (cores busy)", lambda r: _get(r, "server_cpu_cores"), 3),
+        ("server CPU µs per API call", lambda r: _get(r, "server_cpu_us_per_request"), 1),
+        ("server RSS under load (MiB)", lambda r: _mib(_get(r, "server_rss_loaded_kib")), 1),
+        ("load generator CPU (cores)", lambda r: _get(r, "loadgen_cpu_cores"), 3),
+        ("other processes' CPU (cores)", lambda r: _get(r, "other_cpu_cores"), 3),
+    ],
     "idle": [
         ("connected", lambda r: _get(r, "connected"), 0),
         ("time to connect and join all (s)", lambda r: _get(r, "connect_s"), 2),
@@ -104,6 +121,11 @@ ROWS = {
 # Ratio columns, (numerator, denominator), shown when both are columns.
 RATIOS = (("ws-chat", "reference"), ("ws-chat", "floor"), ("ws-chat", "baseline"), ("baseline", "floor"),
           ("HS256", "static"), ("ES256", "static"))
+
+
+def _statuses(report: dict):
+    counts = report.get("status_counts")
+    return None if counts is None else ", ".join(f"{k}: {v:,}" for k, v in counts.items()) or "none"
 
 
 def _text(value):
@@ -155,7 +177,12 @@ def scenario_table(entry: dict, servers: list[str]) -> str:
     results = entry["results"]
     servers = entry.get("columns") or servers
     ratios = [(s, other) for s, other in RATIOS if s in servers and other in servers]
-    head = ["metric", *servers, *[f"{a} / {b}" for a, b in ratios]]
+    # entry["compare"]: the same columns of another scenario, as ratios.
+    compare = entry.get("compare") or {}
+    other = compare.get("results") or {}
+    versus = [s for s in servers if s in other and "error" not in other[s]]
+    head = ["metric", *servers, *[f"{a} / {b}" for a, b in ratios],
+            *[f"{s} {compare.get('label', '')}" for s in versus]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, get, digits in rows:
         values = {s: (None if "error" in results.get(s, {}) else get(results.get(s, {}))) for s in servers}
@@ -163,6 +190,7 @@ def scenario_table(entry: dict, servers: list[str]) -> str:
             continue
         cells = [label] + [v if isinstance(v, str) else _fmt(v, digits) for v in values.values()]
         cells += [_ratio(values[a], values[b]) for a, b in ratios]
+        cells += [_ratio(values[s], get(other[s])) for s in versus]
         lines.append("| " + " | ".join(cells) + " |")
     notes = []
     for s in servers:

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub const USAGE: &str = "\
-loadgen --mode fanout|idle|join-storm|connect-storm [options]
+loadgen --mode fanout|idle|join-storm|connect-storm|api-publish [options]
 
   --url URL              ws://HOST:PORT/chat (default ws://127.0.0.1:8080/chat)
   --also-url URL         a second replica: odd-numbered connections go there
@@ -22,9 +22,16 @@ loadgen --mode fanout|idle|join-storm|connect-storm [options]
                          its query string, then N-1 `join`s (protocol v2);
                          --rooms must be a multiple of N; R x M / N
                          connections, each room exactly M members
-  --rate R               fanout: messages per second per publisher (1.5)
-  --warmup SECS          fanout: publishing before measuring starts (5)
-  --duration SECS        fanout: measured publishing time (20); idle: hold time (5)
+  --rate R               fanout: messages per second per publisher (1.5);
+                         api-publish: API calls per second in all (0 = as
+                         fast as the callers go, closed loop; default 0)
+  --api-url URL          api-publish: the admin listener, http://HOST:PORT
+  --api-key KEY          api-publish: bearer key with the publish scope
+  --callers N            api-publish: concurrent callers, one keep-alive
+                         HTTP/1.1 connection each (16)
+  --watchers N           api-publish: WebSocket clients in the room (100)
+  --warmup SECS          fanout, api-publish: publishing before measuring starts (5)
+  --duration SECS        fanout, api-publish: measured publishing time (20); idle: hold time (5)
   --connections N        idle: connections in total (10000)
   --clients N            join-storm: clients joining one room;
                          connect-storm: clients connecting (5000)
@@ -47,6 +54,8 @@ pub enum Mode {
     /// Clients connect as fast as they may; each one's handshake and join
     /// time is recorded, then they leave.
     ConnectStorm,
+    /// Watchers in one room; callers publish into it through the server API.
+    ApiPublish,
 }
 
 impl Mode {
@@ -56,6 +65,7 @@ impl Mode {
             Mode::Idle => "idle",
             Mode::JoinStorm => "join-storm",
             Mode::ConnectStorm => "connect-storm",
+            Mode::ApiPublish => "api-publish",
         }
     }
 }
@@ -78,6 +88,11 @@ pub struct Args {
     /// Fanout: rooms per connection (version 2 `join`s after the first).
     pub rooms_per_conn: usize,
     pub rate: f64,
+    /// api-publish: the admin listener's address, the key, callers, watchers.
+    pub api: Option<SocketAddr>,
+    pub api_key: String,
+    pub callers: usize,
+    pub watchers: usize,
     pub warmup: Duration,
     pub duration: Duration,
     pub connections: usize,
@@ -141,6 +156,10 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
         publishers: 40,
         rooms_per_conn: 1,
         rate: 1.5,
+        api: None,
+        api_key: String::new(),
+        callers: 16,
+        watchers: 100,
         warmup: Duration::from_secs(5),
         duration: Duration::ZERO,
         connections: 10_000,
@@ -155,6 +174,7 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
         json: None,
     };
     let mut duration = None;
+    let mut rate = None;
     let mut it = argv.into_iter();
     while let Some(flag) = it.next() {
         if flag == "-h" || flag == "--help" {
@@ -171,6 +191,7 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
                     "idle" => Mode::Idle,
                     "join-storm" => Mode::JoinStorm,
                     "connect-storm" => Mode::ConnectStorm,
+                    "api-publish" => Mode::ApiPublish,
                     other => return Err(format!("--mode: unknown mode {other}")),
                 })
             }
@@ -184,7 +205,11 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--members" => args.members = number(f, &value)?,
             "--publishers" => args.publishers = number(f, &value)?,
             "--rooms-per-conn" => args.rooms_per_conn = number(f, &value)?,
-            "--rate" => args.rate = number(f, &value)?,
+            "--rate" => rate = Some(number(f, &value)?),
+            "--api-url" => args.api = Some(http_addr(&value)?),
+            "--api-key" => args.api_key = value,
+            "--callers" => args.callers = number(f, &value)?,
+            "--watchers" => args.watchers = number(f, &value)?,
             "--warmup" => args.warmup = seconds(f, &value)?,
             "--duration" => duration = Some(seconds(f, &value)?),
             "--connections" => args.connections = number(f, &value)?,
@@ -209,15 +234,27 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
     if args.rooms == 0 {
         args.rooms = match args.mode {
             Mode::Idle | Mode::ConnectStorm => 100,
-            Mode::Fanout | Mode::JoinStorm => 1,
+            Mode::Fanout | Mode::JoinStorm | Mode::ApiPublish => 1,
         };
     }
+    args.rate = rate.unwrap_or(match args.mode {
+        Mode::ApiPublish => 0.0,
+        _ => 1.5,
+    });
     args.duration = duration.unwrap_or(match args.mode {
-        Mode::Fanout => Duration::from_secs(20),
+        Mode::Fanout | Mode::ApiPublish => Duration::from_secs(20),
         _ => Duration::from_secs(5),
     });
     validate(&args)?;
     Ok(args)
+}
+
+/// `http://host:port` (a path, if any, is ignored) → the address.
+fn http_addr(url: &str) -> Result<SocketAddr, String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("--api-url must start with http:// (got {url})"))?;
+    server_addr(&format!("ws://{rest}"))
 }
 
 /// The non-empty lines of `path`, each one token.
@@ -258,10 +295,19 @@ fn validate(a: &Args) -> Result<(), String> {
         }
         crate::rooms::validate(a)?;
     }
+    if a.mode == Mode::ApiPublish {
+        if a.api.is_none() || a.api_key.is_empty() {
+            return Err("api-publish needs --api-url and --api-key".into());
+        }
+        if a.callers == 0 || a.watchers == 0 || !(0.0..=1e6).contains(&a.rate) {
+            return Err("api-publish needs --callers, --watchers >= 1 and 0 <= --rate".into());
+        }
+    }
     let total = match a.mode {
         Mode::Fanout => crate::rooms::connections(a),
         Mode::Idle => a.connections,
         Mode::JoinStorm | Mode::ConnectStorm => a.clients,
+        Mode::ApiPublish => a.watchers,
     };
     // 127.0.0.2 .. 127.0.255.251: 250 addresses per third octet.
     if total.div_ceil(a.per_ip) > 250 * 255 {
@@ -319,5 +365,19 @@ mod tests {
         assert!(parse(argv("--mode fanout --publishers 9 --members 3")).is_err());
         assert!(parse(argv("--mode fanout --url http://x/chat")).is_err());
         assert!(parse(argv("--mode fanout --rate")).is_err());
+        assert!(parse(argv("--mode api-publish")).is_err());
+        assert!(parse(argv("--mode api-publish --api-url ws://x:1 --api-key k")).is_err());
+    }
+
+    #[test]
+    fn api_publish_options() {
+        let a = parse(argv(
+            "--mode api-publish --api-url http://localhost:9001 --api-key k --callers 4",
+        ))
+        .expect("parses");
+        assert_eq!(a.api, Some(SocketAddr::from(([127, 0, 0, 1], 9001))));
+        assert_eq!((a.callers, a.watchers, a.rate, a.rooms), (4, 100, 0.0, 1));
+        let b = parse(argv("--mode fanout")).expect("parses");
+        assert_eq!(b.rate, 1.5);
     }
 }

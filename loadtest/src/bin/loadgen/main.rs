@@ -1,9 +1,11 @@
 //! loadgen: a compiled WebSocket load generator for ws-chat's benchmark
 //! (tokio-tungstenite clients spread over loopback source addresses).
 
+mod api;
 mod args;
 mod conn;
 mod events;
+mod http;
 mod modes;
 mod rooms;
 mod stats;

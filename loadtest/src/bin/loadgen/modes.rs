@@ -1,5 +1,5 @@
-//! The four scenarios (fanout, idle, join-storm, connect-storm): who
-//! connects where, the timeline, and the report each one produces.
+//! The scenarios (fanout, idle, join-storm, connect-storm; api-publish is in
+//! api.rs): who connects where, the timeline, and the report each produces.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -13,11 +13,11 @@ use crate::conn::{self, Role, Shared};
 use crate::rooms;
 use crate::stats::{rss_kib, Counters, CpuMark};
 
-fn secs(d: Duration) -> f64 {
+pub(crate) fn secs(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0).round() / 1000.0
 }
 
-fn round(x: f64, places: i32) -> f64 {
+pub(crate) fn round(x: f64, places: i32) -> f64 {
     let f = 10f64.powi(places);
     (x * f).round() / f
 }
@@ -45,7 +45,7 @@ fn spread(n: usize, rooms: usize, prefix: &str) -> Vec<Role> {
         .collect()
 }
 
-fn spawn_all(shared: &Arc<Shared>, roles: Vec<Role>) -> Vec<JoinHandle<()>> {
+pub(crate) fn spawn_all(shared: &Arc<Shared>, roles: Vec<Role>) -> Vec<JoinHandle<()>> {
     roles
         .into_iter()
         .map(|role| tokio::spawn(conn::run(shared.clone(), role)))
@@ -53,7 +53,7 @@ fn spawn_all(shared: &Arc<Shared>, roles: Vec<Role>) -> Vec<JoinHandle<()>> {
 }
 
 /// Tells every task to stop and waits (bounded) for them to hand in counts.
-async fn stop_all(shared: &Shared, tasks: Vec<JoinHandle<()>>) {
+pub(crate) async fn stop_all(shared: &Shared, tasks: Vec<JoinHandle<()>>) {
     shared.stop.cancel();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     for task in tasks {
@@ -65,7 +65,7 @@ async fn stop_all(shared: &Shared, tasks: Vec<JoinHandle<()>>) {
 }
 
 /// Waits until every connection has joined (received `history`) or failed.
-async fn wait_joined(shared: &Shared, n: u64, deadline: Instant) -> bool {
+pub(crate) async fn wait_joined(shared: &Shared, n: u64, deadline: Instant) -> bool {
     let c = &shared.counters;
     wait_until(deadline, || {
         Counters::get(&c.joined) + Counters::get(&c.connect_failed) + Counters::get(&c.closed_early)
@@ -74,7 +74,7 @@ async fn wait_joined(shared: &Shared, n: u64, deadline: Instant) -> bool {
     .await
 }
 
-fn common(shared: &Shared) -> Value {
+pub(crate) fn common(shared: &Shared) -> Value {
     let a = &shared.args;
     let c = &shared.counters;
     let failures = c.failures.lock().map(|m| m.clone()).unwrap_or_default();
@@ -93,7 +93,7 @@ fn common(shared: &Shared) -> Value {
     })
 }
 
-fn merge(mut base: Value, extra: Value) -> Value {
+pub(crate) fn merge(mut base: Value, extra: Value) -> Value {
     if let (Some(b), Value::Object(e)) = (base.as_object_mut(), extra) {
         b.extend(e);
     }
@@ -107,6 +107,7 @@ pub async fn run(args: Args) -> Result<Value, String> {
         Mode::Idle => idle(shared).await,
         Mode::JoinStorm => join_storm(shared).await,
         Mode::ConnectStorm => connect_storm(shared).await,
+        Mode::ApiPublish => crate::api::api_publish(shared).await,
     }
 }
 
