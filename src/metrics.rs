@@ -224,7 +224,7 @@ impl Metrics {
             accepted_messages: counter(
                 &r,
                 "wschat_messages_accepted_total",
-                "Client messages accepted into a room.",
+                "Messages accepted into a room, from clients and from the server API.",
             ),
             rejected: counter_vec(
                 &r,
