@@ -37,14 +37,18 @@ const SCAN_COUNT: usize = 1000;
 pub(super) struct Controls {
     /// To this replica's sessions.
     to_sessions: ControlSender,
+    /// Where this replica's answers arrive (made once: every pub/sub
+    /// message is checked against it).
+    reply_channel: String,
     /// Requests this replica asked, by id: where their answers go.
     pending: Mutex<HashMap<String, mpsc::UnboundedSender<u64>>>,
 }
 
 impl Controls {
-    pub(super) fn new(to_sessions: ControlSender) -> Controls {
+    pub(super) fn new(to_sessions: ControlSender, replica: &str) -> Controls {
         Controls {
             to_sessions,
+            reply_channel: reply_channel(replica),
             pending: Mutex::new(HashMap::new()),
         }
     }
@@ -77,7 +81,7 @@ fn reply_channel(replica: &str) -> String {
 /// Subscribes to the control channel and this replica's answers (the
 /// connection manager subscribes again by itself after a reconnect).
 pub(super) async fn listen(shared: Arc<Shared>, stop: CancellationToken) {
-    let channels = [CHANNEL.to_string(), reply_channel(&shared.replica)];
+    let channels = [CHANNEL, shared.control.reply_channel.as_str()];
     loop {
         let mut conn = shared.conn.clone();
         match shared.call(conn.subscribe(&channels)).await {
@@ -103,7 +107,7 @@ pub(super) fn on_push(shared: &Arc<Shared>, channel: &[u8], payload: &[u8]) -> b
         }
         return true;
     }
-    if channel == reply_channel(&shared.replica).as_bytes() {
+    if channel == shared.control.reply_channel.as_bytes() {
         match serde_json::from_slice::<Answer>(payload) {
             Ok(a) => {
                 if let Some(tx) = shared.control.pending().get(&a.req) {

@@ -2,7 +2,7 @@
 //! through one Redis.
 //!
 //! - A message is accepted by one Lua script (seq, log, TTL, publish; see
-//!   [`script`]). The publishing session awaits only that script; every
+//!   [`script`] and [`publish`]). The publishing session awaits only that script; every
 //!   replica, the publishing one included, delivers the message when it comes
 //!   back on pub/sub.
 //! - One task per process ([`receiver`]) reads pub/sub and is the only one
@@ -18,16 +18,16 @@
 mod control;
 mod link;
 mod members;
+mod publish;
 mod receiver;
 pub mod script;
 mod subs;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use redis::aio::ConnectionManager;
-use redis::streams::StreamRangeReply;
 use redis::RedisResult;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -39,7 +39,6 @@ use crate::broker::{
 use crate::config::{BrokerSettings, RoomSettings};
 use crate::fanout::rooms::Rooms;
 use crate::metrics::Metrics;
-use crate::protocol::event::MessageHead;
 
 use link::Status;
 use receiver::Event;
@@ -49,8 +48,6 @@ use subs::{SubCmd, Subs};
 /// Every Redis command gets at most this long (including waiting for a
 /// reconnect) before the operation fails as unavailable.
 const OP_TIMEOUT: Duration = Duration::from_secs(1);
-/// Newest log entries searched for a publish whose reply was lost.
-const LANDED_SCAN: usize = 128;
 
 /// The broker's settings that matter at run time.
 struct Limits {
@@ -105,30 +102,6 @@ impl Shared {
                 Err(BrokerError::Timeout)
             }
         }
-    }
-
-    /// The seq of publish `id`, and the room's epoch, if the room's log
-    /// holds it. Commands on one connection run in order, so this read, sent
-    /// after the publish, sees it if Redis ran it; when Redis cannot answer
-    /// this either, `None`.
-    async fn landed(&self, room: &str, id: &str) -> Option<(u64, Arc<str>)> {
-        let mut conn = self.conn.clone();
-        let mut cmd = redis::cmd("XREVRANGE");
-        cmd.arg(script::log_key(room))
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(LANDED_SCAN);
-        let reply: StreamRangeReply = self.call(cmd.query_async(&mut conn)).await.ok()?;
-        let entry = reply
-            .ids
-            .into_iter()
-            .find(|e| e.get::<String>("p").as_deref() == Some(id))?;
-        let seq = entry.id.split('-').next()?.parse().ok()?;
-        let mut cmd = redis::cmd("HGET");
-        cmd.arg(script::meta_key(room)).arg("epoch");
-        let epoch: String = self.call(cmd.query_async(&mut conn)).await.ok()?;
-        Some((seq, epoch.into()))
     }
 
     /// Reads up to `count` messages after `since` (see the HISTORY script).
@@ -192,6 +165,7 @@ impl RedisBroker {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let status = Arc::new(Status::new(metrics.clone(), events_tx));
         let (client, conn) = link::connect(settings, status.clone())?;
+        let replica = uuid::Uuid::new_v4().to_string();
         let shared = Arc::new(Shared {
             conn,
             client,
@@ -204,9 +178,9 @@ impl RedisBroker {
                 history_ttl_ms: settings.history_ttl.as_millis().max(1) as u64,
                 presence_ttl: settings.presence_ttl,
             },
-            replica: uuid::Uuid::new_v4().to_string(),
+            replica: replica.clone(),
             subs: Subs::default(),
-            control: control::Controls::new(control),
+            control: control::Controls::new(control, &replica),
         });
         let stop = CancellationToken::new();
         let (subs, subs_rx) = mpsc::unbounded_channel();
@@ -223,80 +197,9 @@ impl RedisBroker {
     }
 }
 
-/// Lowercase hex of `bytes`.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Microseconds since the Unix epoch at `at` (for latency across replicas).
-fn unix_micros(at: Instant) -> u64 {
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    now.saturating_sub(at.elapsed()).as_micros() as u64
-}
-
 impl Broker for RedisBroker {
     async fn publish(&self, msg: Publish<'_>) -> Result<Published, BrokerError> {
-        let s = &self.shared;
-        if !s.status.is_up() {
-            return Err(BrokerError::Down);
-        }
-        let started = Instant::now();
-        let room = msg.room;
-        // Everything but `seq`: the script appends the number it assigns
-        // and the closing brace, as `MessageHead::finish` does.
-        let head = MessageHead::new(room, msg.from, msg.user, msg.text);
-        let id = uuid::Uuid::new_v4().to_string();
-        let policy = s.limits.rooms.policy(room);
-        let mut inv = s.scripts.publish.prepare_invoke();
-        inv.key(script::meta_key(room))
-            .key(script::log_key(room))
-            .key(script::online_key(room));
-        if let Some(once) = &msg.once {
-            inv.key(script::once_key(room, &hex(&once.scope)));
-        }
-        inv.arg(&id)
-            .arg(policy.history)
-            .arg(s.limits.history_ttl_ms)
-            .arg(script::channel(room))
-            .arg(head.as_str())
-            // The publishing span's W3C traceparent ("" unless this trace is recorded).
-            .arg(crate::telemetry::current_traceparent().unwrap_or_default())
-            .arg(unix_micros(msg.accepted_at))
-            .arg(policy.oldest_kept(SystemTime::now()).unwrap_or_default())
-            .arg(head.id())
-            .arg(msg.once.map_or(1, |o| o.window.as_millis().max(1) as u64));
-        let mut conn = s.conn.clone();
-        let reply = s.call(inv.invoke_async::<(u64, String, u8, String)>(&mut conn));
-        let published = match reply.await {
-            Ok((seq, epoch, replayed, id)) => Published {
-                id,
-                seq,
-                epoch: epoch.into(),
-                replayed: replayed == 1,
-            },
-            // A lost reply is not a lost message: Redis may have run the
-            // script (and everyone got the message) while the reply was late
-            // or the connection broke. Telling the sender `unavailable` then
-            // invites a resend and a duplicate, so look for it first.
-            Err(e) => match s.landed(room, &id).await {
-                Some((seq, epoch)) => {
-                    tracing::info!(seq, "publish reply lost, but the message is in the log");
-                    Published {
-                        id: head.id().to_owned(),
-                        seq,
-                        epoch,
-                        replayed: false,
-                    }
-                }
-                None => return Err(e),
-            },
-        };
-        s.metrics
-            .broker_latency
-            .observe(started.elapsed().as_secs_f64());
-        Ok(published)
+        publish::accept(&self.shared, msg).await
     }
 
     async fn control(&self, control: Control) -> Result<u64, BrokerError> {
