@@ -3,6 +3,7 @@
 //! so walking the rooms would miss it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use crate::fanout::rooms::Member;
@@ -18,6 +19,9 @@ pub struct Directory {
     /// the connection sends its close frame. Kept here rather than in every
     /// connection: few connections ever have one.
     close_reasons: Mutex<HashMap<u64, Arc<str>>>,
+    /// How many reasons are kept: while none is, a closing connection
+    /// does not take the map's lock (every close would contend on it).
+    reasons_kept: AtomicUsize,
 }
 
 impl Default for Directory {
@@ -25,6 +29,7 @@ impl Default for Directory {
         Directory {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             close_reasons: Mutex::new(HashMap::new()),
+            reasons_kept: AtomicUsize::new(0),
         }
     }
 }
@@ -44,12 +49,20 @@ impl Directory {
 
     /// Keeps `reason` for connection `id`'s close frame.
     pub fn set_close_reason(&self, id: u64, reason: Arc<str>) {
-        self.reasons().insert(id, reason);
+        let mut reasons = self.reasons();
+        reasons.insert(id, reason);
+        self.reasons_kept.store(reasons.len(), Ordering::Release);
     }
 
     /// The close reason kept for connection `id`, if any.
     pub fn take_close_reason(&self, id: u64) -> Option<Arc<str>> {
-        self.reasons().remove(&id)
+        if self.reasons_kept.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut reasons = self.reasons();
+        let taken = reasons.remove(&id);
+        self.reasons_kept.store(reasons.len(), Ordering::Release);
+        taken
     }
 
     fn reasons(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<str>>> {
@@ -58,7 +71,7 @@ impl Directory {
 
     /// Takes a closed connection off the list.
     pub fn unregister(&self, id: u64) {
-        self.reasons().remove(&id);
+        self.take_close_reason(id);
         let mut shard = self.shard(id);
         shard.remove(&id);
         // Give back the table of a shard a storm left mostly empty.
