@@ -90,10 +90,10 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Reply {
     let traceparent = (req.headers().get("traceparent"))
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let endpoint =
-        route::route(req.method(), req.uri().path()).map_or(Endpoint::Other, |r| r.endpoint);
+    let routed = route::route(req.method(), req.uri().path());
+    let endpoint = routed.as_ref().map_or(Endpoint::Other, |r| r.endpoint);
     let span = spans::api_span(endpoint.as_str(), traceparent.as_deref());
-    let result = serve(&app, req).instrument(span.clone()).await;
+    let result = serve(&app, req, routed).instrument(span.clone()).await;
     let reply = match result {
         Ok(answer) => {
             let mut r = Response::new(Full::new(Bytes::from(answer.body.unwrap_or_default())));
@@ -115,11 +115,15 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Reply {
 
 type Refused = (ApiError, Option<&'static str>);
 
-async fn serve(app: &Arc<App>, req: Request<Incoming>) -> Result<Answer, Refused> {
+async fn serve(
+    app: &Arc<App>,
+    req: Request<Incoming>,
+    routed: Result<Route, Unrouted>,
+) -> Result<Answer, Refused> {
     if !app.api_keys.any() {
         return Err((ApiError::ApiOff, None));
     }
-    let route = match route::route(req.method(), req.uri().path()) {
+    let route = match routed {
         Ok(route) => route,
         Err(Unrouted::NotFound) => return Err((ApiError::NotFound, None)),
         Err(Unrouted::Method(allowed)) => return Err((ApiError::MethodNotAllowed, Some(allowed))),

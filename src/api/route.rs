@@ -80,6 +80,8 @@ pub fn route(method: &Method, path: &str) -> Result<Route, Unrouted> {
 }
 
 /// Decodes `%XX` escapes; `None` when they are malformed or not UTF-8.
+/// Stricter than the gate's query decoding, which must read what browsers
+/// send as leniently as `URLSearchParams` does: an API caller gets a 400.
 pub(super) fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());

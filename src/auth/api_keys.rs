@@ -2,8 +2,9 @@
 //! `sha256:`, or in a file), kept only as SHA-256 digests with their name and
 //! scopes, looked up in constant time, and replaced whole on reload.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use subtle::ConstantTimeEq;
 
 use super::{digest, TokenDigest, TokenSecret};
@@ -51,7 +52,7 @@ impl ApiKey {
 /// The keys in force.
 #[derive(Default)]
 pub struct ApiKeys {
-    keys: RwLock<Arc<Vec<Arc<ApiKey>>>>,
+    keys: ArcSwap<Vec<Arc<ApiKey>>>,
 }
 
 impl ApiKeys {
@@ -66,17 +67,13 @@ impl ApiKeys {
     /// stay in force.
     pub fn reload(&self, settings: &ApiSettings) -> Result<(), String> {
         let read = read_all(settings).map_err(|mut p| p.remove(0))?;
-        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(read);
+        self.keys.store(Arc::new(read));
         Ok(())
     }
 
     /// Whether any key is configured (the API is served).
     pub fn any(&self) -> bool {
-        !self.current().is_empty()
-    }
-
-    fn current(&self) -> Arc<Vec<Arc<ApiKey>>> {
-        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+        !self.keys.load().is_empty()
     }
 
     /// The key presented in an `Authorization` header value, if it is one
@@ -90,7 +87,7 @@ impl ApiKeys {
         }
         let presented = digest(key.trim());
         let mut found = None;
-        for k in self.current().iter() {
+        for k in self.keys.load().iter() {
             if bool::from(k.digest.ct_eq(&presented)) {
                 found = Some(k.clone());
             }

@@ -30,11 +30,6 @@ pub struct ApiSettings {
 }
 
 impl ApiSettings {
-    /// Whether the API is served.
-    pub fn enabled(&self) -> bool {
-        !self.keys.is_empty()
-    }
-
     /// Problems of the plain settings (the keys are checked where they are read).
     pub(super) fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
