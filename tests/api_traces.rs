@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::api::{call_with, config, ALL};
-use common::otlp::{collector, decode, hex};
+use common::otlp::{assert_not_exported, collector, decode, hex};
 use common::Process;
 
 const TEXT: &str = "deploy-Qw7Zt";
@@ -65,10 +65,5 @@ async fn an_api_publish_continues_the_callers_trace() {
         "broker.publish is the request's child"
     );
     assert_eq!(publish.attrs["messaging.message.seq"], "1");
-    for (_, body) in &bodies {
-        for needle in [ALL, TEXT] {
-            let found = body.windows(needle.len()).any(|w| w == needle.as_bytes());
-            assert!(!found, "`{needle}` was exported");
-        }
-    }
+    assert_not_exported(&bodies, &[ALL, TEXT]);
 }

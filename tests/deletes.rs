@@ -116,26 +116,14 @@ async fn authors_and_moderators_delete_and_the_message_leaves_history() {
     assert_eq!(texts(&resumed), ["second"]);
     assert_eq!(second["text"], "second");
 
-    assert_eq!(
-        s.metric(r#"wschat_message_deletes_total{outcome="author"}"#)
-            .await,
-        1.0
-    );
-    assert_eq!(
-        s.metric(r#"wschat_message_deletes_total{outcome="moderator"}"#)
-            .await,
-        1.0
-    );
-    assert_eq!(
-        s.metric(r#"wschat_message_deletes_total{outcome="forbidden"}"#)
-            .await,
-        2.0
-    );
-    assert_eq!(
-        s.metric(r#"wschat_message_deletes_total{outcome="not_found"}"#)
-            .await,
-        2.0
-    );
+    for (series, want) in [
+        (r#"wschat_message_deletes_total{outcome="author"}"#, 1.0),
+        (r#"wschat_message_deletes_total{outcome="moderator"}"#, 1.0),
+        (r#"wschat_message_deletes_total{outcome="forbidden"}"#, 2.0),
+        (r#"wschat_message_deletes_total{outcome="not_found"}"#, 2.0),
+    ] {
+        assert_eq!(s.metric(series).await, want, "{series}");
+    }
     s.stop().await;
 }
 

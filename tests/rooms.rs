@@ -122,21 +122,13 @@ async fn one_connection_holds_several_rooms_and_every_room_event_names_its_room(
         (Some("a"), Some("still in a"))
     );
 
-    assert_eq!(
-        s.metric(r#"wschat_room_joins_total{outcome="joined"}"#)
-            .await,
-        5.0
-    );
-    assert_eq!(
-        s.metric(r#"wschat_room_joins_total{outcome="too_many_rooms"}"#)
-            .await,
-        1.0
-    );
-    assert_eq!(
-        s.metric(r#"wschat_room_leaves_total{reason="leave"}"#)
-            .await,
-        1.0
-    );
+    for (series, want) in [
+        (r#"wschat_room_joins_total{outcome="joined"}"#, 5.0),
+        (r#"wschat_room_joins_total{outcome="too_many_rooms"}"#, 1.0),
+        (r#"wschat_room_leaves_total{reason="leave"}"#, 1.0),
+    ] {
+        assert_eq!(s.metric(series).await, want, "{series}");
+    }
     s.stop().await;
 }
 

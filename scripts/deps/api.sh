@@ -14,17 +14,8 @@ PY_PINS=(
   PyYAML==6.0.4                  # scripts/api-lint.py reads the document
 )
 
-# A venv needs ensurepip; Debian's python3 has it only with python3-venv.
-if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
-  echo "installing Debian package: python3-venv"
-  export TMPDIR=/var/tmp DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
-fi
-
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
-fi
+source scripts/deps/lib/venv.sh
+ensure_venv "$VENV"
 # pip is a no-op when the pinned versions are already there.
 "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_PINS[@]}"
 

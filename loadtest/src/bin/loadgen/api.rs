@@ -3,7 +3,6 @@
 //! second, statuses, call latency, and delivery latency from each call's
 //! start to each watcher's receipt.
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,14 +10,13 @@ use serde_json::{json, Value};
 
 use crate::conn::{Role, Shared};
 use crate::http::{self, ApiStats};
-use crate::modes::{common, merge, round, secs, spawn_all, stop_all, wait_joined};
-use crate::stats::{rss_kib, Counters, CpuMark};
+use crate::modes::{common, measure, merge, round, secs, spawn_all, stop_all, wait_joined, Window};
+use crate::stats::Counters;
 
 const ROOM: &str = "api-bench";
 
 pub async fn api_publish(shared: Arc<Shared>) -> Result<Value, String> {
     let a = shared.args.clone();
-    let pid = a.server_pid;
     let roles = (0..a.watchers)
         .map(|index| Role {
             index,
@@ -36,19 +34,11 @@ pub async fn api_publish(shared: Arc<Shared>) -> Result<Value, String> {
         .map(|i| tokio::spawn(http::caller(shared.clone(), stats.clone(), i, ROOM.into())))
         .collect();
 
-    // Callers connect meanwhile; 200 ms, then the warm-up, then measuring.
-    let start = shared.now_us() + 200_000;
-    let from = start + a.warmup.as_micros() as u64;
-    let until = from + a.duration.as_micros() as u64;
-    shared.publish_from.store(start, Relaxed);
-    shared.measure_from.store(from, Relaxed);
-    shared.measure_until.store(until, Relaxed);
-    shared.go.cancel();
-    tokio::time::sleep_until(shared.instant_at(from)).await;
-    let cpu_from = CpuMark::now_with(pid, &a.extra_pids);
-    tokio::time::sleep_until(shared.instant_at(until)).await;
-    let cpu_until = CpuMark::now_with(pid, &a.extra_pids);
-    let rss_loaded = pid.and_then(|p| rss_kib(Some(p)));
+    let Window {
+        cpu_from,
+        cpu_until,
+        rss_loaded,
+    } = measure(&shared).await;
     // Calls in flight at the end finish (bounded), then stragglers arrive.
     let deadline = tokio::time::Instant::now() + a.late;
     for task in callers {

@@ -111,6 +111,37 @@ pub async fn run(args: Args) -> Result<Value, String> {
     }
 }
 
+/// The server's CPU at the edges of the measured window, and its RSS at the end.
+pub(crate) struct Window {
+    pub cpu_from: CpuMark,
+    pub cpu_until: CpuMark,
+    pub rss_loaded: Option<u64>,
+}
+
+/// Lets publishing start 200 ms from now, then waits out the warm-up and
+/// the measured `--duration`, reading the server's CPU at both edges.
+pub(crate) async fn measure(shared: &Shared) -> Window {
+    let a = &shared.args;
+    let pid = a.server_pid;
+    let start = shared.now_us() + 200_000;
+    let from = start + a.warmup.as_micros() as u64;
+    let until = from + a.duration.as_micros() as u64;
+    shared.publish_from.store(start, Relaxed);
+    shared.measure_from.store(from, Relaxed);
+    shared.measure_until.store(until, Relaxed);
+    shared.go.cancel();
+    tokio::time::sleep_until(shared.instant_at(from)).await;
+    let cpu_from = CpuMark::now_with(pid, &a.extra_pids);
+    tokio::time::sleep_until(shared.instant_at(until)).await;
+    let cpu_until = CpuMark::now_with(pid, &a.extra_pids);
+    let rss_loaded = pid.and_then(|p| rss_kib(Some(p)));
+    Window {
+        cpu_from,
+        cpu_until,
+        rss_loaded,
+    }
+}
+
 async fn fanout(shared: Arc<Shared>) -> Result<Value, String> {
     let a = shared.args.clone();
     let pid = a.server_pid;
@@ -124,18 +155,11 @@ async fn fanout(shared: Arc<Shared>) -> Result<Value, String> {
     let connect_s = secs(t0.elapsed());
     let rss_connected = pid.and_then(|p| rss_kib(Some(p)));
 
-    let start = shared.now_us() + 200_000;
-    let from = start + a.warmup.as_micros() as u64;
-    let until = from + a.duration.as_micros() as u64;
-    shared.publish_from.store(start, Relaxed);
-    shared.measure_from.store(from, Relaxed);
-    shared.measure_until.store(until, Relaxed);
-    shared.go.cancel();
-    tokio::time::sleep_until(shared.instant_at(from)).await;
-    let cpu_from = CpuMark::now_with(pid, &a.extra_pids);
-    tokio::time::sleep_until(shared.instant_at(until)).await;
-    let cpu_until = CpuMark::now_with(pid, &a.extra_pids);
-    let rss_loaded = pid.and_then(|p| rss_kib(Some(p)));
+    let Window {
+        cpu_from,
+        cpu_until,
+        rss_loaded,
+    } = measure(&shared).await;
     // Stragglers: anything later than --late-ms counts as not delivered anyway.
     tokio::time::sleep(a.late + Duration::from_millis(300)).await;
     stop_all(&shared, tasks).await;
