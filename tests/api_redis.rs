@@ -7,20 +7,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::api::{call, config, ALL};
+use common::api::{call, config, tokens, ALL};
 use common::redis::RedisServer;
 use common::{connect, wait_readyz, Client, Process, ORIGIN};
 use serde_json::json;
 
 fn replicas(r: &RedisServer, dir: &std::path::Path) -> (Process, Process) {
     let file = config(dir);
-    let tokens = dir.join("tokens.toml");
-    std::fs::write(
-        &tokens,
-        "[[tokens]]\ntoken = \"t-u1\"\nuser = \"u1\"\nname = \"Ana\"\n",
-    )
-    .expect("tokens");
-    let tokens = tokens.to_string_lossy().into_owned();
+    let tokens = tokens(dir);
     let env = r.env();
     let mut vars = common::redis::as_vars(&env);
     vars.push(("CHAT__AUTH__TOKENS_FILE", &tokens));

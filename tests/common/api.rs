@@ -9,7 +9,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::header::HeaderMap;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use serde_json::Value;
+use serde_json::{json, Value};
+
+use super::TestServer;
 use tokio::net::TcpStream;
 
 /// The key with every scope in [`config`].
@@ -102,4 +104,34 @@ pub async fn call_with(
         json: serde_json::from_str(&text).unwrap_or(Value::Null),
         text,
     }
+}
+
+/// A tokens file with two identified users: `t-u1` (u1, Ana) and `t-u2`
+/// (u2, Bo).
+pub fn tokens(dir: &Path) -> String {
+    let path = dir.join("tokens.toml");
+    std::fs::write(
+        &path,
+        "[[tokens]]\ntoken = \"t-u1\"\nuser = \"u1\"\nname = \"Ana\"\n\n\
+         [[tokens]]\ntoken = \"t-u2\"\nuser = \"u2\"\nname = \"Bo\"\n",
+    )
+    .expect("write tokens");
+    path.to_string_lossy().into_owned()
+}
+
+/// An in-process server with the keys of [`config`], the users of
+/// [`tokens`], and `extra` settings.
+pub async fn server(dir: &Path, extra: &[(&str, &str)]) -> TestServer {
+    let file = config(dir);
+    let tokens = tokens(dir);
+    let mut env = vec![("CHAT__AUTH__TOKENS_FILE", tokens.as_str())];
+    env.extend_from_slice(extra);
+    let mut sources = super::test_sources(&env);
+    sources.config_file = Some(file.into());
+    let settings = ws_chat::load_settings(&sources).expect("settings");
+    TestServer::start_with(settings, sources).await
+}
+
+pub fn publish(text: &str) -> String {
+    json!({ "text": text, "from": "build-bot", "user": "svc:ci" }).to_string()
 }
