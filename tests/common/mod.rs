@@ -475,7 +475,22 @@ impl Process {
 
     /// Like [`Process::start`], without the variables in `unset` (e.g.
     /// `CHAT_TOKEN`, to run with the built-in dev token).
+    /// A port from [`free_port`] can be taken by another socket before the
+    /// binary binds it; that start is tried again on new ports.
     pub fn start_without(env: &[(&str, &str)], args: &[&str], unset: &[&str]) -> Process {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let mut p = Self::spawn(env, args, unset);
+            match p.wait_ready() {
+                Ok(()) => return p,
+                Err(why) if attempts < 3 && why.contains("in use") => continue,
+                Err(why) => panic!("ws-chat did not start: {why}"),
+            }
+        }
+    }
+
+    fn spawn(env: &[(&str, &str)], args: &[&str], unset: &[&str]) -> Process {
         let (port, admin_port) = (free_port(), free_port());
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ws-chat"));
         cmd.args(args)
@@ -496,17 +511,48 @@ impl Process {
             cmd.env_remove(k);
         }
         let child = cmd.spawn().expect("spawn ws-chat");
-        let p = Process {
+        Process {
             child,
             port,
             admin_port,
-        };
-        p.wait_ready();
-        p
+        }
     }
 
-    fn wait_ready(&self) {
-        wait_listening(self.admin_port);
+    /// Waits (10 s at most) until the admin port listens; when the binary
+    /// exits first, says why with everything it printed.
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", self.admin_port)).is_ok() {
+                return Ok(());
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let mut out = String::new();
+                use std::io::Read;
+                for pipe in [
+                    self.child
+                        .stdout
+                        .take()
+                        .map(|p| Box::new(p) as Box<dyn Read>),
+                    self.child
+                        .stderr
+                        .take()
+                        .map(|p| Box::new(p) as Box<dyn Read>),
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    let mut pipe = pipe;
+                    let _ = pipe.read_to_string(&mut out);
+                }
+                return Err(format!("it exited ({status}):\n{out}"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(format!(
+            "nothing listens on port {} after 10 s",
+            self.admin_port
+        ))
     }
 
     pub fn addr(&self) -> SocketAddr {
