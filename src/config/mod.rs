@@ -240,6 +240,12 @@ pub struct SessionSettings {
     pub slow_consumer_drops: u32,
     #[serde(with = "duration")]
     pub close_timeout: Duration,
+    /// Fan-out writes to an idle plain-TCP socket itself instead of waking
+    /// the connection's task (docs/performance.md). Off by default: the
+    /// kernel's send buffer then absorbs a burst that would otherwise
+    /// overflow `outbound_queue` and close a slow consumer sooner.
+    #[serde(default)]
+    pub direct_writes: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -8,4 +8,5 @@ pub mod member;
 pub mod outbox;
 pub mod presence;
 pub mod rooms;
+pub mod runner;
 pub mod users;

@@ -20,8 +20,8 @@ use bytes::Bytes;
 
 use crate::config::{self, RoomSettings};
 pub use crate::fanout::member::{AddRoom, Member};
-use crate::fanout::outbox::Pushed;
 use crate::fanout::presence::PresenceState;
+use crate::fanout::runner::{Runner, Tally};
 use crate::fanout::users::{Listed, RoomUsers, UserChanges};
 use crate::metrics::Metrics;
 use crate::ws::transport::Outgoing;
@@ -29,6 +29,9 @@ use crate::ws::transport::Outgoing;
 const SHARDS: usize = 64;
 
 type Shard = Mutex<HashMap<Arc<str>, Arc<Room>>>;
+
+/// A room's live members, shared by the fan-outs that read it.
+pub(crate) type Snapshot = Arc<[Arc<Member>]>;
 
 /// One frame for a room's members.
 #[derive(Debug, Clone)]
@@ -49,14 +52,18 @@ pub struct Room {
     pub name: Arc<str>,
     /// Nonzero (a key of its own) when its namespace has
     /// `delivery = "latest"`: its frames replace each other in a full queue.
-    latest: u64,
+    pub(crate) latest: u64,
     inner: Mutex<RoomInner>,
 }
 
 struct RoomInner {
     members: Vec<Arc<Member>>,
-    snapshot: Option<Arc<[Arc<Member>]>>,
+    snapshot: Option<Snapshot>,
     pending: Vec<Pending>,
+    /// Frames waiting for the room's runner, in the room's order.
+    queue: Vec<Delivery>,
+    /// A runner owns the queue (see [`Runner`]).
+    running: bool,
     pub(crate) presence: PresenceState,
     /// Its identified members (joining ones included), for `who`.
     users: RoomUsers,
@@ -91,6 +98,26 @@ impl Room {
         }
     }
 
+    /// Everything queued for the runner and the members to hand it to;
+    /// joining members hold it until they are live. `None` (and the runner
+    /// released) when the queue is empty.
+    pub(crate) fn take_batch(&self) -> Option<(Vec<Delivery>, Snapshot)> {
+        let mut inner = self.lock();
+        if inner.queue.is_empty() {
+            inner.running = false;
+            return None;
+        }
+        let batch = std::mem::take(&mut inner.queue);
+        for p in &mut inner.pending {
+            p.held.extend(batch.iter().cloned());
+        }
+        let inner = &mut *inner;
+        let members = (inner.snapshot)
+            .get_or_insert_with(|| inner.members.iter().cloned().collect())
+            .clone();
+        Some((batch, members))
+    }
+
     /// Runs `f` on the room's presence state under its lock.
     pub fn with_presence<T>(&self, f: impl FnOnce(&mut PresenceState) -> T) -> T {
         f(&mut self.lock().presence)
@@ -111,6 +138,32 @@ pub struct Left {
     pub room: Arc<Room>,
     /// It was the room's last local member: the broker may stop carrying it.
     pub last: bool,
+}
+
+/// A frame queued for a room's members.
+#[derive(Default)]
+#[must_use = "the frame waits until its room's runner runs"]
+pub struct Enqueued {
+    /// The room's live local members when it was queued.
+    pub recipients: usize,
+    /// Set when the caller became the room's runner.
+    runner: Option<Runner>,
+}
+
+impl Enqueued {
+    /// Runs the fan-out in the caller if it is the room's runner.
+    pub fn run(self) {
+        if let Some(runner) = self.runner {
+            runner.run();
+        }
+    }
+
+    /// Runs the fan-out in a task if the caller is the room's runner.
+    pub fn spawn(self) {
+        if let Some(runner) = self.runner {
+            runner.spawn();
+        }
+    }
 }
 
 /// The result of a join. Whether the member is the room's first here does
@@ -162,6 +215,8 @@ impl Rooms {
                         members: Vec::new(),
                         snapshot: None,
                         pending: Vec::new(),
+                        queue: Vec::new(),
+                        running: false,
                         presence: PresenceState::default(),
                         users: RoomUsers::default(),
                     }),
@@ -253,44 +308,44 @@ impl Rooms {
         self.shard(room).get(room).cloned()
     }
 
-    /// Queues `delivery` for every local member of `room`. Callers deliver a
-    /// room's frames in order (the broker serializes them per room).
-    pub fn deliver(&self, room: &str, delivery: Delivery) -> usize {
+    /// Queues `delivery` for every local member of `room`, in the order of
+    /// the calls: the caller holds the lock that orders the room's frames,
+    /// and runs the result once it has let go of it.
+    pub fn enqueue(&self, room: &str, delivery: Delivery) -> Enqueued {
         let Some(room) = self.get(room) else {
-            return 0;
+            return Enqueued::default();
         };
-        let snapshot = {
-            let mut inner = room.lock();
-            for p in &mut inner.pending {
-                p.held.push(delivery.clone());
-            }
-            let inner = &mut *inner;
-            inner
-                .snapshot
-                .get_or_insert_with(|| inner.members.iter().cloned().collect())
-                .clone()
-        };
-        let mut tally = Tally::default();
-        for member in snapshot.iter() {
-            tally.add(member.outbox.push(Outgoing {
-                frame: delivery.frame.clone(),
-                accepted_at: delivery.accepted_at,
-                latest: room.latest,
-            }));
+        let mut inner = room.lock();
+        inner.queue.push(delivery);
+        let recipients = inner.members.len();
+        let runner = !std::mem::replace(&mut inner.running, true);
+        drop(inner);
+        Enqueued {
+            recipients,
+            runner: runner.then(|| Runner {
+                room,
+                metrics: self.metrics.clone(),
+            }),
         }
-        tally.record(&self.metrics);
-        snapshot.len()
     }
 
     /// Queues an event that is not a message (presence, `deleted`: no
     /// `seq` of its own, held for joiners and always released to them).
-    pub fn deliver_event(&self, room: &str, json: &[u8]) -> usize {
+    pub fn enqueue_event(&self, room: &str, json: &[u8]) -> Enqueued {
         let delivery = Delivery {
             seq: None,
             frame: crate::ws::frame::text(json),
             accepted_at: None,
         };
-        self.deliver(room, delivery)
+        self.enqueue(room, delivery)
+    }
+
+    /// [`Rooms::enqueue_event`], run here.
+    pub fn deliver_event(&self, room: &str, json: &[u8]) -> usize {
+        let queued = self.enqueue_event(room, json);
+        let recipients = queued.recipients;
+        queued.run();
+        recipients
     }
 
     fn push(&self, member: &Member, d: Delivery, latest: u64) {
@@ -301,42 +356,5 @@ impl Rooms {
             latest,
         }));
         tally.record(&self.metrics);
-    }
-}
-
-/// Drop counts of one fan-out, recorded once instead of per recipient.
-#[derive(Default)]
-struct Tally {
-    full: u64,
-    slow: u64,
-    closed: u64,
-    superseded: u64,
-}
-
-impl Tally {
-    fn add(&mut self, pushed: Pushed) {
-        match pushed {
-            Pushed::Queued => {}
-            Pushed::QueueFull => self.full += 1,
-            Pushed::SlowConsumer => self.slow += 1,
-            Pushed::Closed => self.closed += 1,
-            Pushed::Superseded => self.superseded += 1,
-        }
-    }
-
-    fn record(&self, m: &Metrics) {
-        if self.full > 0 {
-            m.drops_queue_full.inc_by(self.full);
-        }
-        if self.slow > 0 {
-            m.drops_slow_consumer.inc_by(self.slow);
-            m.slow_consumer_closes.inc_by(self.slow);
-        }
-        if self.closed > 0 {
-            m.drops_closed.inc_by(self.closed);
-        }
-        if self.superseded > 0 {
-            m.drops_superseded.inc_by(self.superseded);
-        }
     }
 }

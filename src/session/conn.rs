@@ -6,6 +6,11 @@
 //! `writable`/`try_write_vectored`), so every branch of the loop is
 //! cancel-safe and nothing is buffered for an idle connection: a partial
 //! frame is the only thing ever kept between reads.
+//!
+//! Fan-out writes straight to the socket while this task has nothing to
+//! write; the task takes the outbox's claim before it writes anything of
+//! its own and gives it back once all it took is out (see
+//! [`crate::fanout::outbox`]).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -40,6 +45,9 @@ struct Events {
 /// The socket and what is in flight on it.
 pub(super) struct Conn {
     io: Transport,
+    member: Arc<Member>,
+    /// This task holds the outbox's claim: only it writes to the socket.
+    claimed: bool,
     decoder: Decoder,
     /// Frames being written; the first may be partly written.
     out: VecDeque<Outgoing>,
@@ -59,16 +67,25 @@ enum Read {
 
 impl Conn {
     pub(super) fn new(
+        member: &Arc<Member>,
         stream: TcpStream,
         tls: Option<Box<rustls::ServerConnection>>,
         leftover: Bytes,
         limit: usize,
+        direct_writes: bool,
     ) -> Conn {
+        let stream = Arc::new(stream);
+        // Fan-out can write plain TCP itself; TLS records only come from here.
+        if direct_writes && tls.is_none() {
+            member.outbox.attach(stream.clone());
+        }
         let (io, early) = Transport::new(stream, tls);
         let mut partial = leftover.to_vec();
         partial.extend_from_slice(&early);
         Conn {
             io,
+            member: member.clone(),
+            claimed: false,
             decoder: Decoder::new(limit, partial),
             out: VecDeque::new(),
             written: 0,
@@ -78,6 +95,11 @@ impl Conn {
     }
 
     pub(super) fn send(&mut self, frame: Bytes) {
+        if !self.claimed {
+            // The rest of a frame fan-out began goes out before this.
+            self.member.outbox.claim(&mut self.out);
+            self.claimed = true;
+        }
         self.out.push_back(Outgoing {
             frame,
             accepted_at: None,
@@ -117,6 +139,13 @@ impl Conn {
                 heard_since_ping = true;
                 match unit {
                     Inbound::Text(text) => {
+                        // A ping that came first is answered first: what the
+                        // message causes may be written straight to the socket.
+                        if self.out.is_empty() {
+                            if let Some(payload) = pong_owed.take() {
+                                self.send(frame::encode(Opcode::Pong, &payload));
+                            }
+                        }
                         // Boxed, like every rare await here: the future's size is
                         // what an idle connection costs, and it is the largest of
                         // its await states.
@@ -145,6 +174,7 @@ impl Conn {
                     Inbound::Pong => app.metrics.pongs.inc(),
                     Inbound::Close(code) => {
                         // Echo the client's code: a normal close handshake.
+                        member.outbox.detach();
                         self.send(match code {
                             Some(c) => frame::close_raw(c, b""),
                             None => frame::encode(Opcode::Close, b""),
@@ -173,6 +203,7 @@ impl Conn {
                 // `spare` (empty), `out` gets the frames.
                 let close = member.outbox.drain_into(&mut self.spare);
                 if !self.spare.is_empty() {
+                    self.claimed = true;
                     app.metrics.queue_depth.observe(self.spare.len() as f64);
                     std::mem::swap(&mut self.out, &mut self.spare);
                 }
@@ -289,6 +320,9 @@ impl Conn {
             // outbox's, on its next push) is noise next to the write itself.
             self.out = VecDeque::new();
             self.spare = VecDeque::new();
+            if std::mem::take(&mut self.claimed) {
+                self.member.outbox.release();
+            }
         }
         result
     }
@@ -323,6 +357,8 @@ impl Conn {
         if code == CloseCode::Policy {
             app.metrics.revocation_closes.inc();
         }
+        // From here only this task writes: the close frame ends the stream.
+        self.member.outbox.detach();
         self.send(match reason {
             Some(reason) => frame::close_raw(code.code(), reason.as_bytes()),
             None => frame::close(code),
@@ -333,7 +369,10 @@ impl Conn {
         }
         self.io.close_notify();
         let _ = self.flush_all(app, limit).await;
-        let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.io.stream).await;
+        // Detached, the outbox no longer holds the socket: it is ours alone.
+        if let Some(stream) = Arc::get_mut(&mut self.io.stream) {
+            let _ = tokio::io::AsyncWriteExt::shutdown(stream).await;
+        }
         let deadline = tokio::time::Instant::now() + limit;
         while !self.read_closed {
             match tokio::time::timeout_at(deadline, self.io.stream.readable()).await {
@@ -347,5 +386,12 @@ impl Conn {
             }
         }
         Some(code)
+    }
+}
+
+impl Drop for Conn {
+    /// Fan-out stops writing, and the socket closes with this.
+    fn drop(&mut self) {
+        self.member.outbox.detach();
     }
 }

@@ -93,7 +93,9 @@ pub fn run(
     }
     app.metrics.accepted.inc();
     app.metrics.connections.inc();
-    let mut conn = Conn::new(stream, tls, leftover, app.settings.limits.max_message_bytes);
+    let limit = app.settings.limits.max_message_bytes;
+    let direct = app.settings.session.direct_writes;
+    let mut conn = Conn::new(&member, stream, tls, leftover, limit, direct);
     let client_id = uuid::Uuid::new_v4().to_string();
     let who = event::Identity {
         user: member.user.as_deref(),
@@ -177,7 +179,7 @@ mod tests {
             Outbox::new(8, 8),
         ));
         let limiter = app.limits.connection_limiter();
-        let mut conn = Conn::new(s1, None, Bytes::new(), 2048);
+        let mut conn = Conn::new(&member, s1, None, Bytes::new(), 2048, true);
         let serve = std::mem::size_of_val(&conn.serve(&app, &member, &limiter, ip));
         let admission = Admission {
             name: "a".into(),

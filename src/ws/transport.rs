@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read as _, Write as _};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -24,7 +25,7 @@ pub struct Outgoing {
 }
 
 /// Frames written in one vectored write at most.
-const WRITE_BATCH: usize = 64;
+pub const WRITE_BATCH: usize = 64;
 /// Bytes read per readiness event.
 pub const READ_CHUNK: usize = 4096;
 
@@ -42,7 +43,8 @@ pub enum Received {
 
 /// A connection's socket.
 pub struct Transport {
-    pub stream: TcpStream,
+    /// Shared with the connection's outbox, which writes to it directly.
+    pub stream: Arc<TcpStream>,
     tls: Option<Box<ServerConnection>>,
 }
 
@@ -65,7 +67,7 @@ impl io::Write for SocketWriter<'_> {
 
 impl Transport {
     /// Wraps a socket; with TLS, also returns plaintext rustls already holds.
-    pub fn new(stream: TcpStream, tls: Option<Box<ServerConnection>>) -> (Transport, Vec<u8>) {
+    pub fn new(stream: Arc<TcpStream>, tls: Option<Box<ServerConnection>>) -> (Transport, Vec<u8>) {
         let mut t = Transport { stream, tls };
         let mut early = Vec::new();
         if let Some(tls) = t.tls.as_mut() {

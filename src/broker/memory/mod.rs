@@ -117,7 +117,9 @@ impl Broker for MemoryBroker {
             frame,
             accepted_at: Some(msg.accepted_at),
         };
-        let recipients = self.rooms.deliver(room, delivery);
+        // Queued in seq order under the numbering lock, written after it.
+        let queued = self.rooms.enqueue(room, delivery);
+        let recipients = queued.recipients;
         let published = Published {
             id: message.id().to_owned(),
             seq,
@@ -128,6 +130,7 @@ impl Broker for MemoryBroker {
             lock(&self.once).insert(key, (published.clone(), Instant::now() + window));
         }
         drop(numbering);
+        queued.run();
         // A backend's message into a room nobody is in: its history is
         // idle from the start (expires and may be evicted like any idle room).
         if recipients == 0 {
@@ -158,7 +161,7 @@ impl Broker for MemoryBroker {
         // Under the room's numbering lock, like a publish: members see the
         // `deleted` after the message it names.
         let head = self.store().head(room);
-        let _numbering = lock(&head);
+        let numbering = lock(&head);
         let removed = self.store().remove(room, id, |json| {
             let author = event::parse_message(json).and_then(|m| m.user);
             by.may_delete(author.as_deref())
@@ -168,8 +171,9 @@ impl Broker for MemoryBroker {
             Some(Err(())) => return Ok(Deletion::Forbidden),
             Some(Ok(seq)) => seq,
         };
-        self.rooms
-            .deliver_event(room, &event::deleted(room, id, seq));
+        let queued = (self.rooms).enqueue_event(room, &event::deleted(room, id, seq));
+        drop(numbering);
+        queued.run();
         Ok(Deletion::Deleted { seq })
     }
 

@@ -237,14 +237,12 @@ async fn push(shared: &Arc<Shared>, tracks: &mut HashMap<Arc<str>, Track>, info:
                     message(shared, &room, track, early).instrument(span).await;
                 }
                 Some(Envelope::Presence { online, text, .. }) => {
-                    shared
-                        .rooms
-                        .deliver_event(&room, &event::presence(&room, text, online));
+                    let json = event::presence(&room, text, online);
+                    shared.rooms.enqueue_event(&room, &json).spawn();
                 }
                 Some(Envelope::Deleted { seq, id }) => {
-                    shared
-                        .rooms
-                        .deliver_event(&room, &event::deleted(&room, id, seq));
+                    let json = event::deleted(&room, id, seq);
+                    shared.rooms.enqueue_event(&room, &json).spawn();
                 }
                 None => tracing::warn!("malformed envelope on a room channel"),
             }
@@ -316,16 +314,17 @@ async fn backfill(shared: &Shared, room: &Arc<str>, track: &mut Track) -> bool {
     true
 }
 
+/// Queues a message for the room's members; a task writes it, so that this
+/// one receiving task never waits on a fan-out.
 fn deliver(shared: &Shared, room: &str, seq: u64, json: &str, at: Option<Instant>) {
-    let recipients = shared.rooms.deliver(
-        room,
-        Delivery {
-            seq: Some(seq),
-            frame: frame::text(&event::message(json)),
-            accepted_at: at,
-        },
-    );
-    spans::fan_out_here(seq, recipients);
+    let delivery = Delivery {
+        seq: Some(seq),
+        frame: frame::text(&event::message(json)),
+        accepted_at: at,
+    };
+    let queued = shared.rooms.enqueue(room, delivery);
+    spans::fan_out_here(seq, queued.recipients);
+    queued.spawn();
 }
 
 /// The local instant of a Unix-µs timestamp (clocks of one host agree).
