@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The side-by-side benchmark: ws-chat, the Node reference and the floor.
+"""The side-by-side benchmark: ws-chat, the Bun peer, the Node reference and
+the floor.
 
 Each scenario runs against one freshly started server at a time (never two
 at once: they would compete for the 2 cores), with the compiled load
@@ -7,9 +8,13 @@ generator. Writes loadtest/results/<YYYY-MM-DD>.md and .json.
 
 Environment: BENCH_QUICK=1 (small numbers, for a smoke run), BENCH_DURATION
 (measured seconds per fan-out scenario, default 20), BENCH_WARMUP (default 5),
-BENCH_SERVERS (comma list, default ws-chat,reference,floor, where reference
+BENCH_SERVERS (comma list, default ws-chat,bun,reference,floor, where reference
 is left out when REFERENCE_DIR is unset; "baseline" is an earlier ws-chat
-build, run like ws-chat from the binary named by BENCH_BASELINE), BENCH_ONLY (comma list of scenario ids), BENCH_OUT (output
+build, run like ws-chat from the binary named by BENCH_BASELINE), BENCH_ONLY
+(comma list of scenario ids), BENCH_ROUNDS (default 1: how many times each
+scenario that compares servers runs, the servers alternating: ws-chat, bun,
+…, then again ws-chat, bun, …; the report shows every round, and the JSON
+keeps them all in "rounds", the first also in "results"), BENCH_OUT (output
 path without extension), BENCH_PROFILE=1 (record each server with `perf`
 during the measured fan-out window and report how much of its CPU is the
 kernel's TCP send path: the part no server that writes once per delivery
@@ -18,7 +23,8 @@ connect storm; default a tenth of its clients).
 The many-rooms fan-out (fanout-rooms: 2,000 connections in 8 rooms each,
 through protocol version 2 `join`) runs on ws-chat, and on a baseline build
 only if a short probe shows that it answers `join` with `history`; the
-reference and the floor have no `join`, and are left out, saying so.
+reference, the Bun peer and the floor have no `join`, and are left out,
+saying so.
 fanout-rooms-1 is its control, on every server: the same 2,000 connections,
 80 members per room and publishing, one room per connection (25 rooms).
 The JWT connect storm (jwt-storm-*) runs ws-chat only, once per way of
@@ -30,6 +36,9 @@ watchers on the other) run ws-chat only; see bench_api.py.
 The reference chat is not part of ws-chat: the "reference" server runs only
 from target/reference as prepared from REFERENCE_DIR by `make deps`
 (scripts/reference-ready.sh decides).
+The "bun" server is our Bun peer, loadtest/peers/bun/server.js, on the Bun
+pinned there; scripts/deps/bun.sh installs it into target/bun when missing,
+and the run stops if it cannot.
 Alongside: bench_scenarios.py (the scenarios and their sizes),
 bench_servers.py (starting each server), bench_profile.py (BENCH_PROFILE),
 bench_report.py (the Markdown), bench_api.py and bench_tokens.py.
@@ -50,9 +59,9 @@ sys.dont_write_bytecode = True  # no __pycache__ in the work tree
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_report import render_markdown  # noqa: E402
 from bench_profile import Profiler  # noqa: E402
-from bench_scenarios import DURATION, JOIN_PROBE, QUICK, WARMUP, scenarios  # noqa: E402
-from bench_servers import (RELEASE, ROOT, TOKEN, Server, raise_nofile, reference_ready,  # noqa: E402
-                           server_counters)
+from bench_scenarios import DURATION, JOIN_PROBE, QUICK, ROUNDS, WARMUP, scenarios  # noqa: E402
+from bench_servers import (BUN, RELEASE, ROOT, TOKEN, Server, bun_ready, raise_nofile,  # noqa: E402
+                           reference_ready, server_counters)
 import bench_api  # noqa: E402
 import bench_tokens  # noqa: E402
 
@@ -60,10 +69,11 @@ PROFILE = os.environ.get("BENCH_PROFILE", "") not in ("", "0")
 
 
 def run_one(scenario: dict, name: str, log_dir: Path, config: Path | None = None,
-            extra: tuple[str, ...] = (), column: str | None = None) -> dict:
+            extra: tuple[str, ...] = (), column: str | None = None, log_tag: str = "") -> dict:
     """One loadgen run of `scenario` against a fresh `name` server (started
     with `--config config` when given), with `extra` loadgen arguments;
-    `column` names the run in logs and the report (default: the server)."""
+    `column` names the run in logs and the report (default: the server);
+    `log_tag` tells rounds' loadgen logs apart."""
     column = column or name
     try:
         server = Server(name, log_dir, config)
@@ -78,7 +88,7 @@ def run_one(scenario: dict, name: str, log_dir: Path, config: Path | None = None
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=scenario["budget"],
                               preexec_fn=raise_nofile)
         profile = profiler.finish() if profiler else None
-        (log_dir / f"loadgen-{scenario['id']}-{column}.txt").write_text(done.stdout + done.stderr)
+        (log_dir / f"loadgen-{scenario['id']}-{column}{log_tag}.txt").write_text(done.stdout + done.stderr)
         alive = server.proc.poll() is None
         counters = server_counters(server.metrics_url) if alive and server.metrics_url else {}
         if done.returncode != 0 or out.stat().st_size == 0:
@@ -98,6 +108,27 @@ def run_one(scenario: dict, name: str, log_dir: Path, config: Path | None = None
             profiler.timer.cancel()
         server.stop()
         out.unlink(missing_ok=True)
+
+
+def run_rounds(scenario: dict, entry: dict, run_on: list[str], log_dir: Path) -> None:
+    """`scenario` on each server of `run_on` in turn, ROUNDS times over, so
+    that a slow spell of the shared machine is not all one server's. Fills
+    entry["results"] with the first round and, with more than one,
+    entry["rounds"] with every round."""
+    rounds = []
+    for k in range(1, ROUNDS + 1):
+        done = {}
+        for name in run_on:
+            which = f", round {k} of {ROUNDS}" if ROUNDS > 1 else ""
+            print(f"== {scenario['id']} on {name}{which}", flush=True)
+            report = run_one(scenario, name, log_dir, log_tag=f"-round{k}" if ROUNDS > 1 else "")
+            done[name] = report
+            print("   " + (report.get("error") or "done"), flush=True)
+            time.sleep(1)
+        rounds.append(done)
+    entry["results"] = rounds[0]
+    if ROUNDS > 1:
+        entry["rounds"] = rounds
 
 
 # ws-chat's default limits.user_max_connections.
@@ -147,11 +178,11 @@ def run_variants(scenario: dict, entry: dict, servers: list[str], log_dir: Path)
 
 def join_servers(servers: list[str], log_dir: Path) -> tuple[list[str], str]:
     """The servers a many-rooms scenario can run on, and a note saying which
-    were left out and why: the reference and the floor know no `join`; a
+    were left out and why: the reference, the Bun peer and the floor know no `join`; a
     baseline build runs only when a probe shows it answers one."""
     ran, why = [], []
     for name in servers:
-        if name in ("reference", "floor"):
+        if name in ("reference", "bun", "floor"):
             why.append(f"{name} (it has no version 2 `join`: one room per connection)")
             continue
         if name == "baseline":
@@ -188,6 +219,7 @@ def machine() -> dict:
         "memory": sh("sh", "-c", "free -h | awk '/Mem:/{print $2}'"),
         "loadavg_at_start": Path("/proc/loadavg").read_text().split()[:3],
         "node": sh("node", "--version"), "rustc": sh("rustc", "--version"),
+        "bun": sh(str(BUN), "--version") if BUN.exists() else "not installed",
         "commit": sh("git", "-C", str(ROOT), "rev-parse", "--short", "HEAD") + (" (dirty)" if dirty else ""),
     }
 
@@ -197,11 +229,11 @@ def chosen_servers() -> list[str]:
     if os.environ.get("BENCH_SERVERS", "").strip():
         return [s.strip() for s in os.environ["BENCH_SERVERS"].split(",") if s.strip()]
     if os.environ.get("REFERENCE_DIR"):
-        return ["ws-chat", "reference", "floor"]
+        return ["ws-chat", "bun", "reference", "floor"]
     print("bench: the reference chat is left out: REFERENCE_DIR is unset (the reference is not part of "
           "ws-chat; to compare with it, set REFERENCE_DIR to a copy of it and run `make deps` with it set)",
           flush=True)
-    return ["ws-chat", "floor"]
+    return ["ws-chat", "bun", "floor"]
 
 
 def main() -> int:
@@ -211,6 +243,8 @@ def main() -> int:
     missing = [str(p) for p in need if not p.exists()]
     if "reference" in servers and (why := reference_ready()):
         missing.append(f"the reference chat ({why})")
+    if "bun" in servers and (why := bun_ready()):
+        missing.append(f"Bun for the Bun peer ({why})")
     if "baseline" in servers and not Path(os.environ.get("BENCH_BASELINE", "/nonexistent")).exists():
         missing.append("BENCH_BASELINE (an earlier ws-chat binary)")
     if PROFILE and subprocess.run(["sh", "-c", "command -v perf"], capture_output=True).returncode:
@@ -229,13 +263,13 @@ def main() -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
     knobs = [f"{k}={os.environ[k]}" for k in ("BENCH_QUICK", "BENCH_DURATION", "BENCH_WARMUP",
-                                               "BENCH_SERVERS", "BENCH_ONLY", "BENCH_BASELINE",
-                                               "BENCH_PROFILE")
+                                               "BENCH_SERVERS", "BENCH_ONLY", "BENCH_ROUNDS",
+                                               "BENCH_BASELINE", "BENCH_PROFILE")
              if os.environ.get(k)]
     command = " ".join([*knobs, "make bench"])
     results = {"date": today, "quick": QUICK, "command": command, "machine": machine(),
                "servers": servers, "settings": {s: Server.SETTINGS[s] for s in servers},
-               "duration_s": DURATION, "warmup_s": WARMUP, "scenarios": []}
+               "duration_s": DURATION, "warmup_s": WARMUP, "rounds": ROUNDS, "scenarios": []}
     for scenario in scenarios():
         if only and scenario["id"] not in only:
             continue
@@ -254,12 +288,7 @@ def main() -> int:
         elif "variants" in scenario:
             run_variants(scenario, entry, servers, log_dir)
         else:
-            for name in run_on:
-                print(f"== {scenario['id']} on {name}", flush=True)
-                report = run_one(scenario, name, log_dir)
-                entry["results"][name] = report
-                print("   " + (report.get("error") or "done"), flush=True)
-                time.sleep(1)
+            run_rounds(scenario, entry, run_on, log_dir)
         results["scenarios"].append(entry)
         # Written after every scenario, so a stopped run still leaves numbers.
         out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")

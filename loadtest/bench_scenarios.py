@@ -1,5 +1,6 @@
 """The benchmark's scenarios and the knobs that size them (BENCH_QUICK,
-BENCH_DURATION, BENCH_WARMUP); bench.py runs them. Standard library only."""
+BENCH_DURATION, BENCH_WARMUP, BENCH_ROUNDS); bench.py runs them. Standard
+library only."""
 from __future__ import annotations
 
 import os
@@ -19,6 +20,11 @@ def env_num(name: str, default: float) -> float:
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 DURATION = env_num("BENCH_DURATION", 5 if QUICK else 20)
 WARMUP = env_num("BENCH_WARMUP", 2 if QUICK else 5)
+# How many times each scenario that compares servers runs on each of them,
+# the servers taking turns within a round.
+ROUNDS = int(env_num("BENCH_ROUNDS", 1))
+if ROUNDS < 1:
+    raise SystemExit(f"BENCH_ROUNDS must be 1 or more, not {ROUNDS}")
 
 
 def scenarios() -> list[dict]:

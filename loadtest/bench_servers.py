@@ -1,9 +1,10 @@
 """The servers bench.py starts, one at a time: ws-chat (or an earlier build,
-"baseline"), the Node reference chat and the floor; how each is started and
-when it is ready; and ws-chat's counters read after a run. Standard library
-only."""
+"baseline"), the Node reference chat, the Bun peer (loadtest/peers/bun) and
+the floor; how each is started and when it is ready; and ws-chat's counters
+read after a run. Standard library only."""
 from __future__ import annotations
 
+import json
 import os
 import resource
 import signal
@@ -18,6 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 RELEASE = ROOT / "target" / "release"
 TOKEN = "dev-token"
 NOFILE = 65536
+# The Bun peer and the Bun that scripts/deps/bun.sh installs for it.
+BUN_PEER = ROOT / "loadtest" / "peers" / "bun"
+BUN = ROOT / "target" / "bun" / "node_modules" / ".bin" / "bun"
+BUN_PEER_VERSION = json.loads((BUN_PEER / "package.json").read_text())["devDependencies"]["bun"]
 
 
 def free_port() -> int:
@@ -55,6 +60,9 @@ class Server:
                    "(CHAT__SERVER__HOST/PORT/ADMIN_HOST/ADMIN_PORT), CHAT_TOKEN=dev-token, "
                    "CHAT__AUTH__ALLOWED_ORIGINS=http://localhost:<port>; per-IP limits stay on",
         "reference": "node server.js, PORT and ALLOWED_ORIGINS only",
+        "bun": "loadtest/peers/bun/server.js on Bun " + BUN_PEER_VERSION + " (target/bun), PORT, "
+               "ALLOWED_ORIGINS and CHAT_TOKEN=dev-token; protocol version 1, rooms as topics, one "
+               "server.publish per room event, perMessageDeflate off, maxPayloadLength 2048, idleTimeout 60 s",
         "floor": "target/release/floor --listen 127.0.0.1:<port>",
         "baseline": "an earlier ws-chat build ($BENCH_BASELINE), same settings as ws-chat",
     }
@@ -90,6 +98,12 @@ class Server:
             env.update({"PORT": str(self.port), "ALLOWED_ORIGINS": self.origin, "CHAT_TOKEN": TOKEN})
             cmd = ["node", "server.js"]
             cwd = ROOT / "target" / "reference"
+            self.ready_url = f"http://127.0.0.1:{self.port}/healthz"
+            self.ready = lambda s: s == 200
+        elif name == "bun":
+            env.update({"PORT": str(self.port), "ALLOWED_ORIGINS": self.origin, "CHAT_TOKEN": TOKEN})
+            cmd = [str(BUN), "server.js"]
+            cwd = BUN_PEER
             self.ready_url = f"http://127.0.0.1:{self.port}/healthz"
             self.ready = lambda s: s == 200
         elif name == "floor":
@@ -148,6 +162,13 @@ def server_counters(url: str) -> dict:
             except ValueError:
                 continue
     return found
+
+
+def bun_ready() -> str | None:
+    """Installs the pinned Bun when it is not there (scripts/deps/bun.sh,
+    which says what it does); None when it runs, else why not."""
+    done = subprocess.run([str(ROOT / "scripts" / "deps" / "bun.sh")])
+    return None if done.returncode == 0 else f"scripts/deps/bun.sh exited {done.returncode} (its error is above)"
 
 
 def reference_ready() -> str | None:
