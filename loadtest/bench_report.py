@@ -122,8 +122,8 @@ ROWS = {
 }
 
 # Ratio columns, (numerator, denominator), shown when both are columns.
-RATIOS = (("ws-chat", "bun"), ("ws-chat", "reference"), ("ws-chat", "floor"), ("ws-chat", "baseline"), ("baseline", "floor"),
-          ("HS256", "static"), ("ES256", "static"))
+RATIOS = (("ws-chat", "bun"), ("ws-chat", "reference"), ("ws-chat", "floor"), ("ws-chat", "baseline"),
+          ("baseline", "floor"), ("HS256", "static"), ("ES256", "static"))
 
 
 def _statuses(report: dict):
@@ -241,7 +241,7 @@ def peer_ratio_line(entry: dict, rounds: list[dict], a: str = "ws-chat", b: str 
             ratios.append(x / y if isinstance(x, (int, float)) and isinstance(y, (int, float)) and y else None)
         cells = ", ".join("–" if q is None else f"{q:.2f}×" for q in ratios)
         known = [q for q in ratios if q is not None]
-        if len(ratios) > 1 and known:
+        if len(known) > 1:
             cells += f" (median {statistics.median(known):.2f}×)"
         parts.append(f"{label} {cells}")
     by_round = " by round" if len(rounds) > 1 else ""

@@ -60,7 +60,7 @@ class Server:
                    "(CHAT__SERVER__HOST/PORT/ADMIN_HOST/ADMIN_PORT), CHAT_TOKEN=dev-token, "
                    "CHAT__AUTH__ALLOWED_ORIGINS=http://localhost:<port>; per-IP limits stay on",
         "reference": "node server.js, PORT and ALLOWED_ORIGINS only",
-        "bun": "loadtest/peers/bun/server.js on Bun " + BUN_PEER_VERSION + " (target/bun), PORT, "
+        "bun": "loadtest/peers/bun/server.js on Bun " + BUN_PEER_VERSION + " (target/bun), HOST=127.0.0.1, PORT, "
                "ALLOWED_ORIGINS and CHAT_TOKEN=dev-token; protocol version 1, rooms as topics, one "
                "server.publish per room event, perMessageDeflate off, maxPayloadLength 2048, idleTimeout 60 s",
         "floor": "target/release/floor --listen 127.0.0.1:<port>",
@@ -101,7 +101,10 @@ class Server:
             self.ready_url = f"http://127.0.0.1:{self.port}/healthz"
             self.ready = lambda s: s == 200
         elif name == "bun":
-            env.update({"PORT": str(self.port), "ALLOWED_ORIGINS": self.origin, "CHAT_TOKEN": TOKEN})
+            # On 127.0.0.1, as ws-chat: on all addresses its port may clash
+            # with the generator's sockets on 127.0.0.2, … (EADDRINUSE).
+            env.update({"HOST": "127.0.0.1", "PORT": str(self.port), "ALLOWED_ORIGINS": self.origin,
+                        "CHAT_TOKEN": TOKEN})
             cmd = [str(BUN), "server.js"]
             cwd = BUN_PEER
             self.ready_url = f"http://127.0.0.1:{self.port}/healthz"
