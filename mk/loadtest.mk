@@ -17,7 +17,7 @@ test-bun-peer: ## the compatibility tests (tests/compat) against the benchmark's
 loadgen: ## build the compiled load generator and the floor server (release)
 	cargo build --release -p ws-chat-loadtest
 
-bench: ## release build, then ws-chat vs reference (when REFERENCE_DIR is set) vs floor; writes loadtest/results/<date>.{md,json}
+bench: ## release build, then ws-chat vs bun vs reference (when REFERENCE_DIR is set) vs floor (bench.py installs the pinned Bun); writes loadtest/results/<date>.{md,json}
 	cargo build --release -p ws-chat -p ws-chat-loadtest
 	python3 loadtest/bench.py
 
