@@ -1,8 +1,11 @@
 """Renders the benchmark's results (bench.py's JSON) as Markdown tables:
-one table per scenario, servers side by side, with ws-chat's ratios (or,
-for the JWT connect storm, ws-chat's ways of authenticating side by side,
-with each JWT's ratio to the static token)."""
+one table per scenario (per round, with BENCH_ROUNDS), servers side by side,
+with ws-chat's ratios (or, for the JWT connect storm, ws-chat's ways of
+authenticating side by side, with each JWT's ratio to the static token);
+for a fan-out with ws-chat and the Bun peer, a line of ws-chat ÷ bun."""
 from __future__ import annotations
+
+import statistics
 
 
 def _get(report: dict, path: str):
@@ -119,8 +122,8 @@ ROWS = {
 }
 
 # Ratio columns, (numerator, denominator), shown when both are columns.
-RATIOS = (("ws-chat", "reference"), ("ws-chat", "floor"), ("ws-chat", "baseline"), ("baseline", "floor"),
-          ("HS256", "static"), ("ES256", "static"))
+RATIOS = (("ws-chat", "bun"), ("ws-chat", "reference"), ("ws-chat", "floor"), ("ws-chat", "baseline"),
+          ("baseline", "floor"), ("HS256", "static"), ("ES256", "static"))
 
 
 def _statuses(report: dict):
@@ -221,6 +224,44 @@ def scenario_table(entry: dict, servers: list[str]) -> str:
     return "\n".join(lines) + ("\n\n" + "\n".join(notes) if notes else "")
 
 
+# The ws-chat ÷ bun line under a fan-out: (label, path in a loadgen report).
+PEER_RATIOS = (("server CPU µs per delivery", "server_cpu_us_per_delivery"), ("latency p99", "latency_ms.p99_ms"))
+
+
+def peer_ratio_line(entry: dict, rounds: list[dict], a: str = "ws-chat", b: str = "bun") -> str | None:
+    """For a fan-out run on both `a` and `b`: `a` ÷ `b` for CPU per delivery
+    and p99 latency, each round's, and their median when there are several."""
+    if entry["mode"] != "fanout" or not all(a in r and b in r for r in rounds):
+        return None
+    parts = []
+    for label, path in PEER_RATIOS:
+        ratios = []
+        for r in rounds:
+            x, y = (None if "error" in r[s] else _get(r[s], path) for s in (a, b))
+            ratios.append(x / y if isinstance(x, (int, float)) and isinstance(y, (int, float)) and y else None)
+        cells = ", ".join("–" if q is None else f"{q:.2f}×" for q in ratios)
+        known = [q for q in ratios if q is not None]
+        if len(known) > 1:
+            cells += f" (median {statistics.median(known):.2f}×)"
+        parts.append(f"{label} {cells}")
+    by_round = " by round" if len(rounds) > 1 else ""
+    return f"**{a} ÷ {b}**{by_round} (below 1: {a} spends less CPU per delivery, is faster at p99): " \
+        + "; ".join(parts) + "."
+
+
+def scenario_tables(entry: dict, servers: list[str]) -> list[str]:
+    """The scenario's table, or one per round; then the ws-chat ÷ bun line."""
+    rounds = entry.get("rounds") or [entry["results"]]
+    if len(rounds) == 1:
+        out = [scenario_table(entry, servers), ""]
+    else:
+        out = []
+        for k, r in enumerate(rounds, 1):
+            out += [f"Round {k} of {len(rounds)}:", "", scenario_table({**entry, "results": r}, servers), ""]
+    line = peer_ratio_line(entry, rounds)
+    return out + ([line, ""] if line else [])
+
+
 def render_markdown(results: dict) -> str:
     m = results["machine"]
     servers = results["servers"]
@@ -229,12 +270,14 @@ def render_markdown(results: dict) -> str:
         "",
         f"Command: `{results['command']}` at commit {m['commit']}. "
         f"Machine: {m['nproc']} cores, {m['cpu']}, {m['memory']} RAM, kernel {m['kernel']}; "
-        f"{m['node']}, {m['rustc']}.",
+        f"{m['node']}, {m['rustc']}" + (f", Bun {m['bun']}" if "bun" in servers else "") + ".",
         "",
         f"Fan-out scenarios: {results['warmup_s']:g} s warm-up, then {results['duration_s']:g} s measured. "
         "One server at a time; the load generator (`loadgen`, one thread) runs on the same 2 cores, "
         "its CPU is in the tables. Latency = receive time minus the send time the publisher "
-        "wrote into the message; a delivery later than 3 s counts as not delivered.",
+        "wrote into the message; a delivery later than 3 s counts as not delivered."
+        + (f" Each scenario that compares servers ran {results['rounds']} rounds, the servers taking "
+           "turns within each round." if results.get("rounds", 1) > 1 else ""),
         "",
         "Server settings:",
         "",
@@ -245,5 +288,5 @@ def render_markdown(results: dict) -> str:
         out += [f"## {entry['title']}", "", f"`loadgen --mode {entry['mode']} {' '.join(entry['loadgen_args'])}`", ""]
         if entry.get("note"):
             out += [entry["note"], ""]
-        out += [scenario_table(entry, servers), ""]
+        out += scenario_tables(entry, servers)
     return "\n".join(out)

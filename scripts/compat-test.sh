@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs the compatibility tests in tests/compat (node --test, TAP output)
 # against COMPAT_SERVER: target/debug/ws-chat by default, or a server.js
-# (the reference chat). Fails if a test fails or is skipped; the last line
-# says how many passed. Usage: scripts/compat-test.sh [label]. Used by
-# `make test-compat` and scripts/smoke-reference.sh.
+# (the reference chat; the benchmark's Bun peer, run by COMPAT_RUNTIME). Fails
+# if a test fails or is skipped; the last line says how many passed. Usage:
+# scripts/compat-test.sh [label]. Used by `make test-compat`,
+# `make test-bun-peer` and scripts/smoke-reference.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 label=${1:-ws-chat}

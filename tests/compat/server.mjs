@@ -6,9 +6,12 @@
 //
 // COMPAT_SERVER names the server: the ws-chat binary (default
 // target/debug/ws-chat; ready when its admin port :8081 answers /readyz), or
-// a server.js, the reference chat itself, run with node (ready when :8080
-// answers /healthz). `make test-reference` runs these tests against the
-// reference that way, which shows that they expect what the reference does.
+// a server.js speaking plain protocol version 1, run with node, or with the
+// program COMPAT_RUNTIME names (ready when :8080 answers /healthz).
+// `make test-reference` runs these tests against the reference chat that
+// way, which shows that they expect what the reference does; `make
+// test-bun-peer` runs them against the benchmark's Bun peer
+// (loadtest/peers/bun/server.js, COMPAT_RUNTIME=target/bun/node_modules/.bin/bun).
 import { spawn } from "node:child_process";
 import { createServer } from "node:net";
 import { dirname, isAbsolute, resolve } from "node:path";
@@ -18,9 +21,15 @@ import { fileURLToPath } from "node:url";
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const chosen = process.env.COMPAT_SERVER || "target/debug/ws-chat";
 export const SERVER_PATH = isAbsolute(chosen) ? chosen : resolve(REPO, chosen);
-/** True when the server under test is the reference chat (server.js). */
+/**
+ * True when the server under test is a server.js (the reference chat, or the
+ * benchmark's Bun peer): plain protocol version 1, none of ws-chat's additions.
+ */
 export const IS_REFERENCE = SERVER_PATH.endsWith(".js");
-export const SERVER_NAME = IS_REFERENCE ? `the reference chat (${SERVER_PATH})` : `ws-chat (${SERVER_PATH})`;
+/** What runs a server.js: node (this process's), or COMPAT_RUNTIME. */
+const RUNTIME = process.env.COMPAT_RUNTIME ? resolve(REPO, process.env.COMPAT_RUNTIME) : process.execPath;
+export const SERVER_NAME = !IS_REFERENCE ? `ws-chat (${SERVER_PATH})`
+  : process.env.COMPAT_RUNTIME ? `${SERVER_PATH} on ${RUNTIME}` : `the reference chat (${SERVER_PATH})`;
 
 const PUBLIC_PORT = 8080;
 const ADMIN_PORT = 8081;
@@ -66,7 +75,7 @@ export async function startServer() {
   for (const key of Object.keys(env)) {
     if (key.startsWith("CHAT_") || key === "PORT" || key === "ALLOWED_ORIGINS") delete env[key];
   }
-  const [cmd, args] = IS_REFERENCE ? [process.execPath, [SERVER_PATH]] : [SERVER_PATH, []];
+  const [cmd, args] = IS_REFERENCE ? [RUNTIME, [SERVER_PATH]] : [SERVER_PATH, []];
   const child = spawn(cmd, args, { cwd: IS_REFERENCE ? dirname(SERVER_PATH) : REPO, env, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   const keep = (chunk) => { output = (output + chunk).slice(-20_000); };
