@@ -58,6 +58,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the work tree
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_report import render_markdown  # noqa: E402
 import bench_api  # noqa: E402
+import bench_scale  # noqa: E402
 import bench_tokens  # noqa: E402
 
 
@@ -145,7 +146,7 @@ def scenarios() -> list[dict]:
             "clients": auth_n,
             "users": users,
         },
-    ] + bench_api.scenarios(QUICK)
+    ] + bench_api.scenarios(QUICK) + bench_scale.scenarios(QUICK)
 
 
 def free_port() -> int:
@@ -542,7 +543,9 @@ def main() -> int:
             if run_on != servers:
                 print(f"== {scenario['id']}: runs on {', '.join(run_on) or 'no server'} only; not on "
                       + entry["note"].split(" Not run on: ", 1)[-1], flush=True)
-        if "api" in scenario:
+        if "scale" in scenario:
+            bench_scale.run(scenario, entry, servers, log_dir, results, Server, server_counters)
+        elif "api" in scenario:
             bench_api.run(scenario, entry, servers, log_dir, results, Server, server_counters)
         elif "variants" in scenario:
             run_variants(scenario, entry, servers, log_dir)
