@@ -328,8 +328,11 @@ def _idle_note(scenario: dict, entry: dict) -> str:
             f"{heartbeat_s():g} s). 32 connections per loopback source address, inside the default per-IP "
             "limits, so no limit is raised. The idle window starts 2 s after the last join and lasts two "
             "heartbeat periods; CPU is the process's utime+stime over it. Kernel memory: "
-            "`/proc/net/sockstat` before connecting and with all connected (the whole machine, both ends "
-            "of each loopback connection). Goal (issue 20): heartbeats ≤ 0.02 cores at 19,000.")
+            "`/proc/net/sockstat` before connecting and with all connected (both ends of each loopback "
+            "connection; its TCP `mem` counts only buffer pages, which idle sockets hardly hold, and is "
+            "shared by every network namespace on the host), and the slab from `/proc/meminfo`, where the "
+            "socket structures live (machine-wide: other processes' allocations show in it too); per socket: the change over "
+            "twice the connections (both ends). Goal (issue 20): heartbeats ≤ 0.02 cores at 19,000.")
 
 
 def _scale_note(scenario: dict, entry: dict) -> str:

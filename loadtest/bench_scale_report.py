@@ -11,9 +11,14 @@ def _sock(r: dict, what: str):
     b, a = r.get("sockstat_before") or {}, r.get("sockstat_after") or {}
     if not a:
         return None
+    # Both ends of every connection are on this machine: 2 sockets each (the
+    # counts' own deltas also move with anything else in the namespace).
+    alloc = 2 * (r.get("connected") or 0)
     if what == "per_socket":
-        alloc = a.get("tcp_alloc", 0) - b.get("tcp_alloc", 0)
         return (a.get("tcp_mem", 0) - b.get("tcp_mem", 0)) * 4096 / alloc if alloc > 0 else None
+    if what == "slab_per_socket":
+        return ((a["slab_kib"] - b["slab_kib"]) * 1024 / alloc
+                if alloc > 0 and "slab_kib" in a and "slab_kib" in b else None)
     return f"{b.get(what, 0):,} → {a.get(what, 0):,}"
 
 
@@ -36,7 +41,9 @@ bench_report.ROWS.update({
         ("kernel: TCP sockets in use", lambda r: _sock(r, "tcp_inuse"), 0),
         ("kernel: TCP sockets allocated", lambda r: _sock(r, "tcp_alloc"), 0),
         ("kernel: TCP memory (pages)", lambda r: _sock(r, "tcp_mem"), 0),
-        ("kernel: TCP memory per added socket (bytes)", lambda r: _sock(r, "per_socket"), 0),
+        ("kernel: TCP memory per socket (bytes)", lambda r: _sock(r, "per_socket"), 0),
+        ("kernel: slab (KiB)", lambda r: _sock(r, "slab_kib"), 0),
+        ("kernel: slab per socket (bytes)", lambda r: _sock(r, "slab_per_socket"), 0),
     ],
     "scale-fanout": [
         ("connected / failed connects", lambda r: bench_report._pair(r, "connected", "connect_failed"), 0),

@@ -157,7 +157,9 @@ pub fn rss_kib(pid: Option<u32>) -> Option<u64> {
 }
 
 /// /proc/net/sockstat: `sockets used` and the TCP line (inuse, orphan, tw,
-/// alloc, mem in pages), all sockets of the machine.
+/// alloc, mem in pages), all sockets of the machine; and from /proc/meminfo
+/// the kernel's slab (`slab_kib`, `sunreclaim_kib`), where socket structures
+/// live (sockstat's `mem` counts only buffer pages).
 pub fn sockstat() -> BTreeMap<String, u64> {
     let text = std::fs::read_to_string("/proc/net/sockstat").unwrap_or_default();
     let mut found = BTreeMap::new();
@@ -174,6 +176,17 @@ pub fn sockstat() -> BTreeMap<String, u64> {
                     found.insert(format!("{prefix}{name}"), v);
                 }
             }
+        }
+    }
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    for (key, name) in [("Slab:", "slab_kib"), ("SUnreclaim:", "sunreclaim_kib")] {
+        let kib = meminfo
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok());
+        if let Some(kib) = kib {
+            found.insert(name.to_string(), kib);
         }
     }
     found
@@ -256,6 +269,7 @@ mod tests {
         assert!(rss_kib(None).is_some_and(|kib| kib > 0));
         assert!(machine_busy_seconds().is_some_and(|s| s > 0.0));
         assert!(sockstat().contains_key("tcp_mem"));
+        assert!(sockstat().contains_key("slab_kib"));
     }
 
     #[test]
