@@ -15,7 +15,9 @@ def _sock(r: dict, what: str):
     # counts' own deltas also move with anything else in the namespace).
     alloc = 2 * (r.get("connected") or 0)
     if what == "per_socket":
-        return (a.get("tcp_mem", 0) - b.get("tcp_mem", 0)) * 4096 / alloc if alloc > 0 else None
+        # TCP `mem` is the host's, all namespaces: a fall says others freed more.
+        pages = a.get("tcp_mem", 0) - b.get("tcp_mem", 0)
+        return pages * 4096 / alloc if alloc > 0 and pages >= 0 else None
     if what == "slab_per_socket":
         return ((a["slab_kib"] - b["slab_kib"]) * 1024 / alloc
                 if alloc > 0 and "slab_kib" in a and "slab_kib" in b else None)
