@@ -278,12 +278,26 @@ def run_ceiling(scenario: dict, entry: dict, log_dir: Path, server_cls) -> None:
                 break
     finally:
         stop(replicas, redis)
+    marginal(entry)
     good = [(c, r) for c, r in entry["results"].items() if within(r)]
     last = entry["results"][entry["columns"][-1]]
     busiest = max((last.get("cpu_cores") or {"none": 0}).items(), key=lambda kv: kv[1] or 0)
     entry["ceiling"] = {
         "deliveries_per_s": good[-1][1]["deliveries_per_s"] if good else None,
         "at": good[-1][0] if good else None, "busiest_at_last_step": busiest}
+
+
+def marginal(entry: dict) -> None:
+    """Redis CPU per message from one step to the next: its fixed work per
+    second (cron, the replicas' presence refreshes) drops out, which at low
+    rates is most of the plain CPU per message."""
+    prev = None
+    for column in entry["columns"]:
+        r = entry["results"][column]
+        cpu, rate = _get(r, "cpu_cores.redis-server"), r.get("messages_per_s")
+        if prev and cpu is not None and rate and rate > prev[1]:
+            r["redis_marginal_us_per_message"] = round((cpu - prev[0]) * 1e6 / (rate - prev[1]), 2)
+        prev = (cpu, rate) if cpu is not None and rate else None
 
 
 def within(report: dict) -> bool:

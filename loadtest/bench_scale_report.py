@@ -74,4 +74,6 @@ bench_report.ROWS["scale-ceiling"] = [
     *bench_report._quantiles("latency", "latency_ms", ("p50", "p99", "max")),
     *_cpu_rows(["replica 0", "replica 1", "redis-server", "generator 0", "generator 1"]),
     ("redis-server CPU per message (µs)", lambda r: _get(r, "redis_cpu_us_per_message"), 2),
+    ("… from the step before: added CPU / added messages (µs)",
+     lambda r: _get(r, "redis_marginal_us_per_message"), 2),
 ]
