@@ -63,6 +63,7 @@ from bench_scenarios import DURATION, JOIN_PROBE, QUICK, ROUNDS, WARMUP, scenari
 from bench_servers import (BUN, RELEASE, ROOT, TOKEN, Server, bun_ready, raise_nofile,  # noqa: E402
                            reference_ready, server_counters)
 import bench_api  # noqa: E402
+import bench_scale  # noqa: E402
 import bench_tokens  # noqa: E402
 
 PROFILE = os.environ.get("BENCH_PROFILE", "") not in ("", "0")
@@ -283,7 +284,9 @@ def main() -> int:
             if run_on != servers:
                 print(f"== {scenario['id']}: runs on {', '.join(run_on) or 'no server'} only; not on "
                       + entry["note"].split(" Not run on: ", 1)[-1], flush=True)
-        if "api" in scenario:
+        if "scale" in scenario:
+            bench_scale.run(scenario, entry, servers, log_dir, results, Server, server_counters)
+        elif "api" in scenario:
             bench_api.run(scenario, entry, servers, log_dir, results, Server, server_counters)
         elif "variants" in scenario:
             run_variants(scenario, entry, servers, log_dir)

@@ -285,7 +285,7 @@ def render_markdown(results: dict) -> str:
         "",
     ]
     for entry in results["scenarios"]:
-        out += [f"## {entry['title']}", "", f"`loadgen --mode {entry['mode']} {' '.join(entry['loadgen_args'])}`", ""]
+        out += [f"## {entry['title']}", "", f"`loadgen --mode {entry.get('loadgen_mode', entry['mode'])} {' '.join(entry['loadgen_args'])}`", ""]
         if entry.get("note"):
             out += [entry["note"], ""]
         out += scenario_tables(entry, servers)

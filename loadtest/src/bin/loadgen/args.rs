@@ -44,6 +44,14 @@ loadgen --mode fanout|idle|join-storm|connect-storm|api-publish [options]
                          (a second replica, redis-server); repeatable
   --threads N            runtime worker threads; 1 = current-thread (1)
   --json FILE            also write the report as JSON
+  --shard K/N            fanout: run only the K-th of N equal slices of the
+                         connections (several generator processes, one run)
+  --clock-base-ms MS     time stamps count from this Unix time (ms), so that
+                         several generators' stamps compare (default: start)
+  --sync-dir DIR         fanout: once joined, write DIR/ready-K and wait for
+                         DIR/go, holding the publishing start (µs on the
+                         clock above); the report then carries the latency
+                         histogram (latency_hist_us) to merge
 ";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,6 +114,10 @@ pub struct Args {
     pub extra_pids: Vec<u32>,
     pub threads: usize,
     pub json: Option<PathBuf>,
+    /// Fanout: this generator's slice (K, N) of the connections.
+    pub shard: (usize, usize),
+    pub clock_base_ms: Option<u64>,
+    pub sync_dir: Option<PathBuf>,
 }
 
 fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
@@ -172,6 +184,9 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
         extra_pids: Vec::new(),
         threads: 1,
         json: None,
+        shard: (0, 1),
+        clock_base_ms: None,
+        sync_dir: None,
     };
     let mut duration = None;
     let mut rate = None;
@@ -222,6 +237,9 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--extra-pid" => args.extra_pids.push(number(f, &value)?),
             "--threads" => args.threads = number(f, &value)?,
             "--json" => args.json = Some(PathBuf::from(value)),
+            "--shard" => args.shard = shard(&value)?,
+            "--clock-base-ms" => args.clock_base_ms = Some(number(f, &value)?),
+            "--sync-dir" => args.sync_dir = Some(PathBuf::from(value)),
             other => return Err(format!("unknown option {other}\n\n{USAGE}")),
         }
     }
@@ -247,6 +265,18 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
     });
     validate(&args)?;
     Ok(args)
+}
+
+/// `K/N` with K < N.
+fn shard(value: &str) -> Result<(usize, usize), String> {
+    let (k, n) = value
+        .split_once('/')
+        .ok_or_else(|| format!("--shard: K/N expected, got {value}"))?;
+    let (k, n): (usize, usize) = (number("--shard", k)?, number("--shard", n)?);
+    if k >= n {
+        return Err(format!("--shard: K must be below N ({value})"));
+    }
+    Ok((k, n))
 }
 
 /// `http://host:port` (a path, if any, is ignored) → the address.
@@ -379,5 +409,13 @@ mod tests {
         assert_eq!((a.callers, a.watchers, a.rate, a.rooms), (4, 100, 0.0, 1));
         let b = parse(argv("--mode fanout")).expect("parses");
         assert_eq!(b.rate, 1.5);
+    }
+
+    #[test]
+    fn shards() {
+        let a = parse(argv("--mode fanout --shard 2/6 --sync-dir /tmp/x")).expect("parses");
+        assert_eq!(a.shard, (2, 6));
+        assert!(parse(argv("--mode fanout --shard 6/6")).is_err());
+        assert!(parse(argv("--mode fanout --shard 3")).is_err());
     }
 }

@@ -46,18 +46,35 @@ pub struct Shared {
     pub last_joined_us: AtomicU64,
     pub last_in_us: AtomicU64,
     pub in_room: AtomicU64,
+    /// Fanout with --sync-dir: the publishing start another process chose
+    /// (µs since `base`); u64::MAX until then.
+    pub start_at: AtomicU64,
 }
 
 impl Shared {
     pub fn new(args: Args) -> Result<Self, String> {
         let handshakes = Semaphore::new(args.connect_concurrency);
+        let base = match args.clock_base_ms {
+            None => Instant::now(),
+            // Now, moved back by the time since that Unix instant: every
+            // generator given the same instant stamps on the same clock.
+            Some(ms) => {
+                let at = std::time::UNIX_EPOCH + Duration::from_millis(ms);
+                let since = std::time::SystemTime::now()
+                    .duration_since(at)
+                    .map_err(|_| "--clock-base-ms lies in the future".to_string())?;
+                Instant::now()
+                    .checked_sub(since)
+                    .ok_or("--clock-base-ms lies too far back")?
+            }
+        };
         Ok(Self {
             args,
             counters: Counters::default(),
             latency: Latency::new()?,
             handshakes_us: Latency::new()?,
             joins_us: Latency::new()?,
-            base: Instant::now(),
+            base,
             handshakes,
             go: CancellationToken::new(),
             publish_from: AtomicU64::new(u64::MAX),
@@ -67,6 +84,7 @@ impl Shared {
             last_joined_us: AtomicU64::new(0),
             last_in_us: AtomicU64::new(0),
             in_room: AtomicU64::new(0),
+            start_at: AtomicU64::new(u64::MAX),
         })
     }
 

@@ -9,6 +9,7 @@ mod http;
 mod modes;
 mod rooms;
 mod stats;
+mod sync;
 
 use std::process::ExitCode;
 

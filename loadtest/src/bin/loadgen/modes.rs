@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use crate::args::{Args, Mode};
 use crate::conn::{self, Role, Shared};
 use crate::rooms;
-use crate::stats::{rss_kib, Counters, CpuMark};
+use crate::stats::{rss_kib, sockstat, Counters, CpuMark};
 
 pub(crate) fn secs(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0).round() / 1000.0
@@ -123,7 +123,10 @@ pub(crate) struct Window {
 pub(crate) async fn measure(shared: &Shared) -> Window {
     let a = &shared.args;
     let pid = a.server_pid;
-    let start = shared.now_us() + 200_000;
+    let start = match shared.start_at.load(Relaxed) {
+        u64::MAX => shared.now_us() + 200_000,
+        chosen => chosen,
+    };
     let from = start + a.warmup.as_micros() as u64;
     let until = from + a.duration.as_micros() as u64;
     shared.publish_from.store(start, Relaxed);
@@ -145,15 +148,27 @@ pub(crate) async fn measure(shared: &Shared) -> Window {
 async fn fanout(shared: Arc<Shared>) -> Result<Value, String> {
     let a = shared.args.clone();
     let pid = a.server_pid;
-    // R × M / N connections, each room exactly M members (see rooms.rs).
-    let total = rooms::connections(&a);
-    let roles = rooms::fanout_roles(&a);
+    // R × M / N connections, each room exactly M members (see rooms.rs);
+    // with --shard K/N only the K-th slice of them, by index.
+    let all = rooms::connections(&a);
+    let (k, n) = a.shard;
+    let slice = k * all / n..(k + 1) * all / n;
+    let roles: Vec<Role> = rooms::fanout_roles(&a)
+        .into_iter()
+        .filter(|r| slice.contains(&r.index))
+        .collect();
+    let total = roles.len();
+    let publishing = roles.iter().filter(|r| r.publish.is_some()).count();
     let rss_before = pid.and_then(|p| rss_kib(Some(p)));
     let t0 = Instant::now();
     let tasks = spawn_all(&shared, roles);
     let all_joined = wait_joined(&shared, total as u64, t0 + a.timeout).await;
     let connect_s = secs(t0.elapsed());
     let rss_connected = pid.and_then(|p| rss_kib(Some(p)));
+    if let Err(e) = crate::sync::wait_for_go(&shared).await {
+        stop_all(&shared, tasks).await;
+        return Err(e);
+    }
 
     let Window {
         cpu_from,
@@ -168,7 +183,7 @@ async fn fanout(shared: Arc<Shared>) -> Result<Value, String> {
     let sent = Counters::get(&c.sent_measured);
     // What the schedule asked for: a starved generator sends less, and then
     // deliveries per second say more about the generator than the server.
-    let scheduled = rooms::publishers(&a) as f64 * a.rate * a.duration.as_secs_f64();
+    let scheduled = publishing as f64 * a.rate * a.duration.as_secs_f64();
     let expected = sent * a.members as u64;
     let delivered = Counters::get(&c.delivered_measured);
     let late = Counters::get(&c.delivered_late);
@@ -192,7 +207,8 @@ async fn fanout(shared: Arc<Shared>) -> Result<Value, String> {
         json!({
             "rooms": a.rooms, "members": a.members, "publishers": a.publishers,
             "rooms_per_conn": a.rooms_per_conn, "connections": total,
-            "publishing_connections": rooms::publishers(&a),
+            "shard": [k, n], "connections_all_shards": all,
+            "publishing_connections": publishing,
             "rate": a.rate, "warmup_s": secs(a.warmup), "duration_s": secs(a.duration),
             "all_joined": all_joined, "connect_s": connect_s,
             "sent": sent, "scheduled": scheduled.round() as u64,
@@ -213,6 +229,8 @@ async fn fanout(shared: Arc<Shared>) -> Result<Value, String> {
             "loadgen_cpu_s": own_cpu.map(|s| round(s, 2)),
             "loadgen_cpu_cores": own_cpu.map(|s| round(s / measured, 3)),
             "other_cpu_cores": used.others.map(|s| round(s / measured, 3)),
+            // Several generators: their histograms, merged by the caller.
+            "latency_hist_us": a.sync_dir.as_ref().map(|_| shared.latency.buckets()),
         }),
     ))
 }
@@ -223,6 +241,7 @@ async fn idle(shared: Arc<Shared>) -> Result<Value, String> {
     let n = a.connections;
     let roles = spread(n, a.rooms, "idle");
     let rss_before = pid.and_then(|p| rss_kib(Some(p)));
+    let sockets_before = sockstat();
     let connect_from = CpuMark::now(pid);
     let t0 = Instant::now();
     let tasks = spawn_all(&shared, roles);
@@ -232,9 +251,13 @@ async fn idle(shared: Arc<Shared>) -> Result<Value, String> {
     // Let presence fan-out and allocator caches settle before measuring.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_after = pid.and_then(|p| rss_kib(Some(p)));
+    let sockets_after = sockstat();
+    // The idle window: from here, --duration (hold it over heartbeats to
+    // see what they cost), the connect phase left out.
     let cpu_from = CpuMark::now(pid);
     tokio::time::sleep(a.duration).await;
-    let idle_cpu = CpuMark::now(pid).since(&cpu_from).server;
+    let idle_used = CpuMark::now(pid).since(&cpu_from);
+    let idle_cpu = idle_used.server;
     let still_open = Counters::get(&shared.counters.connected)
         .saturating_sub(Counters::get(&shared.counters.closed_early));
     stop_all(&shared, tasks).await;
@@ -257,6 +280,10 @@ async fn idle(shared: Arc<Shared>) -> Result<Value, String> {
             "server_rss_before_kib": rss_before, "server_rss_after_kib": rss_after,
             "server_rss_per_conn_kib": per_conn,
             "server_idle_cpu_s": idle_cpu.map(|s| round(s, 2)),
+            "server_idle_cpu_cores": idle_cpu.map(|s| round(s / a.duration.as_secs_f64().max(1e-3), 4)),
+            "loadgen_idle_cpu_cores": idle_used.own.map(|s| round(s / a.duration.as_secs_f64().max(1e-3), 4)),
+            // The machine's sockets (both ends of every loopback connection).
+            "sockstat_before": sockets_before, "sockstat_after": sockets_after,
         }),
     ))
 }

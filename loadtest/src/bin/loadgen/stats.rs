@@ -99,6 +99,24 @@ impl Latency {
     }
 }
 
+impl Latency {
+    /// Every recorded value (µs, the highest equivalent of its bucket) with
+    /// its count: what another process needs to merge histograms.
+    pub fn buckets(&self) -> Vec<(u64, u64)> {
+        let Ok(h) = self.hist.lock() else {
+            return Vec::new();
+        };
+        h.iter_recorded()
+            .map(|v| {
+                (
+                    h.highest_equivalent(v.value_iterated_to()),
+                    v.count_at_value(),
+                )
+            })
+            .collect()
+    }
+}
+
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct LatencySummary {
     pub count: u64,
@@ -136,6 +154,42 @@ pub fn rss_kib(pid: Option<u32>) -> Option<u64> {
     let status = std::fs::read_to_string(path).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// /proc/net/sockstat: `sockets used` and the TCP line (inuse, orphan, tw,
+/// alloc, mem in pages), all sockets of the machine; and from /proc/meminfo
+/// the kernel's slab (`slab_kib`, `sunreclaim_kib`), where socket structures
+/// live (sockstat's `mem` counts only buffer pages).
+pub fn sockstat() -> BTreeMap<String, u64> {
+    let text = std::fs::read_to_string("/proc/net/sockstat").unwrap_or_default();
+    let mut found = BTreeMap::new();
+    for line in text.lines() {
+        let (prefix, key) = match line.split_once(':') {
+            Some(("sockets", rest)) => ("sockets_", rest),
+            Some(("TCP", rest)) => ("tcp_", rest),
+            _ => continue,
+        };
+        let words: Vec<&str> = key.split_whitespace().collect();
+        for pair in words.chunks(2) {
+            if let [name, value] = pair {
+                if let Ok(v) = value.parse() {
+                    found.insert(format!("{prefix}{name}"), v);
+                }
+            }
+        }
+    }
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    for (key, name) in [("Slab:", "slab_kib"), ("SUnreclaim:", "sunreclaim_kib")] {
+        let kib = meminfo
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok());
+        if let Some(kib) = kib {
+            found.insert(name.to_string(), kib);
+        }
+    }
+    found
 }
 
 /// Busy CPU seconds of the whole machine (all cores): the first line of
@@ -214,6 +268,8 @@ mod tests {
         assert!(cpu_seconds(None).is_some());
         assert!(rss_kib(None).is_some_and(|kib| kib > 0));
         assert!(machine_busy_seconds().is_some_and(|s| s > 0.0));
+        assert!(sockstat().contains_key("tcp_mem"));
+        assert!(sockstat().contains_key("slab_kib"));
     }
 
     #[test]
@@ -226,5 +282,7 @@ mod tests {
         assert_eq!(s.count, 1000);
         assert!((s.p50_ms - 500.0).abs() < 1.0, "{s:?}");
         assert!((s.max_ms - 1000.0).abs() < 1.0, "{s:?}");
+        let buckets = lat.buckets();
+        assert_eq!(buckets.iter().map(|b| b.1).sum::<u64>(), 1000);
     }
 }
