@@ -45,6 +45,27 @@ pub struct Delivery {
 struct Pending {
     member: Arc<Member>,
     held: Vec<Delivery>,
+    /// Its history ended at this seq, but frames were still queued for the
+    /// runner: it goes live when the runner takes them (into `held`), so
+    /// that none of them reaches it twice.
+    live_after: Option<u64>,
+}
+
+/// Makes pending member `at` live: it joins the members, and its held
+/// frames newer than `after_seq` (what its history showed) are queued.
+fn go_live(inner: &mut RoomInner, at: usize, after_seq: u64, latest: u64, tally: &mut Tally) {
+    let pending = inner.pending.swap_remove(at);
+    for d in pending.held {
+        if d.seq.is_none_or(|s| s > after_seq) {
+            tally.add(pending.member.outbox.push(Outgoing {
+                frame: d.frame,
+                accepted_at: d.accepted_at,
+                latest,
+            }));
+        }
+    }
+    inner.members.push(pending.member);
+    inner.snapshot = None;
 }
 
 /// One room's local state.
@@ -101,7 +122,9 @@ impl Room {
     /// Everything queued for the runner and the members to hand it to;
     /// joining members hold it until they are live. `None` (and the runner
     /// released) when the queue is empty.
-    pub(crate) fn take_batch(&self) -> Option<(Vec<Delivery>, Snapshot)> {
+    /// Members that finished their history while frames were queued go
+    /// live here, after this batch joined what is held for them.
+    pub(crate) fn take_batch(&self, tally: &mut Tally) -> Option<(Vec<Delivery>, Snapshot)> {
         let mut inner = self.lock();
         if inner.queue.is_empty() {
             inner.running = false;
@@ -115,6 +138,10 @@ impl Room {
         let members = (inner.snapshot)
             .get_or_insert_with(|| inner.members.iter().cloned().collect())
             .clone();
+        while let Some(at) = inner.pending.iter().position(|p| p.live_after.is_some()) {
+            let after_seq = inner.pending[at].live_after.unwrap_or(0);
+            go_live(inner, at, after_seq, self.latest, tally);
+        }
         Some((batch, members))
     }
 
@@ -227,6 +254,7 @@ impl Rooms {
         inner.pending.push(Pending {
             member: member.clone(),
             held: Vec::new(),
+            live_after: None,
         });
         if let Some(user) = &member.user {
             inner.users.add(user, &member.name);
@@ -242,14 +270,16 @@ impl Rooms {
         let Some(at) = inner.pending.iter().position(|p| p.member.id == member.id) else {
             return;
         };
-        let pending = inner.pending.swap_remove(at);
-        for d in pending.held {
-            if d.seq.is_none_or(|s| s > after_seq) {
-                self.push(member, d, room.latest);
-            }
+        if !inner.queue.is_empty() {
+            // Frames its history may already hold are still queued: it goes
+            // live when the runner takes them.
+            inner.pending[at].live_after = Some(after_seq);
+            return;
         }
-        inner.members.push(member.clone());
-        inner.snapshot = None;
+        let mut tally = Tally::default();
+        go_live(&mut inner, at, after_seq, room.latest, &mut tally);
+        drop(inner);
+        tally.record(&self.metrics);
     }
 
     /// Removes a member from `name`: the room (for its presence) and
@@ -346,15 +376,5 @@ impl Rooms {
         let recipients = queued.recipients;
         queued.run();
         recipients
-    }
-
-    fn push(&self, member: &Member, d: Delivery, latest: u64) {
-        let mut tally = Tally::default();
-        tally.add(member.outbox.push(Outgoing {
-            frame: d.frame,
-            accepted_at: d.accepted_at,
-            latest,
-        }));
-        tally.record(&self.metrics);
     }
 }

@@ -58,7 +58,8 @@ impl Runner {
     /// Hands everything queued now to every member; false (and the room's
     /// runner released) when nothing was queued.
     fn pass(&self) -> bool {
-        let Some((batch, members)) = self.room.take_batch() else {
+        let mut tally = Tally::default();
+        let Some((batch, members)) = self.room.take_batch(&mut tally) else {
             return false;
         };
         let latest = self.room.latest;
@@ -70,7 +71,7 @@ impl Runner {
             })
             .collect();
         let latency = self.metrics.fanout_latency.local();
-        let (mut delivered, mut tally) = (0u64, Tally::default());
+        let mut delivered = 0u64;
         for member in members.iter() {
             let mut now = None;
             member.outbox.push_all(
