@@ -128,31 +128,30 @@ impl Outbox {
         let mut wake = None;
         // A latest-delivery room's frames wait in the queue, where a newer
         // one can still replace them; in the kernel's buffer it could not.
-        let latest = items.iter().any(|i| i.latest != 0);
+        // (A batch is one room's: its frames share `latest`.)
+        let latest = items.first().is_some_and(|i| i.latest != 0);
         let direct = s.close.is_none() && !s.claimed && s.queue.is_empty() && !latest;
         let took = (s.socket.as_deref())
             .filter(|_| direct)
             .map(|sock| write_direct(sock, items));
         if let Some(mut n) = took {
-            {
-                let mut whole = 0;
-                while let Some(item) = items.get(whole).filter(|i| i.frame.len() <= n) {
-                    n -= item.frame.len();
-                    written(item);
-                    whole += 1;
-                }
-                rest = &items[whole..];
-                if let Some(item) = rest.first().filter(|_| n > 0) {
-                    // Part of a frame went out: the rest goes first, always.
-                    let remainder = Outgoing {
-                        frame: item.frame.slice(n..),
-                        accepted_at: item.accepted_at,
-                        latest: 0,
-                    };
-                    queued(Self::enqueue(&mut s, remainder, &mut wake));
-                    s.partial_front = true;
-                    rest = &rest[1..];
-                }
+            let mut whole = 0;
+            while let Some(item) = items.get(whole).filter(|i| i.frame.len() <= n) {
+                n -= item.frame.len();
+                written(item);
+                whole += 1;
+            }
+            rest = &items[whole..];
+            if let Some(item) = rest.first().filter(|_| n > 0) {
+                // Part of a frame went out: the rest goes first, always.
+                let remainder = Outgoing {
+                    frame: item.frame.slice(n..),
+                    accepted_at: item.accepted_at,
+                    latest: 0,
+                };
+                queued(Self::enqueue(&mut s, remainder, &mut wake));
+                s.partial_front = true;
+                rest = &rest[1..];
             }
         }
         for item in rest {

@@ -57,15 +57,22 @@ fn go_live(inner: &mut RoomInner, at: usize, after_seq: u64, latest: u64, tally:
     let pending = inner.pending.swap_remove(at);
     for d in pending.held {
         if d.seq.is_none_or(|s| s > after_seq) {
-            tally.add(pending.member.outbox.push(Outgoing {
-                frame: d.frame,
-                accepted_at: d.accepted_at,
-                latest,
-            }));
+            tally.add(pending.member.outbox.push(d.outgoing(latest)));
         }
     }
     inner.members.push(pending.member);
     inner.snapshot = None;
+}
+
+impl Delivery {
+    /// The frame as a connection's queue holds it.
+    pub(crate) fn outgoing(self, latest: u64) -> Outgoing {
+        Outgoing {
+            frame: self.frame,
+            accepted_at: self.accepted_at,
+            latest,
+        }
+    }
 }
 
 /// One room's local state.
@@ -120,10 +127,9 @@ impl Room {
     }
 
     /// Everything queued for the runner and the members to hand it to;
-    /// joining members hold it until they are live. `None` (and the runner
-    /// released) when the queue is empty.
-    /// Members that finished their history while frames were queued go
-    /// live here, after this batch joined what is held for them.
+    /// joining members hold it until they are live, and those that finished
+    /// their history while it was queued go live here, once it is held for
+    /// them. `None` (and the runner released) when the queue is empty.
     pub(crate) fn take_batch(&self, tally: &mut Tally) -> Option<(Vec<Delivery>, Snapshot)> {
         let mut inner = self.lock();
         if inner.queue.is_empty() {
@@ -138,8 +144,10 @@ impl Room {
         let members = (inner.snapshot)
             .get_or_insert_with(|| inner.members.iter().cloned().collect())
             .clone();
-        while let Some(at) = inner.pending.iter().position(|p| p.live_after.is_some()) {
-            let after_seq = inner.pending[at].live_after.unwrap_or(0);
+        let ready = |inner: &RoomInner| {
+            (inner.pending.iter().enumerate()).find_map(|(at, p)| p.live_after.map(|s| (at, s)))
+        };
+        while let Some((at, after_seq)) = ready(inner) {
             go_live(inner, at, after_seq, self.latest, tally);
         }
         Some((batch, members))

@@ -63,13 +63,7 @@ impl Runner {
             return false;
         };
         let latest = self.room.latest;
-        let items: Vec<Outgoing> = (batch.into_iter())
-            .map(|d| Outgoing {
-                frame: d.frame,
-                accepted_at: d.accepted_at,
-                latest,
-            })
-            .collect();
+        let items: Vec<Outgoing> = batch.into_iter().map(|d| d.outgoing(latest)).collect();
         let latency = self.metrics.fanout_latency.local();
         let mut delivered = 0u64;
         for member in members.iter() {
