@@ -220,16 +220,11 @@ impl Settings {
                 p.push(format!("{key}: must be longer than zero"));
             }
         }
-        if self.broker.kind == BrokerKind::Redis
-            && !(self.broker.redis_url.starts_with("redis://")
-                || self.broker.redis_url.starts_with("rediss://"))
-        {
-            p.push("broker.redis_url: must start with redis:// or rediss://".into());
+        if self.broker.kind == BrokerKind::Redis {
+            p.extend(self.broker.redis_address_problems());
         }
-        if self.broker.kind == BrokerKind::Redis
-            && !self.broker.redis_ca_file.is_empty()
-            && !self.broker.redis_url.starts_with("rediss://")
-        {
+        let tls = self.broker.redis_tls();
+        if self.broker.kind == BrokerKind::Redis && !self.broker.redis_ca_file.is_empty() && !tls {
             p.push("broker.redis_ca_file: only used with a rediss:// URL (TLS)".into());
         }
         let (cert, key) = (
@@ -243,7 +238,7 @@ impl Settings {
                      too (and the other way round)"
                         .into(),
                 );
-            } else if !self.broker.redis_url.starts_with("rediss://") {
+            } else if !tls {
                 p.push(
                     "broker.redis_client_cert_file: only used with a rediss:// URL (TLS)".into(),
                 );

@@ -10,12 +10,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod api;
+mod broker;
 mod load;
 mod namespaces;
 mod redact;
 mod serde_with;
 
 pub use api::{ApiKeySettings, ApiSettings};
+pub use broker::{BrokerKind, BrokerSettings, RedisMode};
 pub use namespaces::{sent_at, Delivery, NamespaceSettings, Policy};
 pub use redact::redact_url;
 
@@ -266,33 +268,6 @@ pub struct RoomSettings {
     /// Per-pattern policies; first match wins (see [`RoomSettings::policy`]).
     #[serde(default)]
     pub namespaces: Vec<NamespaceSettings>,
-}
-
-/// Which broker carries messages between sessions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BrokerKind {
-    /// One process; the embedded default.
-    Memory,
-    /// Many replicas sharing one Redis.
-    Redis,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct BrokerSettings {
-    pub kind: BrokerKind,
-    pub redis_url: String,
-    pub redis_password_file: String,
-    pub redis_ca_file: String,
-    pub redis_client_cert_file: String,
-    pub redis_client_key_file: String,
-    #[serde(with = "duration")]
-    pub history_ttl: Duration,
-    /// How long a replica's presence count stays counted without a refresh
-    /// (a replica that dies stops counting within this time).
-    #[serde(with = "duration")]
-    pub presence_ttl: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

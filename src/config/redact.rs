@@ -30,6 +30,12 @@ impl Settings {
             }
         }
         copy.broker.redis_url = redact_url(&copy.broker.redis_url);
+        copy.broker.redis_urls = copy
+            .broker
+            .redis_urls
+            .iter()
+            .map(|u| redact_url(u))
+            .collect();
         match toml::to_string_pretty(&copy) {
             Ok(text) => text,
             Err(e) => format!("# could not print settings: {e}\n"),

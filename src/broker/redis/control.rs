@@ -17,7 +17,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -79,20 +78,36 @@ fn reply_channel(replica: &str) -> String {
 }
 
 /// Subscribes to the control channel and this replica's answers (the
-/// connection manager subscribes again by itself after a reconnect).
+/// connection subscribes again by itself after a reconnect; a cluster's
+/// after a failover, see [`super::subs::resubscribe`]).
 pub(super) async fn listen(shared: Arc<Shared>, stop: CancellationToken) {
-    let channels = [CHANNEL, shared.control.reply_channel.as_str()];
     loop {
-        let mut conn = shared.conn.clone();
-        match shared.call(conn.subscribe(&channels)).await {
-            Ok(()) => return,
-            Err(e) => tracing::debug!(error = %e, "control channel not subscribed yet"),
+        if subscribe_all(&shared).await {
+            return;
         }
         tokio::select! {
             () = tokio::time::sleep(RETRY) => {}
             () = stop.cancelled() => return,
         }
     }
+}
+
+/// Subscribes to both control channels, one at a time (on a cluster each
+/// lives in its own slot); false if one failed.
+pub(super) async fn subscribe_all(shared: &Shared) -> bool {
+    let mut all = true;
+    for channel in [CHANNEL, shared.control.reply_channel.as_str()] {
+        if let Err(e) = shared.call(shared.conn.subscribe(channel)).await {
+            tracing::debug!(error = %e, "control channel not subscribed yet");
+            all = false;
+        }
+    }
+    all
+}
+
+/// Whether `channel` is one of this replica's control channels.
+pub(super) fn is_control(shared: &Shared, channel: &[u8]) -> bool {
+    channel == CHANNEL.as_bytes() || channel == shared.control.reply_channel.as_bytes()
 }
 
 /// Handles a pub/sub message if it is on a control channel; false if not.
@@ -136,9 +151,8 @@ async fn answer(shared: &Shared, request: Request) {
     }) else {
         return;
     };
-    let mut conn = shared.conn.clone();
-    let sent: Result<u64, _> = shared
-        .call(conn.publish(reply_channel(&request.from), body))
+    let sent = shared
+        .call(shared.conn.publish(&reply_channel(&request.from), &body))
         .await;
     if let Err(e) = sent {
         tracing::warn!(error = %e, "control answer not sent");
@@ -170,8 +184,7 @@ async fn ask(
         control,
     })
     .map_err(|_| BrokerError::Reply("control"))?;
-    let mut conn = shared.conn.clone();
-    let replicas: u64 = shared.call(conn.publish(CHANNEL, body)).await?;
+    let replicas: u64 = shared.call(shared.conn.publish(CHANNEL, &body)).await?;
     let (mut total, mut heard) = (0, 0);
     let deadline = tokio::time::Instant::now() + ANSWER_TIMEOUT + Duration::from_millis(500);
     while heard < replicas {
@@ -199,30 +212,34 @@ pub(super) async fn rooms(
     limit: usize,
     after: Option<&str>,
 ) -> Result<RoomPage, BrokerError> {
-    let mut conn = shared.conn.clone();
     let mut names: Vec<String> = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let mut cmd = redis::cmd("SCAN");
-        cmd.arg(cursor)
-            .arg("MATCH")
-            .arg(script::online_key("*"))
-            .arg("COUNT")
-            .arg(SCAN_COUNT);
-        let (next, keys): (u64, Vec<String>) = shared.call(cmd.query_async(&mut conn)).await?;
-        names.extend(
-            keys.iter()
-                .filter_map(|k| k.strip_prefix("wschat:{")?.strip_suffix("}:online"))
-                .filter(|room| after.is_none_or(|a| *room > a))
-                .map(str::to_owned),
-        );
-        if next == 0 {
-            break;
+    // A cluster's keys are spread over its masters: scan each.
+    for node in shared.call(shared.conn.key_nodes()).await? {
+        let mut cursor: u64 = 0;
+        loop {
+            let mut cmd = redis::cmd("SCAN");
+            cmd.arg(cursor)
+                .arg("MATCH")
+                .arg(script::online_key("*"))
+                .arg("COUNT")
+                .arg(SCAN_COUNT);
+            let (next, keys): (u64, Vec<String>) =
+                shared.call(shared.conn.query_on(&node, &cmd)).await?;
+            names.extend(
+                keys.iter()
+                    .filter_map(|k| k.strip_prefix("wschat:{")?.strip_suffix("}:online"))
+                    .filter(|room| after.is_none_or(|a| *room > a))
+                    .map(str::to_owned),
+            );
+            if next == 0 {
+                break;
+            }
+            cursor = next;
         }
-        cursor = next;
     }
     names.sort_unstable();
     names.dedup();
+    let mut conn = shared.conn.clone();
     let mut page = RoomPage::default();
     for room in names {
         let mut inv = shared.scripts.online.prepare_invoke();

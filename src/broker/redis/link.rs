@@ -6,25 +6,25 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind};
+use redis::{PushInfo, PushKind};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::conn::Conn;
 use super::receiver::Event;
 use super::{members, script, Shared};
-use crate::broker::{BrokerError, BrokerSetupError, UserChanges};
-use crate::config::{redact_url, BrokerSettings};
+use crate::broker::{BrokerError, UserChanges};
 use crate::metrics::Metrics;
 
 /// How often a down broker checks whether Redis is back.
 const PROBE_DOWN: Duration = Duration::from_millis(100);
 /// How often an up broker checks that Redis still answers.
 const PROBE_UP: Duration = Duration::from_secs(1);
+/// A cluster that has not answered for this long is reconnected from its
+/// seed nodes.
+const RESET_AFTER: Duration = Duration::from_secs(3);
 /// While Redis does not answer, why is logged at most this often.
 const SAY_WHY_EVERY: Duration = Duration::from_secs(30);
-/// Longest wait between reconnect attempts (keeps recovery under 2 s).
-const MAX_BACKOFF: Duration = Duration::from_millis(500);
 
 /// Whether Redis answers, as last seen; the receiver is told about recoveries.
 pub(super) struct Status {
@@ -60,6 +60,7 @@ impl Status {
         if self.ever_up.swap(true, Ordering::AcqRel) {
             self.metrics.broker_reconnects.inc();
             tracing::info!("redis is back; backfilling rooms");
+            let _ = self.events.send(Event::Recovered);
             let _ = self.events.send(Event::Resync);
         } else {
             tracing::info!("redis connected");
@@ -74,7 +75,8 @@ impl Status {
         }
     }
 
-    fn push(&self, info: PushInfo) -> Result<(), ()> {
+    /// Hands a push to the receiver (every connection's push sender).
+    pub(super) fn push(&self, info: PushInfo) -> Result<(), ()> {
         if info.kind == PushKind::Disconnection {
             // Before the receiver sees it: publishes fail fast from now on.
             self.set_down();
@@ -83,86 +85,13 @@ impl Status {
     }
 }
 
-/// A lazily connecting RESP3 manager: retries forever with a short backoff,
-/// resubscribes by itself, and hands pushes to the receiver. Also returns
-/// its client.
-pub(super) fn connect(
-    settings: &BrokerSettings,
-    status: Arc<Status>,
-) -> Result<(redis::Client, ConnectionManager), BrokerSetupError> {
-    let shown = redact_url(&settings.redis_url);
-    let bad_url = |e: redis::RedisError| BrokerSetupError {
-        key: "redis_url",
-        reason: format!("`{shown}`: {e}"),
-    };
-    let info = settings
-        .redis_url
-        .as_str()
-        .into_connection_info()
-        .map_err(bad_url)?;
-    let mut redis = info
-        .redis_settings()
-        .clone()
-        .set_protocol(ProtocolVersion::RESP3);
-    if !settings.redis_password_file.is_empty() {
-        let password = std::fs::read_to_string(&settings.redis_password_file).map_err(|e| {
-            BrokerSetupError {
-                key: "redis_password_file",
-                reason: e.to_string(),
-            }
-        })?;
-        // The password is never logged; only the file name is.
-        redis = redis.set_password(password.trim_end_matches(['\r', '\n']));
-    }
-    let info = info.set_redis_settings(redis);
-    let read = |key: &'static str, path: &str| {
-        std::fs::read(path).map_err(|e| BrokerSetupError {
-            key,
-            reason: format!("{path}: {e}"),
-        })
-    };
-    let root_cert = match settings.redis_ca_file.as_str() {
-        "" => None,
-        path => Some(read("redis_ca_file", path)?),
-    };
-    // Validation makes these come as a pair.
-    let client_tls = match settings.redis_client_cert_file.as_str() {
-        "" => None,
-        path => Some(redis::ClientTlsConfig {
-            client_cert: read("redis_client_cert_file", path)?,
-            client_key: read("redis_client_key_file", &settings.redis_client_key_file)?,
-        }),
-    };
-    let client = if root_cert.is_none() && client_tls.is_none() {
-        redis::Client::open(info)
-    } else {
-        let certs = redis::TlsCertificates {
-            client_tls,
-            root_cert,
-        };
-        redis::Client::build_with_tls(info, certs)
-    }
-    .map_err(bad_url)?;
-    let config = ConnectionManagerConfig::new()
-        .set_push_sender(move |info| status.push(info))
-        .set_automatic_resubscription()
-        // The default (6 retries) gives up silently: the subscription is then
-        // gone for good. Never give up; back off at most MAX_BACKOFF.
-        .set_number_of_retries(usize::MAX)
-        .set_min_delay(Duration::from_millis(20))
-        .set_max_delay(MAX_BACKOFF)
-        .set_connection_timeout(Some(Duration::from_secs(1)))
-        .set_response_timeout(Some(Duration::from_secs(1)));
-    let conn = ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(bad_url)?;
-    Ok((client, conn))
-}
-
 /// Probes Redis: fast while it is down, slowly while it is up. While it
 /// does not answer, says why (a refused connection, a certificate nobody
 /// vouches for, a wrong password): otherwise a server that never reached
 /// Redis would only show a 503 on /readyz.
 pub(super) async fn health(shared: Arc<Shared>, stop: CancellationToken) {
     let mut said: Option<Instant> = None;
+    let mut down_since: Option<Instant> = None;
     loop {
         let wait = if shared.status.is_up() {
             PROBE_UP
@@ -173,26 +102,49 @@ pub(super) async fn health(shared: Arc<Shared>, stop: CancellationToken) {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
         }
-        let mut conn = shared.conn.clone();
-        match shared
-            .call(redis::cmd("PING").query_async::<String>(&mut conn))
-            .await
-        {
-            Ok(_) => said = None,
+        let result = shared.call(shared.conn.ping()).await;
+        down_since = match (&result, down_since) {
+            (Ok(()), _) => None,
+            (Err(_), None) => Some(Instant::now()),
+            (Err(_), Some(at)) if at.elapsed() >= RESET_AFTER => {
+                if let Conn::Cluster(lazy) = &shared.conn {
+                    // redis-rs may keep a slot map that names a dead master
+                    // (refreshed before the failover, then backing off): start
+                    // over from the seed nodes. Subscriptions are made again
+                    // on recovery (`Event::Recovered`).
+                    tracing::warn!(
+                        "redis cluster still unreachable; reconnecting from the seed nodes"
+                    );
+                    lazy.reset();
+                }
+                Some(Instant::now())
+            }
+            (Err(_), at) => at,
+        };
+        match result {
+            Ok(()) => said = None,
             Err(e) if said.is_none_or(|at| at.elapsed() >= SAY_WHY_EVERY) => {
                 said = Some(Instant::now());
-                // The manager's own attempts keep their errors to themselves:
-                // one fresh connection names the cause.
-                let fresh = shared.client.get_multiplexed_async_connection();
-                let why = match tokio::time::timeout(Duration::from_secs(2), fresh).await {
-                    Ok(Err(cause)) => format!("redis: {cause}"),
-                    Ok(Ok(_)) => e.to_string(),
-                    Err(_) => "redis: connecting took over 2 s".to_string(),
-                };
+                let why = why(&shared, e).await;
                 tracing::warn!(error = %why, "redis does not answer; /readyz stays 503");
             }
             Err(_) => {}
         }
+    }
+}
+
+/// Why Redis does not answer. The manager's own attempts keep their errors
+/// to themselves: for one server, a fresh connection names the cause (a
+/// cluster's or a Sentinel's error already names the node).
+async fn why(shared: &Shared, e: BrokerError) -> String {
+    let Some(client) = &shared.client else {
+        return e.to_string();
+    };
+    let fresh = client.get_multiplexed_async_connection();
+    match tokio::time::timeout(Duration::from_secs(2), fresh).await {
+        Ok(Err(cause)) => format!("redis: {cause}"),
+        Ok(Ok(_)) => e.to_string(),
+        Err(_) => "redis: connecting took over 2 s".to_string(),
     }
 }
 

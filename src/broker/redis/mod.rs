@@ -15,19 +15,24 @@
 //!   forever and resubscribes by itself; every command has its own deadline,
 //!   so a session never waits on a dead Redis for long.
 
+mod conn;
+mod connect;
 mod control;
+mod follow;
+mod keys;
 mod link;
 mod members;
 mod publish;
 mod receiver;
+mod rollback;
 pub mod script;
 mod subs;
+mod track;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use redis::aio::ConnectionManager;
 use redis::RedisResult;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -40,6 +45,7 @@ use crate::config::{BrokerSettings, RoomSettings};
 use crate::fanout::rooms::Rooms;
 use crate::metrics::Metrics;
 
+use conn::Conn;
 use link::Status;
 use receiver::Event;
 use script::Scripts;
@@ -59,10 +65,10 @@ struct Limits {
 
 /// What the broker's tasks share.
 struct Shared {
-    conn: ConnectionManager,
-    /// The client behind `conn`, for a one-off connection that tells why
-    /// Redis does not answer (the manager only retries).
-    client: redis::Client,
+    conn: Conn,
+    /// One server's client, for a one-off connection that tells why Redis
+    /// does not answer (the manager only retries).
+    client: Option<redis::Client>,
     scripts: Scripts,
     status: Arc<Status>,
     rooms: Arc<Rooms>,
@@ -164,12 +170,12 @@ impl RedisBroker {
     ) -> Result<RedisBroker, BrokerSetupError> {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let status = Arc::new(Status::new(metrics.clone(), events_tx));
-        let (client, conn) = link::connect(settings, status.clone())?;
+        let made = connect::connect(settings, status.clone())?;
         let replica = uuid::Uuid::new_v4().to_string();
         let shared = Arc::new(Shared {
-            conn,
-            client,
-            scripts: Scripts::default(),
+            scripts: Scripts::new(made.conn.sharded()),
+            conn: made.conn,
+            client: made.client,
             status,
             rooms,
             metrics,
@@ -189,6 +195,9 @@ impl RedisBroker {
         tokio::spawn(link::health(shared.clone(), stop.clone()));
         tokio::spawn(link::refresh_presence(shared.clone(), stop.clone()));
         tokio::spawn(control::listen(shared.clone(), stop.clone()));
+        if let Some(follower) = made.follower {
+            tokio::spawn(follow::run(shared.clone(), follower, stop.clone()));
+        }
         Ok(RedisBroker {
             shared,
             subs,

@@ -11,7 +11,7 @@
 //! redis-rs forwards pushes through a task of its own, so a push can reach
 //! this queue after the reply of a command that Redis answered later. Nothing
 //! here relies on push/reply order: a freshly subscribed room holds its
-//! messages until its baseline arrives (at most [`EARLY_MAX`]; past that it
+//! messages until its baseline arrives (at most [`super::track`]'s bound; past that it
 //! drops them and reads the log from the baseline instead), and a history
 //! read waits (a barrier) until the room has been delivered up to the seq the
 //! history ends at. No joiner reads history before its room's baseline is
@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::script::{self, Envelope};
+use super::track::{Early, Track};
 use super::Shared;
 use crate::broker::Since;
 use crate::fanout::rooms::Delivery;
@@ -36,10 +37,6 @@ use crate::ws::frame;
 
 /// How often stale rooms are retried while Redis is up.
 const RETRY: Duration = Duration::from_millis(500);
-/// Messages held for a room whose baseline has not come yet. The wait is two
-/// commands at most; a room busier than this is read from the log instead.
-const EARLY_MAX: usize = 1024;
-
 /// What the receiver is told, in order.
 pub(super) enum Event {
     /// A push from Redis: a pub/sub message, or the connection dropped.
@@ -56,6 +53,13 @@ pub(super) enum Event {
     Gone(Arc<str>),
     /// Redis answers again after an outage: backfill stale rooms.
     Resync,
+    /// Every room may have missed messages (the Sentinels named a new
+    /// master): mark them all stale.
+    Lost,
+    /// Redis answers again after an outage. On a cluster, a failover may
+    /// have left sharded subscriptions behind on the dead master: subscribe
+    /// every carried room again, then read every room's log.
+    Recovered,
     /// Answer once `room` has been delivered up to `seq` of `epoch`.
     Barrier {
         room: Arc<str>,
@@ -65,52 +69,12 @@ pub(super) enum Event {
     },
 }
 
-/// A message that arrived before its room's baseline.
-struct Early {
-    seq: u64,
-    epoch: Arc<str>,
-    at: Option<Instant>,
-    json: Arc<str>,
-}
-
 /// A history read waiting for its room to catch up.
 struct Waiter {
     room: Arc<str>,
     epoch: Arc<str>,
     seq: u64,
     done: oneshot::Sender<()>,
-}
-
-/// What this replica has delivered in one room.
-#[derive(Default)]
-struct Track {
-    epoch: Option<Arc<str>>,
-    /// The last seq delivered; `None` until a baseline is known.
-    last: Option<u64>,
-    /// Pub/sub may have missed messages: read the log before trusting it.
-    stale: bool,
-    /// Messages received before the baseline (`Seen`), at most [`EARLY_MAX`].
-    early: Vec<Early>,
-}
-
-impl Track {
-    /// Whether a history read ending at `seq` of `epoch` may go on. Not
-    /// before the baseline: what was delivered is not known yet.
-    fn caught_up(&self, epoch: &str, seq: u64) -> bool {
-        self.last.is_some()
-            && (self.epoch.as_deref() != Some(epoch) || self.last.is_some_and(|l| l >= seq))
-    }
-
-    /// Holds a message that came before the baseline. When too many came,
-    /// drops them all and marks the room stale: the log is read from the
-    /// baseline as soon as it is known.
-    fn hold(&mut self, m: Early) {
-        if self.early.len() >= EARLY_MAX {
-            self.early = Vec::new();
-            self.stale = true;
-        }
-        self.early.push(m);
-    }
 }
 
 /// Runs until stopped.
@@ -167,6 +131,16 @@ pub(super) async fn run(
                 seq,
                 done,
             }),
+            Event::Recovered => {
+                if shared.conn.sharded() {
+                    tokio::spawn(super::subs::resubscribe(shared.clone()));
+                }
+            }
+            Event::Lost => {
+                for t in tracks.values_mut() {
+                    t.stale = true;
+                }
+            }
             Event::Resync => {
                 if !shared.status.is_up() {
                     continue;
@@ -200,7 +174,26 @@ async fn push(shared: &Arc<Shared>, tracks: &mut HashMap<Arc<str>, Track>, info:
                 t.stale = true;
             }
         }
-        PushKind::Message => {
+        // Redis drops the sharded subscriptions of a slot that moved away (a
+        // reshard, a failover); redis-rs then forgets them too. Subscribe
+        // again where the slot lives now; the log covers the gap. A room
+        // this replica unsubscribed has no track any more.
+        PushKind::SUnsubscribe => {
+            let Some(Value::BulkString(channel)) = info.data.first() else {
+                return;
+            };
+            if super::control::is_control(shared, channel) {
+                tokio::spawn(super::subs::again(shared.clone(), None));
+            } else if let Some((room, track)) = script::room_of_channel(channel)
+                .and_then(|room| tracks.get_key_value(room).map(|(k, _)| k.clone()))
+                .and_then(|room| tracks.get_mut(&room).map(|t| (room, t)))
+            {
+                track.stale = true;
+                tokio::spawn(super::subs::again(shared.clone(), Some(room)));
+            }
+        }
+        // SMessage: sharded pub/sub, on a cluster.
+        PushKind::Message | PushKind::SMessage => {
             let [Value::BulkString(channel), Value::BulkString(payload)] = &info.data[..] else {
                 return;
             };
@@ -297,6 +290,17 @@ async fn backfill(shared: &Shared, room: &Arc<str>, track: &mut Track) -> bool {
         }
     };
     let mut last = last;
+    if track.epoch.as_deref() == Some(&*read.epoch) && read.last_seq < last {
+        if let Err(e) =
+            super::rollback::repair(shared, room, &read.epoch, read.last_seq, last).await
+        {
+            // Stays stale: tried again on the next resync, before anything
+            // newer is trusted.
+            tracing::debug!(error = %e, "cannot repair a log that went back");
+            track.stale = true;
+            return false;
+        }
+    }
     if track.epoch.as_deref() != Some(&*read.epoch) {
         tracing::warn!(%room, "room history was lost in redis; new epoch");
         track.epoch = Some(read.epoch);
@@ -334,48 +338,4 @@ fn instant_of(unix_us: u64) -> Option<Instant> {
         .ok()?
         .as_micros() as u64;
     Instant::now().checked_sub(Duration::from_micros(now.saturating_sub(unix_us)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn early(seq: u64) -> Early {
-        Early {
-            seq,
-            epoch: "e".into(),
-            at: None,
-            json: "{}".into(),
-        }
-    }
-
-    #[test]
-    fn messages_before_the_baseline_are_bounded_and_an_overflow_marks_the_room_stale() {
-        let mut t = Track::default();
-        for seq in 1..=EARLY_MAX as u64 {
-            t.hold(early(seq));
-        }
-        assert_eq!((t.early.len(), t.stale), (EARLY_MAX, false));
-        t.hold(early(EARLY_MAX as u64 + 1));
-        assert_eq!(
-            (t.early.len(), t.stale),
-            (1, true),
-            "dropped, read from the log"
-        );
-        for seq in 0..10 * EARLY_MAX as u64 {
-            t.hold(early(seq));
-        }
-        assert!(t.early.len() <= EARLY_MAX);
-    }
-
-    #[test]
-    fn no_history_read_goes_on_before_the_baseline() {
-        let mut t = Track::default();
-        assert!(!t.caught_up("e", 0), "no baseline: not caught up");
-        t.epoch = Some("e".into());
-        t.last = Some(5);
-        assert!(t.caught_up("e", 5));
-        assert!(!t.caught_up("e", 6));
-        assert!(t.caught_up("other life", 9));
-    }
 }

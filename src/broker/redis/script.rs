@@ -1,7 +1,7 @@
-//! The Redis side of the broker: key names, the Lua scripts, and the
-//! pub/sub envelope they publish.
+//! The Redis side of the broker: the Lua scripts, and the pub/sub envelope
+//! they publish. Key names are in [`super::keys`] (re-exported here).
 //!
-//! Keys of one room share the hash tag `{room}`, so a cluster would keep them
+//! Keys of one room share the hash tag `{room}`, so a cluster keeps them
 //! on one slot:
 //!
 //! | key | type | holds |
@@ -27,37 +27,7 @@
 
 use redis::Script;
 
-/// The hash holding a room's `seq` and `epoch`.
-pub fn meta_key(room: &str) -> String {
-    format!("wschat:{{{room}}}:meta")
-}
-
-/// The stream holding a room's history.
-pub fn log_key(room: &str) -> String {
-    format!("wschat:{{{room}}}:log")
-}
-
-/// The hash of per-replica online counts.
-pub fn online_key(room: &str) -> String {
-    format!("wschat:{{{room}}}:online")
-}
-
-/// An idempotent publish's first answer in `room` (`scope`: hex SHA-256 of
-/// the API key's name and the caller's key), kept for the window.
-pub fn once_key(room: &str, scope: &str) -> String {
-    format!("wschat:{{{room}}}:once:{scope}")
-}
-
-/// The pub/sub channel of a room.
-pub fn channel(room: &str) -> String {
-    format!("wschat:{{{room}}}:ev")
-}
-
-/// The room a channel name belongs to.
-pub fn room_of_channel(channel: &[u8]) -> Option<&str> {
-    let s = std::str::from_utf8(channel).ok()?;
-    s.strip_prefix("wschat:{")?.strip_suffix("}:ev")
-}
+pub use super::keys::{channel, log_key, meta_key, once_key, online_key, room_of_channel};
 
 /// Accepts one message. KEYS: meta, log, online. ARGV: epoch candidate,
 /// history size, TTL ms, channel, the message JSON up to and including
@@ -274,18 +244,37 @@ pub struct Scripts {
     pub presence: Script,
     pub delete: Script,
     pub online: Script,
+    /// See [`super::rollback`].
+    pub(super) skip: super::rollback::Skip,
+}
+
+impl Scripts {
+    /// Hashes the scripts. `sharded`: they publish with SPUBLISH (a Redis
+    /// Cluster: the room's channel lives in its slot, beside its keys, and
+    /// only that shard's subscribers hear it) instead of PUBLISH.
+    pub fn new(sharded: bool) -> Scripts {
+        let script = |text: &str| {
+            if sharded {
+                Script::new(&text.replace("redis.call('PUBLISH'", "redis.call('SPUBLISH'"))
+            } else {
+                Script::new(text)
+            }
+        };
+        Scripts {
+            publish: script(PUBLISH),
+            history: script(HISTORY),
+            presence: script(PRESENCE),
+            delete: script(DELETE),
+            online: script(ONLINE),
+            skip: Default::default(),
+        }
+    }
 }
 
 impl Default for Scripts {
-    /// Hashes the scripts.
+    /// The scripts for one server or a Sentinel-managed master (PUBLISH).
     fn default() -> Scripts {
-        Scripts {
-            publish: Script::new(PUBLISH),
-            history: Script::new(HISTORY),
-            presence: Script::new(PRESENCE),
-            delete: Script::new(DELETE),
-            online: Script::new(ONLINE),
-        }
+        Scripts::new(false)
     }
 }
 
@@ -354,6 +343,18 @@ pub fn seq_of_id(id: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sharded_scripts_publish_only_with_spublish() {
+        for (text, plain) in [(PUBLISH, true), (PRESENCE, true), (DELETE, true)] {
+            assert_eq!(text.contains("redis.call('PUBLISH'"), plain);
+            let sharded = text.replace("redis.call('PUBLISH'", "redis.call('SPUBLISH'");
+            assert!(!sharded.contains("'PUBLISH'"), "{sharded}");
+        }
+        let (plain, sharded) = (Scripts::new(false), Scripts::new(true));
+        assert_ne!(plain.publish.get_hash(), sharded.publish.get_hash());
+        assert_eq!(plain.online.get_hash(), sharded.online.get_hash());
+    }
 
     #[test]
     fn envelopes_parse_and_garbage_is_refused() {

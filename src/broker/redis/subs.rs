@@ -32,6 +32,10 @@ use crate::metrics::BrokerOp;
 /// How long a joiner waits for its room's subscription: the attempts queued
 /// before it, each at most two commands of 1 s (`OP_TIMEOUT`).
 const JOIN_WAIT: Duration = Duration::from_secs(5);
+/// A subscription Redis dropped is tried again this many times, this far
+/// apart (a slot move or a failover settles within seconds).
+const AGAIN_TRIES: usize = 20;
+const AGAIN_WAIT: Duration = Duration::from_millis(250);
 
 /// Where a room's subscription stands.
 #[derive(Clone, Debug)]
@@ -192,8 +196,9 @@ async fn subscribe(shared: &Shared, room: &Arc<str>) -> Result<(), BrokerError> 
     events
         .send(Event::Fresh(room.clone()))
         .map_err(|_| BrokerError::Stopped)?;
-    let mut conn = shared.conn.clone();
-    let subscribed = shared.call(conn.subscribe(script::channel(room))).await;
+    let subscribed = shared
+        .call(shared.conn.subscribe(&script::channel(room)))
+        .await;
     // Where the room stands now. Every message after this seq comes on
     // pub/sub; the receiver delivers from here.
     let baseline = match subscribed {
@@ -231,13 +236,68 @@ async fn unwatch(shared: &Shared, room: Arc<str>) {
         }
     }
     let _ = shared.status.events.send(Event::Gone(room.clone()));
-    let mut conn = shared.conn.clone();
-    if let Err(e) = shared.call(conn.unsubscribe(script::channel(&room))).await {
+    if let Err(e) = shared
+        .call(shared.conn.unsubscribe(&script::channel(&room)))
+        .await
+    {
         // Still subscribed: its messages are ignored (no track), and the next
         // attempt subscribes again.
         shared.metrics.broker_error(BrokerOp::Subscribe);
         tracing::debug!(error = %e, "unsubscribe failed");
     }
+}
+
+/// Subscribes every carried room and the control channels again (a
+/// cluster after a failover, or a fresh cluster connection), then has every
+/// room read its log for what came meanwhile. SSUBSCRIBE to a channel
+/// already subscribed changes nothing.
+pub(super) async fn resubscribe(shared: Arc<Shared>) {
+    let rooms = shared.subs.ready();
+    let mut failed = 0usize;
+    for room in &rooms {
+        if shared
+            .call(shared.conn.subscribe(&script::channel(room)))
+            .await
+            .is_err()
+        {
+            failed += 1;
+        }
+    }
+    super::control::subscribe_all(&shared).await;
+    if failed > 0 {
+        // The next recovery tries again; until then their messages come
+        // from the log when a gap shows.
+        shared.metrics.broker_error(BrokerOp::Subscribe);
+        tracing::warn!(
+            failed,
+            rooms = rooms.len(),
+            "rooms not subscribed again after an outage"
+        );
+    }
+    let _ = shared.status.events.send(Event::Lost);
+    let _ = shared.status.events.send(Event::Resync);
+}
+
+/// Subscribes `room` again (or the control channels, for `None`) after
+/// Redis dropped the subscription, trying a few times while the cluster
+/// settles; then has stale rooms read their logs.
+pub(super) async fn again(shared: Arc<Shared>, room: Option<Arc<str>>) {
+    for _ in 0..AGAIN_TRIES {
+        let done = match &room {
+            Some(room) => shared
+                .call(shared.conn.subscribe(&script::channel(room)))
+                .await
+                .is_ok(),
+            None => super::control::subscribe_all(&shared).await,
+        };
+        if done {
+            let _ = shared.status.events.send(Event::Resync);
+            return;
+        }
+        tokio::time::sleep(AGAIN_WAIT).await;
+    }
+    shared.metrics.broker_error(BrokerOp::Subscribe);
+    tracing::warn!("a dropped subscription could not be made again; the next recovery tries");
 }
 
 #[cfg(test)]
