@@ -25,9 +25,12 @@ export -f apt_install
 # Node may come from another source that bundles npm: install only what is missing.
 command -v node >/dev/null || apt_install nodejs
 command -v npm >/dev/null || apt_install npm
-apt_install redis-server curl
+# redis-tools (redis-cli) forms the Redis Cluster of the cluster tests; it is a
+# dependency of redis-server, named here so that its absence fails here.
+apt_install redis-server redis-tools curl
 command -v node >/dev/null || { echo "node is missing" >&2; exit 1; }
 command -v redis-server >/dev/null || { echo "redis-server is missing" >&2; exit 1; }
+command -v redis-cli >/dev/null || { echo "redis-cli is missing (Debian package redis-tools)" >&2; exit 1; }
 
 for script in scripts/deps/*.sh; do
   [ -e "$script" ] || continue

@@ -1,7 +1,8 @@
 //! The server API across replicas: two real `ws-chat` processes on one real
-//! `redis-server`. An idempotent publish sent to both gives one message and
-//! one answer; a disconnect or a kick asked of one replica reaches the
-//! other's connections; members and rooms are counted on both.
+//! `redis-server`, on a Redis Cluster, and on a Sentinel-managed master. An
+//! idempotent publish sent to both gives one message and one answer; a
+//! disconnect or a kick asked of one replica reaches the other's
+//! connections; members and rooms are counted on both.
 
 mod common;
 
@@ -9,14 +10,15 @@ use std::time::Duration;
 
 use common::api::{call, config, tokens, ALL};
 use common::redis::RedisServer;
+use common::redis_cluster::RedisCluster;
+use common::redis_sentinel::RedisSentinel;
 use common::{connect, wait_readyz, Client, Process, ORIGIN};
 use serde_json::json;
 
-fn replicas(r: &RedisServer, dir: &std::path::Path) -> (Process, Process) {
+fn replicas(env: &[(&'static str, String)], dir: &std::path::Path) -> (Process, Process) {
     let file = config(dir);
     let tokens = tokens(dir);
-    let env = r.env();
-    let mut vars = common::redis::as_vars(&env);
+    let mut vars = common::redis::as_vars(env);
     vars.push(("CHAT__AUTH__TOKENS_FILE", &tokens));
     let args = ["--config", file.as_str()];
     (Process::start(&vars, &args), Process::start(&vars, &args))
@@ -36,8 +38,24 @@ async fn join(p: &Process, token: &str, room: &str) -> Client {
 #[tokio::test]
 async fn idempotency_control_and_listings_span_replicas() {
     let r = RedisServer::start();
+    span_replicas(&r.env()).await;
+}
+
+#[tokio::test]
+async fn on_a_cluster_idempotency_control_and_listings_span_replicas() {
+    let c = RedisCluster::start();
+    span_replicas(&c.env()).await;
+}
+
+#[tokio::test]
+async fn behind_sentinels_idempotency_control_and_listings_span_replicas() {
+    let s = RedisSentinel::start();
+    span_replicas(&s.env()).await;
+}
+
+async fn span_replicas(env: &[(&'static str, String)]) {
     let dir = tempfile::tempdir().unwrap();
-    let (one, two) = replicas(&r, dir.path());
+    let (one, two) = replicas(env, dir.path());
     for p in [&one, &two] {
         wait_readyz(p.admin_addr(), 200, Duration::from_secs(10)).await;
     }

@@ -1,25 +1,35 @@
-//! One broker test suite, run against both brokers: the memory broker (one
-//! server) and the Redis broker (two servers on one `redis-server`, so every
-//! case also crosses replicas). Each case asks for "replica 0" and "replica
-//! 1"; with one server both are the same. The join storm runs on real
-//! `ws-chat` processes (one, or two on one `redis-server`), where its timing
-//! is that of a deployment.
+//! One broker test suite, run against every broker setup: the memory broker
+//! (one server) and the Redis broker (two servers on one `redis-server`, on a
+//! Redis Cluster of six nodes, and on a Sentinel-managed master, so every case
+//! also crosses replicas). Each case asks for "replica 0" and "replica 1";
+//! with one server both are the same. The join storm runs on real `ws-chat`
+//! processes (one, or two sharing a Redis), where its timing is that of a
+//! deployment.
 
 mod common;
+#[path = "broker_suite/identified.rs"]
+mod identified;
 
+use std::any::Any;
 use std::future::Future;
 use std::time::Duration;
 
 use common::redis::RedisServer;
+use common::redis_cluster::RedisCluster;
+use common::redis_sentinel::RedisSentinel;
 use common::storm::{self, Publisher};
 use common::{wait_readyz, Client, Process, TestServer};
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
+/// Whatever Redis the servers of a case share (a [`RedisServer`],
+/// [`RedisCluster`] or [`RedisSentinel`]): held until the case ends.
+type Backing = Option<Box<dyn Any + Send>>;
+
 /// The servers of one case, and the Redis they share, if any.
 struct Cluster {
     servers: Vec<TestServer>,
-    _redis: Option<RedisServer>,
+    _redis: Backing,
 }
 
 impl Cluster {
@@ -52,25 +62,40 @@ async fn memory(extra: Env) -> Cluster {
     }
 }
 
-async fn redis(extra: Env) -> Cluster {
-    let r = RedisServer::start();
+/// Two servers on the Redis that `redis_env` points to, held in `redis`.
+async fn on_redis(redis_env: Env, redis: Box<dyn Any + Send>, extra: Env) -> Cluster {
     let mut env = base_env();
-    env.extend(r.env());
+    env.extend(redis_env);
     env.extend(extra);
     let servers = vec![start(&env).await, start(&env).await];
     for s in &servers {
-        wait_readyz(s.admin, 200, Duration::from_secs(5)).await;
+        wait_readyz(s.admin, 200, Duration::from_secs(10)).await;
     }
     Cluster {
         servers,
-        _redis: Some(r),
+        _redis: Some(redis),
     }
+}
+
+async fn redis(extra: Env) -> Cluster {
+    let r = RedisServer::start();
+    on_redis(r.env(), Box::new(r), extra).await
+}
+
+async fn cluster(extra: Env) -> Cluster {
+    let c = RedisCluster::start();
+    on_redis(c.env(), Box::new(c), extra).await
+}
+
+async fn sentinel(extra: Env) -> Cluster {
+    let s = RedisSentinel::start();
+    on_redis(s.env(), Box::new(s), extra).await
 }
 
 /// Real `ws-chat` processes and the Redis they share, if any.
 struct Procs {
     procs: Vec<Process>,
-    _redis: Option<RedisServer>,
+    _redis: Backing,
 }
 
 impl Procs {
@@ -79,15 +104,19 @@ impl Procs {
     }
 }
 
-/// The same two setups as [`memory`] and [`redis`], as child processes.
+/// The same setups as [`memory`], [`redis`], [`cluster`] and [`sentinel`],
+/// as child processes.
 mod processes {
-    use super::{base_env, wait_readyz, Duration, Env, Process, Procs, RedisServer};
+    use super::{
+        base_env, wait_readyz, Any, Backing, Duration, Env, Process, Procs, RedisCluster,
+        RedisSentinel, RedisServer,
+    };
 
-    async fn launch(env: Env, n: usize, redis: Option<RedisServer>) -> Procs {
+    async fn launch(env: Env, n: usize, redis: Backing) -> Procs {
         let vars = crate::common::redis::as_vars(&env);
         let procs: Vec<Process> = (0..n).map(|_| Process::start(&vars, &[])).collect();
         for p in &procs {
-            wait_readyz(p.admin_addr(), 200, Duration::from_secs(5)).await;
+            wait_readyz(p.admin_addr(), 200, Duration::from_secs(10)).await;
         }
         Procs {
             procs,
@@ -101,12 +130,27 @@ mod processes {
         launch(env, 1, None).await
     }
 
+    /// Two processes on the Redis that `redis_env` points to.
+    async fn on_redis(redis_env: Env, redis: Box<dyn Any + Send>, extra: Env) -> Procs {
+        let mut env = base_env();
+        env.extend(redis_env);
+        env.extend(extra);
+        launch(env, 2, Some(redis)).await
+    }
+
     pub async fn redis(extra: Env) -> Procs {
         let r = RedisServer::start();
-        let mut env = base_env();
-        env.extend(r.env());
-        env.extend(extra);
-        launch(env, 2, Some(r)).await
+        on_redis(r.env(), Box::new(r), extra).await
+    }
+
+    pub async fn cluster(extra: Env) -> Procs {
+        let c = RedisCluster::start();
+        on_redis(c.env(), Box::new(c), extra).await
+    }
+
+    pub async fn sentinel(extra: Env) -> Procs {
+        let s = RedisSentinel::start();
+        on_redis(s.env(), Box::new(s), extra).await
     }
 }
 
@@ -338,6 +382,14 @@ macro_rules! broker_suite {
             async fn presence_counts_every_replica() {
                 super::presence_counts_every_replica(super::$backend).await;
             }
+            #[tokio::test]
+            async fn deletions_reach_every_replica() {
+                super::identified::deletions_reach_every_replica(super::$backend).await;
+            }
+            #[tokio::test]
+            async fn members_list_every_replica_once() {
+                super::identified::members_list_every_replica_once(super::$backend).await;
+            }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn join_storm_loses_nothing() {
                 super::join_storm_loses_nothing(super::processes::$backend).await;
@@ -346,4 +398,4 @@ macro_rules! broker_suite {
     )*};
 }
 
-broker_suite!(memory, redis);
+broker_suite!(memory, redis, cluster, sentinel);

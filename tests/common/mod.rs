@@ -7,6 +7,8 @@ pub mod api;
 pub mod jwt;
 pub mod otlp;
 pub mod redis;
+pub mod redis_cluster;
+pub mod redis_sentinel;
 pub mod storm;
 
 use std::net::SocketAddr;

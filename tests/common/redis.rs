@@ -1,8 +1,11 @@
 //! A real `redis-server` per test: on a free port, without persistence or
 //! with an append-only file in a temp dir, killed with SIGKILL and restarted
 //! on the same port for the failure cases. A missing `redis-server` fails the
-//! test with a message saying how to install it; it is never skipped.
+//! test with a message saying how to install it; it is never skipped. Also the
+//! process plumbing the cluster and sentinel harnesses share: spawning,
+//! waiting for PING, querying one node, SIGKILL and respawn ([`RedisNode`]).
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -139,31 +142,13 @@ impl RedisServer {
         if let Some(pw) = &self.password {
             cmd.args(["--requirepass", pw]);
         }
-        let child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-                "redis-server is not installed: these tests need it \
-                 (Debian package redis-server; run scripts/install-deps.sh)"
-            ),
-            Err(e) => panic!("cannot start redis-server: {e}"),
-        };
-        self.child = Some(child);
-        self.wait_ping();
-    }
-
-    /// Blocking, not [`super::eventually`]: the constructors are synchronous.
-    fn wait_ping(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match self.try_query(&["PING"]) {
-                Ok(_) => return,
-                Err(e) if Instant::now() >= deadline => panic!(
-                    "redis-server on port {} did not answer PING within 10 s: {e}",
-                    self.port
-                ),
-                Err(_) => std::thread::sleep(Duration::from_millis(20)),
-            }
-        }
+        self.child = Some(spawn_checked(cmd));
+        let port = self.port;
+        poll_blocking(
+            &format!("redis-server on port {port} to answer PING"),
+            Duration::from_secs(10),
+            || self.try_query(&["PING"]).map_err(|e| e.to_string()),
+        );
     }
 
     /// `redis://127.0.0.1:<port>`, or `rediss://` with TLS (no password in it).
@@ -202,20 +187,12 @@ impl RedisServer {
                 redis::Client::build_with_tls(info, certs)?
             }
         };
-        let mut conn = client.get_connection_with_timeout(Duration::from_millis(500))?;
-        let mut cmd = redis::cmd(args[0]);
-        for a in &args[1..] {
-            cmd.arg(*a);
-        }
-        cmd.query(&mut conn)
+        run(&client, args)
     }
 
     /// SIGKILL, and wait until it is gone.
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill_child(&mut self.child);
     }
 
     /// Starts again on the same port (and data dir) and waits for PING.
@@ -242,4 +219,270 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Spawns `cmd` (a `redis-server`, as a server or a sentinel); a missing
+/// binary fails the test saying how to install it.
+fn spawn_checked(mut cmd: Command) -> Child {
+    match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+            "redis-server is not installed: these tests need it \
+             (Debian package redis-server; run scripts/install-deps.sh)"
+        ),
+        Err(e) => panic!("cannot start redis-server: {e}"),
+    }
+}
+
+/// One command on a fresh connection from `client`: 500 ms to connect, 2 s
+/// for the reply (a stalled node fails the query instead of the test hanging).
+fn run(client: &redis::Client, args: &[&str]) -> redis::RedisResult<redis::Value> {
+    Ok(run_all(client, &[args])?.remove(0))
+}
+
+/// Commands one after another on one fresh connection (as `WAIT` needs: it
+/// waits for the writes of its own connection).
+fn run_all(client: &redis::Client, cmds: &[&[&str]]) -> redis::RedisResult<Vec<redis::Value>> {
+    let mut conn = client.get_connection_with_timeout(Duration::from_millis(500))?;
+    conn.set_read_timeout(Some(Duration::from_secs(2)))?;
+    conn.set_write_timeout(Some(Duration::from_secs(2)))?;
+    cmds.iter()
+        .map(|args| {
+            let mut cmd = redis::cmd(args[0]);
+            for a in &args[1..] {
+                cmd.arg(*a);
+            }
+            cmd.query(&mut conn)
+        })
+        .collect()
+}
+
+/// Asks `probe` every 20 ms until it answers `Ok`, for at most `within`;
+/// then panics saying `what` it waited for and the last answer. The blocking
+/// twin of [`super::eventually`], for the synchronous constructors.
+pub fn poll_blocking<T, E: std::fmt::Display>(
+    what: &str,
+    within: Duration,
+    mut probe: impl FnMut() -> Result<T, E>,
+) -> T {
+    let started = Instant::now();
+    loop {
+        match probe() {
+            Ok(v) => return v,
+            Err(seen) if started.elapsed() >= within => panic!(
+                "waited {:?} for {what}; last seen: {seen}",
+                started.elapsed()
+            ),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// A plain `redis-server` (or `redis-server --sentinel`) on a loopback port,
+/// started with fixed arguments: SIGKILLed and respawned with the same ones,
+/// so a node keeps its port and its files (cluster config, sentinel config).
+/// No TLS; a password if asked for. Dropping it kills it.
+pub struct RedisNode {
+    pub port: u16,
+    args: Vec<OsString>,
+    child: Option<Child>,
+    /// `requirepass`, which this helper's own connections send.
+    password: Option<String>,
+}
+
+impl RedisNode {
+    /// Spawns `redis-server <args>` (the arguments must make it listen on
+    /// `port`) and waits until it answers PING.
+    pub fn start(port: u16, args: Vec<OsString>) -> RedisNode {
+        let mut node = RedisNode {
+            port,
+            args,
+            child: None,
+            password: None,
+        };
+        node.spawn().unwrap_or_else(|e| panic!("{e}"));
+        node
+    }
+
+    /// Like [`RedisNode::start`] on `n` free ports (the first one the node's
+    /// own, all given to `args`): a port another test took between
+    /// [`free_ports`] and the bind is tried again on new ones (3 times).
+    pub fn start_on_free_ports(n: usize, args: impl Fn(&[u16]) -> Vec<OsString>) -> RedisNode {
+        Self::start_on_free_ports_with(n, None, args)
+    }
+
+    /// Like [`RedisNode::start_on_free_ports`], for a node whose `args` set
+    /// `--requirepass password`.
+    pub fn start_on_free_ports_with(
+        n: usize,
+        password: Option<&str>,
+        args: impl Fn(&[u16]) -> Vec<OsString>,
+    ) -> RedisNode {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let ports = free_ports(n);
+            let mut node = RedisNode {
+                port: ports[0],
+                args: args(&ports),
+                child: None,
+                password: password.map(str::to_owned),
+            };
+            match node.spawn() {
+                Ok(()) => return node,
+                Err(e) if attempt >= 3 => panic!("{e} (attempt {attempt})"),
+                Err(_) => continue,
+            }
+        }
+    }
+
+    /// Spawns and waits for PING; `Err` when it exits first (a port in use,
+    /// a bad argument), saying how.
+    fn spawn(&mut self) -> Result<(), String> {
+        let mut cmd = Command::new("redis-server");
+        cmd.args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = spawn_checked(cmd);
+        let pid = child.id().to_string();
+        self.child = Some(child);
+        let port = self.port;
+        let client = redis::Client::open(self.auth_url().as_str()).expect("redis URL");
+        let started = poll_blocking(
+            &format!("redis-server on port {port} to answer"),
+            Duration::from_secs(10),
+            || {
+                if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                    return Ok(Err(format!(
+                        "redis-server on port {port} exited at start ({status}); \
+                         arguments {:?}",
+                        self.args
+                    )));
+                }
+                // The process that answers must be this one, not another
+                // test's that holds the port (this one then exits).
+                let info = run(&client, &["INFO", "server"]).map_err(|e| e.to_string())?;
+                let info: String = redis::from_redis_value(info).map_err(|e| e.to_string())?;
+                match info_field(&info, "process_id") {
+                    Some(p) if p == pid => Ok(Ok(())),
+                    other => Err(format!("port {port} answered by process {other:?}")),
+                }
+            },
+        );
+        if started.is_err() {
+            self.child = None;
+        }
+        started
+    }
+
+    /// `redis://127.0.0.1:<port>` (no password in it).
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The URL this helper connects with: the password in it, if any.
+    fn auth_url(&self) -> String {
+        match &self.password {
+            Some(pw) => format!("redis://:{pw}@127.0.0.1:{}", self.port),
+            None => self.url(),
+        }
+    }
+
+    /// Whether it runs (not killed, or restarted since).
+    pub fn is_up(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Runs one command; panics on failure.
+    pub fn query(&self, args: &[&str]) -> redis::Value {
+        self.try_query(args)
+            .unwrap_or_else(|e| panic!("redis on port {} {args:?}: {e}", self.port))
+    }
+
+    /// Runs one command on a fresh connection.
+    pub fn try_query(&self, args: &[&str]) -> redis::RedisResult<redis::Value> {
+        run(&redis::Client::open(self.auth_url().as_str())?, args)
+    }
+
+    /// Runs commands in turn on one fresh connection (a write and its
+    /// `WAIT`); panics on failure.
+    pub fn query_all(&self, cmds: &[&[&str]]) -> Vec<redis::Value> {
+        redis::Client::open(self.auth_url().as_str())
+            .and_then(|c| run_all(&c, cmds))
+            .unwrap_or_else(|e| panic!("redis on port {} {cmds:?}: {e}", self.port))
+    }
+
+    /// A text reply (`INFO`, `CLUSTER INFO`, `CLUSTER NODES`) as a string.
+    pub fn try_text(&self, args: &[&str]) -> Result<String, String> {
+        let v = self.try_query(args).map_err(|e| e.to_string())?;
+        redis::from_redis_value::<String>(v).map_err(|e| format!("{args:?}: {e}"))
+    }
+
+    /// SIGKILL, and wait until it is gone.
+    pub fn kill(&mut self) {
+        kill_child(&mut self.child);
+    }
+
+    /// Starts again with the same arguments and waits for PING.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn().unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+impl Drop for RedisNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `field` of an `INFO`-style reply (`name:value` lines).
+/// A data node's arguments: `port` on loopback, no persistence, a replica's
+/// first sync at once (not after the default 5 s), its log in `dir`.
+pub fn data_node_args(dir: &Path, port: u16) -> Vec<OsString> {
+    let d = dir.to_string_lossy();
+    [
+        "--port".to_string(),
+        port.to_string(),
+        "--bind".into(),
+        "127.0.0.1".into(),
+        "--save".into(),
+        String::new(),
+        "--appendonly".into(),
+        "no".into(),
+        "--repl-diskless-sync-delay".into(),
+        "0".into(),
+        "--dir".into(),
+        d.to_string(),
+        "--logfile".into(),
+        format!("{d}/redis-{port}.log"),
+    ]
+    .into_iter()
+    .map(OsString::from)
+    .collect()
+}
+
+/// SIGKILLs `child`, if any, and waits until it is gone.
+fn kill_child(child: &mut Option<Child>) {
+    if let Some(mut c) = child.take() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+pub fn info_field<'a>(info: &'a str, field: &str) -> Option<&'a str> {
+    info.lines()
+        .find_map(|l| l.trim_end().strip_prefix(field)?.strip_prefix(':'))
+}
+
+/// Free loopback ports, `n` of them and all different.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let mut ports: Vec<u16> = Vec::with_capacity(n);
+    while ports.len() < n {
+        let p = super::free_port();
+        if !ports.contains(&p) {
+            ports.push(p);
+        }
+    }
+    ports
 }
