@@ -130,7 +130,16 @@ of those in .Values.config is refused so each setting has one place.
 {{- end }}
 {{- $broker := dict "kind" .Values.broker.kind }}
 {{- if eq .Values.broker.kind "redis" }}
+{{- $mode := .Values.redis.mode | default "standalone" }}
+{{- $_ := set $broker "redis_mode" $mode }}
+{{- if eq $mode "standalone" }}
 {{- $_ := set $broker "redis_url" .Values.redis.url }}
+{{- else }}
+{{- $_ := set $broker "redis_urls" .Values.redis.urls }}
+{{- end }}
+{{- if eq $mode "sentinel" }}
+{{- $_ := set $broker "sentinel_master" .Values.redis.sentinelMaster }}
+{{- end }}
 {{- if include "ws-chat.redisSecretName" . }}
 {{- $_ := set $broker "redis_password_file" "/etc/ws-chat/secrets/redis-password" }}
 {{- end }}
@@ -230,13 +239,24 @@ key_file = {{ printf "/etc/ws-chat/api-keys/%s" .name | toJson }}
 {{- if and .Values.auth.jwt.keys (not .Values.auth.jwt.existingSecret) }}
 {{- fail "auth.jwt.keys name keys of a Secret you manage: set auth.jwt.existingSecret" }}
 {{- end }}
-{{- if and (eq .Values.broker.kind "redis") (not .Values.redis.url) }}
+{{- $mode := .Values.redis.mode | default "standalone" }}
+{{- if and (eq .Values.broker.kind "redis") (eq $mode "standalone") (not .Values.redis.url) }}
 {{- fail "broker.kind=redis needs redis.url (e.g. redis://redis-master.redis.svc:6379/0)" }}
+{{- end }}
+{{- if and (eq .Values.broker.kind "redis") (ne $mode "standalone") (not .Values.redis.urls) }}
+{{- fail (printf "redis.mode=%s needs redis.urls (cluster seed nodes or the Sentinels)" $mode) }}
+{{- end }}
+{{- if and (eq .Values.broker.kind "redis") (eq $mode "sentinel") (not .Values.redis.sentinelMaster) }}
+{{- fail "redis.mode=sentinel needs redis.sentinelMaster (the master's name in the Sentinels' configuration)" }}
+{{- end }}
+{{- if and (eq $mode "standalone") .Values.redis.urls }}
+{{- fail "redis.urls is for redis.mode=cluster or sentinel; standalone uses redis.url" }}
 {{- end }}
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
 {{- fail "autoscaling.minReplicas must not exceed autoscaling.maxReplicas" }}
 {{- end }}
-{{- if and (eq .Values.broker.kind "redis") (or .Values.redis.tlsCaSecret .Values.redis.tlsClientSecret) (not (hasPrefix "rediss://" .Values.redis.url)) }}
+{{- $first := ternary .Values.redis.url (first (concat .Values.redis.urls (list ""))) (eq $mode "standalone") }}
+{{- if and (eq .Values.broker.kind "redis") (or .Values.redis.tlsCaSecret .Values.redis.tlsClientSecret) (not (hasPrefix "rediss://" $first)) }}
 {{- fail "redis.tlsCaSecret and redis.tlsClientSecret need a rediss:// redis.url (TLS)" }}
 {{- end }}
 {{- if and .Values.redis.password .Values.redis.existingSecret }}
