@@ -33,6 +33,10 @@ authenticating: the static token, HS256 JWTs and ES256 JWTs
 The server API publishes (api-publish: one process, memory broker;
 api-publish-redis: two processes on one redis-server, calls to one and
 watchers on the other) run ws-chat only; see bench_api.py.
+The connections at scale (idle-*, scale-100k; bench_scale.py) and the
+ramps (redis-2-ceiling; redis-4-vs-cluster, four replicas on one Redis
+against a 3-master Redis Cluster, which needs redis-cli; bench_ceiling.py)
+run ws-chat only.
 The reference chat is not part of ws-chat: the "reference" server runs only
 from target/reference as prepared from REFERENCE_DIR by `make deps`
 (scripts/reference-ready.sh decides).
@@ -41,7 +45,8 @@ pinned there; scripts/deps/bun.sh installs it into target/bun when missing,
 and the run stops if it cannot.
 Alongside: bench_scenarios.py (the scenarios and their sizes),
 bench_servers.py (starting each server), bench_profile.py (BENCH_PROFILE),
-bench_report.py (the Markdown), bench_api.py and bench_tokens.py.
+bench_report.py (the Markdown), bench_api.py, bench_scale.py,
+bench_ceiling.py and bench_tokens.py.
 Standard library only.
 """
 from __future__ import annotations
@@ -63,6 +68,7 @@ from bench_scenarios import DURATION, JOIN_PROBE, QUICK, ROUNDS, WARMUP, scenari
 from bench_servers import (BUN, RELEASE, ROOT, TOKEN, Server, bun_ready, raise_nofile,  # noqa: E402
                            reference_ready, server_counters)
 import bench_api  # noqa: E402
+import bench_ceiling  # noqa: E402
 import bench_scale  # noqa: E402
 import bench_tokens  # noqa: E402
 
@@ -284,7 +290,9 @@ def main() -> int:
             if run_on != servers:
                 print(f"== {scenario['id']}: runs on {', '.join(run_on) or 'no server'} only; not on "
                       + entry["note"].split(" Not run on: ", 1)[-1], flush=True)
-        if "scale" in scenario:
+        if "ramp" in scenario:
+            bench_ceiling.run(scenario, entry, servers, log_dir, results, Server, server_counters)
+        elif "scale" in scenario:
             bench_scale.run(scenario, entry, servers, log_dir, results, Server, server_counters)
         elif "api" in scenario:
             bench_api.run(scenario, entry, servers, log_dir, results, Server, server_counters)

@@ -8,7 +8,9 @@ B, so every message crosses Redis. Server CPU is both replicas' plus
 redis-server's. Each scenario runs twice: at a fixed rate (latency at a
 stated load) and closed-loop (as many calls as the callers get answered:
 the most the machine gives, generator included). ws-chat only.
-Standard library only.
+Also the throwaway Redis servers the scale scenarios use: `Redis` (one
+redis-server) and `RedisCluster` (3 masters, no replicas). Standard
+library only.
 """
 from __future__ import annotations
 
@@ -77,14 +79,170 @@ class Redis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}"
 
+    @property
+    def pids(self) -> dict:
+        """The process to measure, under the name the reports use."""
+        return {"redis-server": self.proc.pid}
+
+    @property
+    def broker_env(self) -> dict:
+        return {"CHAT__BROKER__KIND": "redis", "CHAT__BROKER__REDIS_URL": self.url}
+
+    def commands(self) -> dict:
+        """total_commands_processed, keyed as `pids`."""
+        return {"redis-server": commands_processed(self.port)}
+
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
+        halt(self.proc)
+
+
+def halt(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def resp(port: int, *args: str, timeout: float = 2.0) -> str:
+    """One command to the Redis on `port`; a simple, integer or bulk reply
+    as text (an error reply raises OSError)."""
+    msg = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(msg.encode())
+        buf = b""
+        while b"\r\n" not in buf:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise OSError(f"redis on {port} closed the connection")
+            buf += chunk
+        head, rest = buf.split(b"\r\n", 1)
+        if head.startswith(b"-"):
+            raise OSError(f"redis on {port}: {head[1:].decode()}")
+        if not head.startswith(b"$"):
+            return head[1:].decode()
+        n = int(head[1:])
+        while len(rest) < n + 2:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise OSError(f"redis on {port} closed the connection")
+            rest += chunk
+        return rest[:n].decode()
+
+
+def commands_processed(port: int) -> int | None:
+    try:
+        info = resp(port, "INFO", "stats")
+    except OSError:
+        return None
+    line = next((x for x in info.splitlines() if x.startswith("total_commands_processed:")), None)
+    return int(line.split(":")[1]) if line else None
+
+
+def cluster_port(taken: list[int]) -> int:
+    """A free port whose cluster bus port (+10000) is free too."""
+    for _ in range(200):
+        port = free_port()
+        if port + 10000 > 65535 or port in taken:
+            continue
+        with socket.socket() as s:
             try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+                s.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair (port, port + 10000) for a cluster node")
+
+
+class RedisCluster:
+    """A throwaway Redis Cluster: 3 masters and no replicas (the point is
+    sharding: each master owns a third of the slots, so of the rooms; there
+    is no failover to measure), on free ports, no persistence, formed with
+    `redis-cli --cluster create`. Needs redis-server and redis-cli."""
+
+    def __init__(self, log_dir: Path, masters: int = 3):
+        missing = [t for t in ("redis-server", "redis-cli") if not shutil.which(t)]
+        if missing:
+            raise RuntimeError(f"{' and '.join(missing)} not on PATH: the cluster needs both "
+                               "(redis-cli forms it with --cluster create)")
+        self.dir = tempfile.mkdtemp(prefix="redis-cluster-", dir=log_dir)
+        self.ports: list[int] = []
+        self.procs: list[subprocess.Popen] = []
+        log = open(log_dir / "redis-cluster.log", "ab")
+        try:
+            for _ in range(masters):
+                port = cluster_port(self.ports)
+                self.ports.append(port)
+                self.procs.append(subprocess.Popen(
+                    ["redis-server", "--port", str(port), "--cluster-enabled", "yes",
+                     "--cluster-config-file", f"{self.dir}/nodes-{port}.conf",
+                     "--cluster-node-timeout", "5000", "--save", "", "--appendonly", "no",
+                     "--bind", "127.0.0.1", "--repl-diskless-sync-delay", "0", "--dir", self.dir],
+                    stdout=log, stderr=subprocess.STDOUT))
+            self._wait("PING", lambda reply: reply == "PONG", 10)
+            made = subprocess.run(["redis-cli", "--cluster", "create",
+                                   *[f"127.0.0.1:{p}" for p in self.ports],
+                                   "--cluster-replicas", "0", "--cluster-yes"],
+                                  capture_output=True, text=True, timeout=60)
+            (log_dir / "redis-cluster-create.txt").write_text(made.stdout + made.stderr)
+            if made.returncode != 0:
+                raise RuntimeError(f"redis-cli --cluster create exited {made.returncode}: "
+                                   f"{(made.stdout + made.stderr).strip()[-300:]}")
+            self._wait("CLUSTER INFO", lambda reply: "cluster_state:ok" in reply, 30)
+        except (RuntimeError, OSError, subprocess.TimeoutExpired):
+            self.stop()
+            raise
+
+    def _wait(self, command: str, good, seconds: float) -> None:
+        """Until every node answers `command` as `good` says."""
+        deadline = time.monotonic() + seconds
+        for port, proc in zip(self.ports, self.procs):
+            while True:
+                try:
+                    if good(resp(port, *command.split())):
+                        break
+                except OSError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"cluster node {port}: no good answer to {command} in {seconds:g} s")
+                time.sleep(0.1)
+
+    @property
+    def urls(self) -> list[str]:
+        return [f"redis://127.0.0.1:{p}" for p in self.ports]
+
+    @property
+    def pids(self) -> dict:
+        """Per node: `redis-server :<port>`."""
+        return {f"redis-server :{port}": proc.pid for port, proc in zip(self.ports, self.procs)}
+
+    @property
+    def broker_env(self) -> dict:
+        return {"CHAT__BROKER__KIND": "redis", "CHAT__BROKER__REDIS_MODE": "cluster",
+                "CHAT__BROKER__REDIS_URLS": ",".join(self.urls)}
+
+    def commands(self) -> dict:
+        return {f"redis-server :{p}": commands_processed(p) for p in self.ports}
+
+    def rooms_per_node(self, rooms: list[str]) -> dict:
+        """How many of `rooms` (hash tag `{room}`) each node owns."""
+        owned = {}
+        for port in self.ports:
+            me = next(x for x in resp(port, "CLUSTER", "NODES").splitlines() if "myself" in x)
+            owned[port] = [tuple(int(n) for n in (r.split("-") * 2)[:2]) for r in me.split()[8:]
+                           if not r.startswith("[")]
+        count = {f"redis-server :{p}": 0 for p in self.ports}
+        for room in rooms:
+            slot = int(resp(self.ports[0], "CLUSTER", "KEYSLOT", "{" + room + "}"))
+            port = next(p for p, ranges in owned.items() if any(a <= slot <= b for a, b in ranges))
+            count[f"redis-server :{port}"] += 1
+        return count
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            halt(proc)
 
 
 def run_column(scenario: dict, column: str, log_dir: Path, config: Path, server_cls, counters) -> dict:

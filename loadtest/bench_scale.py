@@ -8,11 +8,12 @@ generator processes (one per replica, --shard k/6; a process may hold
 20,000 files), 1,000 rooms of 100 members spread over the replicas, then a
 modest fan-out: RSS per connection, time to connect, delivery latency
 (the generators' histograms merged), Redis's and each replica's CPU.
-redis-2-ceiling: two replicas on one redis-server, fan-out load in steps
-until p99 passes 100 ms: where the ceiling is, and which process is at it.
-The generators of one run share a clock (--clock-base-ms) and start
-publishing together (--sync-dir); this module reads every process's CPU
-from /proc over the measured window. Standard library only.
+Also the machinery the ramps of bench_ceiling.py use: `fanout_run` (one
+generator per replica, --shard k/n; the generators of one run share a clock,
+--clock-base-ms, and start publishing together, --sync-dir), which reads
+every process's CPU from /proc over the measured window, each Redis node's
+(one redis-server, or every node of a cluster) included. Standard library
+only.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from bench_report import _get
 ROOT = Path(__file__).resolve().parent.parent
 LOADGEN = ROOT / "target" / "release" / "loadgen"
 TICKS = os.sysconf("SC_CLK_TCK")
-P99_LIMIT_MS = 100.0
+FANOUT_MODE = "fanout --shard k/n --sync-dir DIR --clock-base-ms T (one generator per replica)"
 
 
 def heartbeat_s() -> float:
@@ -52,11 +53,6 @@ def scenarios(quick: bool) -> list[dict]:
     reps, rooms, rate, warm, dur = (3, 60, 0.2, 2, 5) if quick else (6, 1000, 0.05, 10, 20)
     scale_args = ["--rooms", str(rooms), "--members", "100", "--publishers", "10", "--rate", str(rate),
                   "--warmup", str(warm), "--duration", str(dur), "--timeout", "300"]
-    # redis-2-ceiling: 100 rooms x 10 members, 5 publishers per room; the
-    # publishers' rate doubles each step (messages per second x 10 = deliveries).
-    c_rooms, steps, c_warm, c_dur = (20, [2, 8], 1, 3) if quick else (100, [2, 4, 8, 16, 32, 64, 128], 3, 10)
-    ceil_args = ["--rooms", str(c_rooms), "--members", "10", "--publishers", "5",
-                 "--warmup", str(c_warm), "--duration", str(c_dur), "--timeout", "120"]
     return [
         {"id": f"idle-{idle_n}", "mode": "scale-idle", "scale": "idle",
          "title": f"{idle_n:,} idle connections in {idle_rooms} rooms, one process, held over two "
@@ -68,10 +64,6 @@ def scenarios(quick: bool) -> list[dict]:
          "title": f"{rooms * 100:,} connections on {reps} replicas and one Redis ({reps} generators), "
                   f"{rooms:,} rooms x 100 members, 10 publishers per room at {rate:g} msg/s",
          "args": scale_args, "budget": warm + dur + 420},
-        {"id": "redis-2-ceiling", "mode": "scale-ceiling", "scale": "ceiling", "replicas": 2, "steps": steps,
-         "title": f"Two replicas on one Redis: {c_rooms} rooms x 10 members, 5 publishers per room, "
-                  f"the rate doubling per step until p99 > {P99_LIMIT_MS:g} ms",
-         "args": ceil_args, "budget": c_warm + c_dur + 150},
     ]
 
 
@@ -154,16 +146,16 @@ def fanout_run(replicas: list, redis, args: list[str], log_dir: Path, tag: str, 
         ready = [json.loads((sync / f"ready-{k}").read_text()) for k in range(n)]
         rss_connected = {f"replica {k}": rss_kib(s.proc.pid) for k, s in enumerate(replicas)}
         pids = {f"replica {k}": s.proc.pid for k, s in enumerate(replicas)}
-        pids["redis-server"] = redis.proc.pid
+        pids.update(redis.pids)
         pids.update({f"generator {k}": g.pid for k, g in enumerate(gens)})
         start_us = int((time.time() * 1000 - base_ms) * 1000) + 1_000_000
         (sync / "go.tmp").write_text(str(start_us))
         (sync / "go.tmp").rename(sync / "go")
         window_from = base_ms / 1000 + start_us / 1e6 + warm
         time.sleep(max(0.0, window_from - time.time()))
-        before = cpu_marks(pids)
+        before, calls_before = cpu_marks(pids), redis.commands()
         time.sleep(max(0.0, window_from + dur - time.time()))
-        after = cpu_marks(pids)
+        after, calls_after = cpu_marks(pids), redis.commands()
         for g in gens:
             g.wait(timeout=max(30.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
@@ -178,16 +170,24 @@ def fanout_run(replicas: list, redis, args: list[str], log_dir: Path, tag: str, 
         if g.returncode != 0 or not out.exists():
             return {"error": f"generator {k} exited {g.returncode} (log: loadgen-{tag}-{k}.txt)"}
         reports.append(json.loads(out.read_text()))
-    return combine(reports, ready, connect_s, rss_before, rss_connected, cores(before, after, dur), dur)
+    calls = {k: round((calls_after[k] - calls_before[k]) / dur, 1) if calls_after.get(k) is not None
+             and calls_before.get(k) is not None else None for k in calls_before}
+    return combine(reports, ready, connect_s, rss_before, rss_connected, cores(before, after, dur), dur,
+                   list(redis.pids), calls)
 
 
 def combine(reports: list, ready: list, connect_s: float, rss_before: int, rss_connected: dict,
-            cpu: dict, dur: float) -> dict:
+            cpu: dict, dur: float, redis_nodes: list, redis_calls: dict) -> dict:
+    """The generators' reports as one; `redis_nodes`: the Redis processes'
+    keys in `cpu` (one, `redis-server`, or a cluster's `redis-server :<port>`)."""
     total = lambda key: sum(r.get(key) or 0 for r in reports)  # noqa: E731
     connected = total("connected")
     sent, expected, delivered = total("sent"), total("expected"), total("delivered")
     rss_sum = sum(v or 0 for v in rss_connected.values())
     ws_cpu = [v for k, v in cpu.items() if k.startswith("replica") and v is not None]
+    redis_cpu = {k: cpu.get(k) for k in redis_nodes}
+    redis_sum = round(sum(redis_cpu.values()), 3) if None not in redis_cpu.values() else None
+    per_msg = (lambda c: round(c * 1e6 / (sent / dur), 2) if sent and c is not None else None)  # noqa: E731
     return {
         "connections": total("connections"), "connected": connected,
         "connect_failed": total("connect_failed"), "closed_early": total("closed_early"),
@@ -207,16 +207,21 @@ def combine(reports: list, ready: list, connect_s: float, rss_before: int, rss_c
         "latency_ms": merged_latency([b for r in reports for b in r.get("latency_hist_us") or []]),
         "generator_p99_ms": [_get(r, "latency_ms.p99_ms") for r in reports],
         "cpu_cores": cpu, "ws_chat_cpu_cores": round(sum(ws_cpu), 3),
-        "redis_cpu_us_per_message": round(cpu["redis-server"] * 1e6 / (sent / dur), 2)
-        if sent and cpu.get("redis-server") is not None else None,
+        # Redis: every node's CPU, their sum, and each per message sent.
+        "redis_nodes": redis_nodes, "redis_cpu_cores": redis_sum,
+        "redis_cpu_us_per_message": per_msg(redis_sum),
+        "redis_cpu_us_per_message_per_node": {k: per_msg(v) for k, v in redis_cpu.items()},
+        "redis_commands_per_s": redis_calls,
         "rate_limited": total("rate_limited"), "other_errors": total("other_errors"),
         "failures": {k: v for r in reports for k, v in (r.get("failures") or {}).items()},
     }
 
 
-def start_replicas(n: int, log_dir: Path, server_cls, env: dict, tag: str):
-    redis = bench_api.Redis(log_dir)
-    env = {"CHAT__BROKER__KIND": "redis", "CHAT__BROKER__REDIS_URL": redis.url, **env}
+def start_replicas(n: int, log_dir: Path, server_cls, env: dict, tag: str, redis=None):
+    """`n` ws-chat replicas on `redis` (a bench_api.Redis or RedisCluster;
+    default a fresh Redis), which they own: stop() stops it too."""
+    redis = redis or bench_api.Redis(log_dir)
+    env = {**redis.broker_env, **env}
     replicas = []
     try:
         for k in range(n):
@@ -255,84 +260,28 @@ def run_idle(scenario: dict, log_dir: Path, server_cls) -> dict:
         server.stop()
 
 
-# Message limits raised for the ceiling ramp: publishers send up to 64
-# msg/s, the per-connection default is 2/s (a burst of 20).
-CEILING_ENV = {"CHAT__LIMITS__MESSAGE_BURST": "1000", "CHAT__LIMITS__MESSAGE_REFILL": "1ms",
-               "CHAT__LIMITS__USER_MESSAGE_BURST": "1000", "CHAT__LIMITS__USER_MESSAGE_REFILL": "1ms",
-               "CHAT__LIMITS__IP_MESSAGE_BURST": "100000", "CHAT__LIMITS__IP_MESSAGE_REFILL": "10us"}
-
-
-def run_ceiling(scenario: dict, entry: dict, log_dir: Path, server_cls) -> None:
-    replicas, redis = start_replicas(2, log_dir, server_cls, CEILING_ENV, "ceiling")
-    try:
-        for rate in scenario["steps"]:
-            column = f"{rate:g} msg/s"
-            entry["columns"].append(column)
-            print(f"== {scenario['id']}: publishers at {column}", flush=True)
-            report = fanout_run(replicas, redis, scenario["args"], log_dir, f"ceiling-{rate:g}",
-                                scenario["budget"], ("--rate", str(rate)))
-            entry["results"][column] = report
-            print("   " + (report.get("error") or f"{report['deliveries_per_s']:,.0f} deliveries/s, "
-                                                   f"p99 {_get(report, 'latency_ms.p99_ms')} ms"), flush=True)
-            if not within(report):
-                break
-    finally:
-        stop(replicas, redis)
-    marginal(entry)
-    good = [(c, r) for c, r in entry["results"].items() if within(r)]
-    last = entry["results"][entry["columns"][-1]]
-    busiest = max((last.get("cpu_cores") or {"none": 0}).items(), key=lambda kv: kv[1] or 0)
-    entry["ceiling"] = {
-        "deliveries_per_s": good[-1][1]["deliveries_per_s"] if good else None,
-        "at": good[-1][0] if good else None, "busiest_at_last_step": busiest}
-
-
-def marginal(entry: dict) -> None:
-    """Redis CPU per message from one step to the next: its fixed work per
-    second (cron, the replicas' presence refreshes) drops out, which at low
-    rates is most of the plain CPU per message."""
-    prev = None
-    for column in entry["columns"]:
-        r = entry["results"][column]
-        cpu, rate = _get(r, "cpu_cores.redis-server"), r.get("messages_per_s")
-        if prev and cpu is not None and rate and rate > prev[1]:
-            r["redis_marginal_us_per_message"] = round((cpu - prev[0]) * 1e6 / (rate - prev[1]), 2)
-        prev = (cpu, rate) if cpu is not None and rate else None
-
-
-def within(report: dict) -> bool:
-    p99 = _get(report, "latency_ms.p99_ms")
-    return ("error" not in report and p99 is not None and p99 <= P99_LIMIT_MS
-            and report.get("delivered_ratio", 0) >= 0.999)
-
-
 def run(scenario: dict, entry: dict, servers: list[str], log_dir: Path, results: dict,
         server_cls, counters) -> None:
     """Fills `entry` (bench.py's scenario entry)."""
-    entry["columns"] = [] if scenario["scale"] == "ceiling" else ["ws-chat"]
+    entry["columns"] = ["ws-chat"]
     if "ws-chat" not in servers:
         entry["note"] = "Not run: this scenario runs ws-chat only, and BENCH_SERVERS leaves it out."
         return
     print(f"== {scenario['id']} on ws-chat", flush=True)
     # The report's command line: what the generators ran.
-    entry["loadgen_mode"] = ("idle" if scenario["scale"] == "idle" else
-                             "fanout --shard k/n --sync-dir DIR --clock-base-ms T (one generator per replica)")
+    entry["loadgen_mode"] = "idle" if scenario["scale"] == "idle" else FANOUT_MODE
     try:
         if scenario["scale"] == "idle":
             entry["results"]["ws-chat"] = report = run_idle(scenario, log_dir, server_cls)
-        elif scenario["scale"] == "fanout":
+        else:
             replicas, redis = start_replicas(scenario["replicas"], log_dir, server_cls, {}, "scale")
             try:
                 report = fanout_run(replicas, redis, scenario["args"], log_dir, "scale", scenario["budget"])
             finally:
                 stop(replicas, redis)
             entry["results"]["ws-chat"] = report
-        else:
-            run_ceiling(scenario, entry, log_dir, server_cls)
-            report = {}
     except (RuntimeError, OSError) as e:
         entry["results"]["ws-chat"] = report = {"error": str(e)}
-        entry["columns"] = entry["columns"] or ["ws-chat"]
     print("   " + (report.get("error") or "done"), flush=True)
     entry["note"] = NOTES[scenario["scale"]](scenario, entry)
 
@@ -365,23 +314,4 @@ def _scale_note(scenario: dict, entry: dict) -> str:
             "processes share 2 cores.")
 
 
-def _ceiling_note(scenario: dict, entry: dict) -> str:
-    c = entry.get("ceiling") or {}
-    where = (f" **Ceiling: {c['deliveries_per_s']:,.0f} deliveries/s at {c['at']}**" if c.get("at")
-             else " No step stayed within the limit.")
-    if c.get("at") and c["at"] == entry["columns"][-1]:
-        where += " (the last step: the limit was not reached; the ceiling lies higher)"
-    last = entry["results"].get(entry["columns"][-1], {}) if entry["columns"] else {}
-    if last.get("sent_ratio", 1) < 0.95:
-        where += (f". At the last step the generators sent only {last['sent_ratio']:.0%} of the schedule: "
-                  "they, not the servers, were the limit there")
-    busy = c.get("busiest_at_last_step")
-    busy_text = f"; at the last step the busiest process was {busy[0]} ({busy[1]} cores)." if busy else "."
-    return ("Two replicas on one redis-server, two generators (one per replica, each room's members "
-            "split between them). Message limits raised (" + ", ".join(f"`{k}={v}`" for k, v in
-                                                             CEILING_ENV.items())
-            + ") so publishers may send up to the step's rate. The ramp stops after the first step whose "
-            f"p99 passes {P99_LIMIT_MS:g} ms or that loses a delivery." + where + busy_text)
-
-
-NOTES = {"idle": _idle_note, "fanout": _scale_note, "ceiling": _ceiling_note}
+NOTES = {"idle": _idle_note, "fanout": _scale_note}

@@ -1,6 +1,7 @@
 """The report's rows for bench_scale.py's scenarios: bench_report renders
 every scenario from ROWS[entry["mode"]]; importing this module adds the
-scale-idle, scale-fanout and scale-ceiling modes' rows."""
+scale-idle, scale-fanout, scale-ceiling and scale-compare (bench_ceiling.py)
+modes' rows."""
 from __future__ import annotations
 
 import bench_report
@@ -76,4 +77,38 @@ bench_report.ROWS["scale-ceiling"] = [
     ("redis-server CPU per message (µs)", lambda r: _get(r, "redis_cpu_us_per_message"), 2),
     ("… from the step before: added CPU / added messages (µs)",
      lambda r: _get(r, "redis_marginal_us_per_message"), 2),
+]
+
+
+def _node(r: dict, k: int, path: str):
+    """Redis node k's (0-based) value in the dict at `path` (keyed by node)."""
+    nodes = r.get("redis_nodes") or []
+    return (r.get(path) or {}).get(nodes[k]) if k < len(nodes) else None
+
+
+def _busiest(r: dict):
+    cpu = {k: v for k, v in (r.get("cpu_cores") or {}).items() if v is not None}
+    return None if not cpu else "{} ({:.2f})".format(*max(cpu.items(), key=lambda kv: kv[1]))
+
+
+_NODES = range(3)
+# redis-4-vs-cluster: columns are steps x {one Redis, cluster}; "node k" is
+# the k-th Redis process (one Redis: node 1 only), named in the note.
+bench_report.ROWS["scale-compare"] = [
+    *bench_report.ROWS["scale-ceiling"][:7],
+    ("ws-chat CPU, all replicas (cores)", lambda r: _get(r, "ws_chat_cpu_cores"), 3),
+    ("Redis CPU, all nodes (cores)", lambda r: _get(r, "redis_cpu_cores"), 3),
+    *[(f"Redis node {k + 1} CPU (cores)", lambda r, k=k: _node(r, k, "cpu_cores"), 3) for k in _NODES],
+    ("Redis CPU per message, all nodes (µs)", lambda r: _get(r, "redis_cpu_us_per_message"), 2),
+    *[(f"Redis node {k + 1} CPU per message sent (µs)",
+       lambda r, k=k: _node(r, k, "redis_cpu_us_per_message_per_node"), 2) for k in _NODES],
+    *[(f"Redis node {k + 1} CPU per message it carried (µs)",
+       lambda r, k=k: _node(r, k, "redis_cpu_us_per_carried_message_per_node"), 2) for k in _NODES],
+    ("… all nodes, from the step before: added CPU / added messages (µs)",
+     lambda r: _get(r, "redis_marginal_us_per_message"), 2),
+    *[(f"Redis node {k + 1} commands/s", lambda r, k=k: _node(r, k, "redis_commands_per_s"), 0) for k in _NODES],
+    ("generators' CPU (cores)", lambda r: round(sum(v or 0 for k, v in (r.get("cpu_cores") or {}).items()
+                                                  if k.startswith("generator")), 3) if "cpu_cores" in r else None, 3),
+    ("busiest process (cores)", _busiest, 0),
+    ("rate_limited / other errors", lambda r: bench_report._pair(r, "rate_limited", "other_errors"), 0),
 ]

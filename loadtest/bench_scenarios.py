@@ -10,6 +10,7 @@ from pathlib import Path
 sys.dont_write_bytecode = True  # no __pycache__ in the work tree
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_api  # noqa: E402
+import bench_ceiling  # noqa: E402
 import bench_scale  # noqa: E402
 
 
@@ -101,7 +102,7 @@ def scenarios() -> list[dict]:
             "clients": auth_n,
             "users": users,
         },
-    ] + bench_api.scenarios(QUICK) + bench_scale.scenarios(QUICK)
+    ] + bench_api.scenarios(QUICK) + bench_scale.scenarios(QUICK) + bench_ceiling.scenarios(QUICK)
 
 
 # A fan-out of two connections in two rooms each: does a server answer
