@@ -46,8 +46,8 @@ pub async fn watch(app: Arc<App>, trigger: Arc<Notify>) {
         if let Some(settings) = reload(&app) {
             let now = watched(&app, &settings);
             if now != paths {
+                seen = carried(&paths, seen, &now);
                 paths = now;
-                seen = fingerprint(&paths);
             }
         }
     }
@@ -83,6 +83,22 @@ fn watched(app: &App, settings: &Settings) -> Vec<PathBuf> {
         paths.push(settings.tls.key_file.clone().into());
     }
     paths
+}
+
+/// The fingerprint of `now` from the one of `before` taken before a reload:
+/// a file still watched keeps what was read then, a newly watched one reads
+/// as empty. Reading them again after the reload would miss a write that
+/// landed during it (an empty config file caught mid-write loads fine, and
+/// its completed contents would then look already seen); this way such a
+/// change, or a new file that is not empty, loads once more on the next poll.
+fn carried(before: &[PathBuf], seen: Vec<Vec<u8>>, now: &[PathBuf]) -> Vec<Vec<u8>> {
+    now.iter()
+        .map(|p| {
+            (before.iter().position(|q| q == p))
+                .and_then(|i| seen.get(i).cloned())
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 /// The contents of every watched file (missing files read as empty).
@@ -170,4 +186,21 @@ pub(crate) fn revoke(app: &Arc<App>) -> usize {
         revoked += 1;
     }
     revoked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_moved_file_keeps_what_was_read_before_and_a_new_one_reads_as_unseen() {
+        let (config, old, new) = (
+            PathBuf::from("chat.toml"),
+            PathBuf::from("old.toml"),
+            PathBuf::from("new.toml"),
+        );
+        let seen = vec![b"before".to_vec(), b"old tokens".to_vec()];
+        let now = carried(&[config.clone(), old], seen, &[config, new]);
+        assert_eq!(now, vec![b"before".to_vec(), Vec::new()]);
+    }
 }
