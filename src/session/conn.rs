@@ -23,6 +23,7 @@ use bytes::Bytes;
 use governor::DefaultDirectRateLimiter;
 use tokio::net::TcpStream;
 
+use super::heartbeat;
 use super::message::{self, Outcome};
 use crate::app::App;
 use crate::fanout::rooms::Member;
@@ -115,9 +116,13 @@ impl Conn {
         ip: IpKey,
     ) -> Option<CloseCode> {
         let interval = app.settings.session.heartbeat_interval;
-        // Spread first pings so connections made together do not ping together.
+        // Spread first pings over the slots, so connections made together do
+        // not all ping in one.
         let first = interval / 2 + interval.mul_f64((member.id % 1000) as f64 / 2000.0);
-        let heartbeat = tokio::time::sleep(first);
+        let heartbeat = tokio::time::sleep_until(heartbeat::slot_at(
+            tokio::time::Instant::now() + first,
+            interval,
+        ));
         tokio::pin!(heartbeat);
         let mut heard_since_ping = true;
         let mut pong_owed: Option<Vec<u8>> = None;
@@ -271,9 +276,8 @@ impl Conn {
                 heard_since_ping = false;
                 self.send(frame::encode(Opcode::Ping, b""));
                 app.metrics.pings.inc();
-                heartbeat
-                    .as_mut()
-                    .reset(tokio::time::Instant::now() + interval);
+                let next = tokio::time::Instant::now() + interval;
+                heartbeat.as_mut().reset(heartbeat::slot_at(next, interval));
             }
         }
     }

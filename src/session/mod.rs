@@ -2,12 +2,14 @@
 //! query string, runs the connection loop ([`conn`]) and leaves every room
 //! it is in. Client messages are handled in [`message`], joins and leaves
 //! in [`membership`], deletes in [`delete`], token refreshes in
-//! [`refresh`], presence announcements in [`presence`], `who` in [`who`],
+//! [`refresh`], presence announcements in [`presence`],
+//! the heartbeat's schedule in [`heartbeat`], `who` in [`who`],
 //! and kicks and disconnects from the server API in [`control`].
 
 mod conn;
 pub mod control;
 pub mod delete;
+mod heartbeat;
 pub mod membership;
 pub mod message;
 pub mod presence;
