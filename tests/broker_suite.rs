@@ -9,6 +9,8 @@
 mod common;
 #[path = "broker_suite/identified.rs"]
 mod identified;
+#[path = "broker_suite/rooms.rs"]
+mod rooms;
 
 use std::any::Any;
 use std::future::Future;
@@ -389,6 +391,10 @@ macro_rules! broker_suite {
             #[tokio::test]
             async fn members_list_every_replica_once() {
                 super::identified::members_list_every_replica_once(super::$backend).await;
+            }
+            #[tokio::test]
+            async fn many_rooms_at_once_are_all_carried() {
+                super::rooms::many_rooms_at_once_are_all_carried(super::$backend).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn join_storm_loses_nothing() {
