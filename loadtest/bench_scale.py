@@ -27,6 +27,7 @@ from pathlib import Path
 import bench_api
 import bench_scale_report  # noqa: F401  (registers the report's rows)
 from bench_report import _get
+from bench_servers import server_counters
 
 ROOT = Path(__file__).resolve().parent.parent
 LOADGEN = ROOT / "target" / "release" / "loadgen"
@@ -158,6 +159,12 @@ def fanout_run(replicas: list, redis, args: list[str], log_dir: Path, tag: str, 
         after, calls_after = cpu_marks(pids), redis.commands()
         for g in gens:
             g.wait(timeout=max(30.0, deadline - time.monotonic()))
+        # The replicas' own account (joins refused, closes, broker errors),
+        # summed: it says why a generator saw what it saw.
+        counted: dict[str, float] = {}
+        for s in replicas:
+            for key, value in server_counters(s.metrics_url).items():
+                counted[key] = counted.get(key, 0) + value
     except subprocess.TimeoutExpired:
         return {"error": f"a generator did not finish within {budget:g} s"}
     finally:
@@ -172,8 +179,10 @@ def fanout_run(replicas: list, redis, args: list[str], log_dir: Path, tag: str, 
         reports.append(json.loads(out.read_text()))
     calls = {k: round((calls_after[k] - calls_before[k]) / dur, 1) if calls_after.get(k) is not None
              and calls_before.get(k) is not None else None for k in calls_before}
-    return combine(reports, ready, connect_s, rss_before, rss_connected, cores(before, after, dur), dur,
-                   list(redis.pids), calls)
+    combined = combine(reports, ready, connect_s, rss_before, rss_connected, cores(before, after, dur), dur,
+                       list(redis.pids), calls)
+    combined["server_counters"] = counted
+    return combined
 
 
 def combine(reports: list, ready: list, connect_s: float, rss_before: int, rss_connected: dict,

@@ -146,7 +146,10 @@ class Server:
 COUNTERS = ("wschat_drops_total", "wschat_slow_consumer_closes_total",
             "wschat_messages_delivered_total", "wschat_rate_limited_total",
             "wschat_upgrade_rejections_total", "wschat_outbound_queue_depth_sum",
-            "wschat_outbound_queue_depth_count", "wschat_jwt_failures_total")
+            "wschat_outbound_queue_depth_count", "wschat_jwt_failures_total",
+            # Why connections went away and joins failed (the scale runs).
+            "wschat_room_joins_total", "wschat_connections_closed_total",
+            "wschat_broker_errors_total")
 
 
 def server_counters(url: str) -> dict:
