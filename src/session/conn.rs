@@ -116,13 +116,7 @@ impl Conn {
         ip: IpKey,
     ) -> Option<CloseCode> {
         let interval = app.settings.session.heartbeat_interval;
-        // Spread first pings over the slots, so connections made together do
-        // not all ping in one.
-        let first = interval / 2 + interval.mul_f64((member.id % 1000) as f64 / 2000.0);
-        let heartbeat = tokio::time::sleep_until(heartbeat::slot_at(
-            tokio::time::Instant::now() + first,
-            interval,
-        ));
+        let heartbeat = tokio::time::sleep_until(heartbeat::first(interval, member.id));
         tokio::pin!(heartbeat);
         let mut heard_since_ping = true;
         let mut pong_owed: Option<Vec<u8>> = None;
@@ -276,8 +270,7 @@ impl Conn {
                 heard_since_ping = false;
                 self.send(frame::encode(Opcode::Ping, b""));
                 app.metrics.pings.inc();
-                let next = tokio::time::Instant::now() + interval;
-                heartbeat.as_mut().reset(heartbeat::slot_at(next, interval));
+                heartbeat.as_mut().reset(heartbeat::next(interval));
             }
         }
     }

@@ -16,8 +16,20 @@ use tokio::time::Instant;
 /// Slots per heartbeat interval: 30 s makes slots of about 234 ms.
 const SLOTS: u32 = 128;
 
+/// The first ping of connection `id`: 15-30 s from now at 30 s, spread by
+/// id over the slots, so connections made together do not all ping in one.
+pub(super) fn first(interval: Duration, id: u64) -> Instant {
+    let after = interval / 2 + interval.mul_f64((id % 1000) as f64 / 2000.0);
+    slot_at(Instant::now() + after, interval)
+}
+
+/// The ping after the one sent now.
+pub(super) fn next(interval: Duration) -> Instant {
+    slot_at(Instant::now() + interval, interval)
+}
+
 /// `at` moved up to the next slot boundary of the grid for `interval`.
-pub(super) fn slot_at(at: Instant, interval: Duration) -> Instant {
+fn slot_at(at: Instant, interval: Duration) -> Instant {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     let epoch = *EPOCH.get_or_init(Instant::now);
     align(epoch, at, interval / SLOTS)
