@@ -132,6 +132,9 @@ pub enum BrokerError {
     /// that waited for that attempt); the next join tries again.
     #[error("room not carried here: {0}")]
     NotCarried(Arc<BrokerError>),
+    /// A read shared by several joiners failed (the same error for each).
+    #[error(transparent)]
+    Shared(Arc<BrokerError>),
 }
 
 /// The broker could not be built from its settings (names the key; never a

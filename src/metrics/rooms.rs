@@ -1,10 +1,10 @@
 //! The metrics of rooms: joins by outcome, leaves by reason, how many rooms
-//! connections hold, message deletes, and `who` requests. No label ever
-//! names a room or a user.
+//! connections hold, shared history reads, message deletes, and `who`
+//! requests. No label ever names a room or a user.
 
-use prometheus::{Histogram, IntCounterVec, Registry};
+use prometheus::{Histogram, IntCounter, IntCounterVec, Registry};
 
-use super::{counter_vec, histogram};
+use super::{counter, counter_vec, histogram};
 
 /// What became of a join (the room of the query string, or a `join`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +142,8 @@ pub struct RoomMetrics {
     who: IntCounterVec,
     /// Rooms a connection holds, observed after each successful join.
     pub rooms_per_connection: Histogram,
+    /// Joiners served by a history read already on its way (Redis broker).
+    pub history_reads_shared: IntCounter,
 }
 
 impl RoomMetrics {
@@ -180,6 +182,11 @@ impl RoomMetrics {
                 "wschat_rooms_per_connection",
                 "Rooms a connection holds, observed after each successful join.",
                 &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0],
+            ),
+            history_reads_shared: counter(
+                r,
+                "wschat_history_reads_shared_total",
+                "Joins whose latest history came from a read of the room already under way for other joiners, not a read of their own (Redis broker).",
             ),
         }
     }

@@ -23,6 +23,7 @@ mod keys;
 mod link;
 mod members;
 mod publish;
+mod reads;
 mod receiver;
 mod rollback;
 pub mod script;
@@ -80,6 +81,8 @@ struct Shared {
     subs: Subs,
     /// Control requests to this replica's sessions, and answers awaited.
     control: control::Controls,
+    /// Latest-history reads in flight, shared by the joiners of a room.
+    reads: reads::Reads,
 }
 
 /// A room's history as read from the log, with each message's seq.
@@ -187,6 +190,7 @@ impl RedisBroker {
             replica: replica.clone(),
             subs: Subs::default(),
             control: control::Controls::new(control, &replica),
+            reads: reads::Reads::default(),
         });
         let stop = CancellationToken::new();
         let (subs, subs_rx) = mpsc::unbounded_channel();
@@ -226,7 +230,13 @@ impl Broker for RedisBroker {
     async fn history(&self, room: &str, since: &Since) -> Result<History, BrokerError> {
         let s = &self.shared;
         let count = s.limits.rooms.policy(room).history;
-        let read = s.read(room, since, count).await?;
+        let read = if since.seq.is_none() && since.epoch.is_none() {
+            reads::latest(&self.shared, room, count)
+                .await
+                .map_err(BrokerError::Shared)?
+        } else {
+            Arc::new(s.read(room, since, count).await?)
+        };
         // Messages the history already holds may not have been delivered here
         // yet (their pushes can trail this reply). Wait until they are, so the
         // joiner, held pending until it is activated after `last_seq`, cannot
@@ -242,9 +252,9 @@ impl Broker for RedisBroker {
             let _ = tokio::time::timeout(OP_TIMEOUT, delivered).await;
         }
         Ok(History {
-            epoch: read.epoch,
+            epoch: read.epoch.clone(),
             last_seq: read.last_seq,
-            messages: read.entries.into_iter().map(|(_, json)| json).collect(),
+            messages: read.entries.iter().map(|(_, json)| json.clone()).collect(),
         })
     }
 
