@@ -1,7 +1,8 @@
 //! `delivery = "latest"` (room namespaces): a consumer that stops reading
 //! in such a room skips to the newest events instead of being closed with
-//! 1013, while one in an ordinary room is closed as a slow consumer. Real
-//! sockets with a 4 KiB receive window, a real flood.
+//! 1013, while one in an ordinary room is closed as a slow consumer, with
+//! and without direct writes. Real sockets with a 4 KiB receive window, a
+//! real flood.
 
 mod common;
 
@@ -33,6 +34,21 @@ async fn flood(addr: std::net::SocketAddr, room: &str) {
 
 #[tokio::test]
 async fn a_latest_room_skips_a_slow_reader_ahead_where_another_room_closes_it() {
+    slow_readers("false").await;
+}
+
+/// With direct writes the fan-out writes to the socket itself, past
+/// `outbound_queue`: the kernel's send buffer, capped by
+/// `session.direct_write_buffer`, is what keeps the sleeper's backlog
+/// bounded (uncapped, it autotunes to megabytes and swallows the flood).
+#[tokio::test]
+async fn with_direct_writes_the_capped_send_buffer_still_closes_a_slow_reader() {
+    slow_readers("true").await;
+}
+
+/// A dashboard reader and a chat reader that both stop reading under a
+/// flood; `direct_writes`: the setting's value.
+async fn slow_readers(direct_writes: &str) {
     let dir = tempfile::tempdir().unwrap();
     let config = "[[rooms.namespaces]]\npattern = \"dash-*\"\ndelivery = \"latest\"\n";
     let s = start_with_config(
@@ -43,6 +59,7 @@ async fn a_latest_room_skips_a_slow_reader_ahead_where_another_room_closes_it() 
             ("CHAT__LIMITS__IP_MESSAGE_BURST", "100000"),
             ("CHAT__SESSION__OUTBOUND_QUEUE", "16"),
             ("CHAT__SESSION__SLOW_CONSUMER_DROPS", "8"),
+            ("CHAT__SESSION__DIRECT_WRITES", direct_writes),
         ],
     )
     .await;

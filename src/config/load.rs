@@ -17,6 +17,10 @@ const REFERENCE_VARS: [(&str, &str); 3] = [
     ("ALLOWED_ORIGINS", "CHAT__AUTH__ALLOWED_ORIGINS"),
 ];
 
+/// `session.direct_write_buffer`: a page at least (the kernel's own floor is
+/// about 4.6 KB), 16 MiB at most.
+const DIRECT_WRITE_BUFFER: std::ops::RangeInclusive<u64> = 4096..=16 << 20;
+
 /// The smallest request-head cap: hyper's smallest read buffer (it panics below).
 const MIN_HEADER_BYTES: usize = 8192;
 /// The largest: hyper's default read buffer is about 400 KB.
@@ -174,6 +178,13 @@ impl Settings {
             if value == 0 {
                 p.push(format!("{key}: must be at least 1"));
             }
+        }
+        if !DIRECT_WRITE_BUFFER.contains(&self.session.direct_write_buffer) {
+            p.push(format!(
+                "session.direct_write_buffer: must be between {} and {} bytes",
+                DIRECT_WRITE_BUFFER.start(),
+                DIRECT_WRITE_BUFFER.end()
+            ));
         }
         if self.limits.max_message_bytes < 64 {
             p.push("limits.max_message_bytes: must be at least 64".into());

@@ -73,6 +73,30 @@ fn the_dev_token_is_builtin_only_when_no_layer_sets_tokens() {
 }
 
 #[test]
+fn direct_write_buffer_is_a_size_within_its_range() {
+    let s = load(&Sources::default()).expect("defaults load");
+    assert!(!s.session.direct_writes);
+    assert_eq!(s.session.direct_write_buffer, 64 << 10);
+    let s = load(&Sources::from_env([(
+        "CHAT__SESSION__DIRECT_WRITE_BUFFER",
+        "1MiB",
+    )]))
+    .expect("1MiB");
+    assert_eq!(s.session.direct_write_buffer, 1 << 20);
+    for bad in ["1KiB", "32MiB", "0"] {
+        let e = load(&Sources::from_env([(
+            "CHAT__SESSION__DIRECT_WRITE_BUFFER",
+            bad,
+        )]))
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("session.direct_write_buffer"),
+            "{bad}: {e}"
+        );
+    }
+}
+
+#[test]
 fn history_bytes_takes_bytes_or_units_and_must_hold_one_room() {
     let s = load(&Sources::default()).expect("defaults load");
     assert_eq!(s.rooms.history_bytes, 64 << 20);

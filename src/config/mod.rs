@@ -243,11 +243,14 @@ pub struct SessionSettings {
     #[serde(with = "duration")]
     pub close_timeout: Duration,
     /// Fan-out writes to an idle plain-TCP socket itself instead of waking
-    /// the connection's task (docs/performance.md). Off by default: the
-    /// kernel's send buffer then absorbs a burst that would otherwise
-    /// overflow `outbound_queue` and close a slow consumer sooner.
+    /// the connection's task (docs/performance.md).
     #[serde(default)]
     pub direct_writes: bool,
+    /// With `direct_writes`, each connection's kernel send buffer (SO_SNDBUF,
+    /// which Linux doubles): what a reader that stalls can hold in the kernel
+    /// before frames queue and count against `outbound_queue`.
+    #[serde(with = "byte_size")]
+    pub direct_write_buffer: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -91,8 +91,15 @@ impl Outbox {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Lets fan-out write to `socket` directly while the owner is idle.
-    pub fn attach(&self, socket: Arc<TcpStream>) {
+    /// Lets fan-out write to `socket` directly while the owner is idle, and
+    /// caps the socket's kernel send buffer at `send_buffer` bytes.
+    pub fn attach(&self, socket: Arc<TcpStream>, send_buffer: usize) {
+        // Frames written here skip `outbound_queue`, so the kernel's buffer
+        // is what a stalled reader may hold: keep it from autotuning to
+        // megabytes. Should the kernel refuse, it keeps autotuning.
+        if let Err(e) = socket2::SockRef::from(&*socket).set_send_buffer_size(send_buffer) {
+            tracing::debug!(error = %e, "SO_SNDBUF not set");
+        }
         self.lock().socket = Some(socket);
     }
 

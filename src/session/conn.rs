@@ -73,12 +73,12 @@ impl Conn {
         tls: Option<Box<rustls::ServerConnection>>,
         leftover: Bytes,
         limit: usize,
-        direct_writes: bool,
+        direct_writes: Option<usize>,
     ) -> Conn {
         let stream = Arc::new(stream);
         // Fan-out can write plain TCP itself; TLS records only come from here.
-        if direct_writes && tls.is_none() {
-            member.outbox.attach(stream.clone());
+        if let (Some(send_buffer), None) = (direct_writes, &tls) {
+            member.outbox.attach(stream.clone(), send_buffer);
         }
         let (io, early) = Transport::new(stream, tls);
         let mut partial = leftover.to_vec();

@@ -96,7 +96,8 @@ pub fn run(
     app.metrics.accepted.inc();
     app.metrics.connections.inc();
     let limit = app.settings.limits.max_message_bytes;
-    let direct = app.settings.session.direct_writes;
+    let session = &app.settings.session;
+    let direct = (session.direct_writes).then_some(session.direct_write_buffer as usize);
     let mut conn = Conn::new(&member, stream, tls, leftover, limit, direct);
     let client_id = uuid::Uuid::new_v4().to_string();
     let who = event::Identity {
@@ -181,7 +182,7 @@ mod tests {
             Outbox::new(8, 8),
         ));
         let limiter = app.limits.connection_limiter();
-        let mut conn = Conn::new(&member, s1, None, Bytes::new(), 2048, true);
+        let mut conn = Conn::new(&member, s1, None, Bytes::new(), 2048, Some(65536));
         let serve = std::mem::size_of_val(&conn.serve(&app, &member, &limiter, ip));
         let admission = Admission {
             name: "a".into(),
