@@ -18,7 +18,9 @@ keeps them all in "rounds", the first also in "results"), BENCH_OUT (output
 path without extension), BENCH_PROFILE=1 (record each server with `perf`
 during the measured fan-out window and report how much of its CPU is the
 kernel's TCP send path: the part no server that writes once per delivery
-can avoid), BENCH_JWT_USERS (distinct users, one JWT each, in the JWT
+can avoid; and its heaviest user-space symbols), BENCH_TRACES=0 (ws-chat
+without traces; by default it samples 1% and exports them over OTLP/HTTP to
+a sink in this process, bench_traces.py), BENCH_JWT_USERS (distinct users, one JWT each, in the JWT
 connect storm; default a tenth of its clients).
 The many-rooms fan-out (fanout-rooms: 2,000 connections in 8 rooms each,
 through protocol version 2 `join`) runs on ws-chat, and on a baseline build
@@ -65,12 +67,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_report import render_markdown  # noqa: E402
 from bench_profile import Profiler  # noqa: E402
 from bench_scenarios import DURATION, JOIN_PROBE, QUICK, ROUNDS, WARMUP, scenarios  # noqa: E402
-from bench_servers import (BUN, RELEASE, ROOT, TOKEN, Server, bun_ready, raise_nofile,  # noqa: E402
+from bench_servers import (BUN, RELEASE, ROOT, TOKEN, TRACES, Server, bun_ready, raise_nofile,  # noqa: E402
                            reference_ready, server_counters)
 import bench_api  # noqa: E402
 import bench_ceiling  # noqa: E402
 import bench_scale  # noqa: E402
 import bench_tokens  # noqa: E402
+import bench_traces  # noqa: E402
 
 PROFILE = os.environ.get("BENCH_PROFILE", "") not in ("", "0")
 
@@ -95,6 +98,7 @@ def run_one(scenario: dict, name: str, log_dir: Path, config: Path | None = None
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=scenario["budget"],
                               preexec_fn=raise_nofile)
         profile = profiler.finish() if profiler else None
+        traces = bench_traces.sink().take()
         (log_dir / f"loadgen-{scenario['id']}-{column}{log_tag}.txt").write_text(done.stdout + done.stderr)
         alive = server.proc.poll() is None
         counters = server_counters(server.metrics_url) if alive and server.metrics_url else {}
@@ -107,6 +111,8 @@ def run_one(scenario: dict, name: str, log_dir: Path, config: Path | None = None
             report["server_counters"] = counters
         if profile is not None:
             report["profile"] = profile
+        if server.metrics_url and TRACES:
+            report["trace_exports"] = traces
         return report
     except subprocess.TimeoutExpired:
         return {"error": f"loadgen did not finish within {scenario['budget']} s"}
@@ -271,7 +277,7 @@ def main() -> int:
     log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
     knobs = [f"{k}={os.environ[k]}" for k in ("BENCH_QUICK", "BENCH_DURATION", "BENCH_WARMUP",
                                                "BENCH_SERVERS", "BENCH_ONLY", "BENCH_ROUNDS",
-                                               "BENCH_BASELINE", "BENCH_PROFILE")
+                                               "BENCH_BASELINE", "BENCH_PROFILE", "BENCH_TRACES")
              if os.environ.get(k)]
     command = " ".join([*knobs, "make bench"])
     results = {"date": today, "quick": QUICK, "command": command, "machine": machine(),

@@ -1,12 +1,16 @@
 """BENCH_PROFILE=1 for bench.py: `perf record` of a server over the measured
 part of a fan-out run, and the shares of its CPU in the kernel and in the
-TCP send path. Standard library only."""
+TCP send path, and its heaviest user-space symbols. Standard library only."""
 from __future__ import annotations
 
 import subprocess
 import tempfile
 import threading
 from pathlib import Path
+
+
+# How many user-space symbols the report names, heaviest first.
+TOP_USER = 8
 
 
 class Profiler:
@@ -63,6 +67,9 @@ def perf_shares(data: Path, pid: int) -> dict:
     # name the kernel reliably.
     own = [cols for cols in report("--no-children", "--sort", "sym") if len(cols) >= 3]
     shares = {"kernel_share": round(sum(pct(c[0]) for c in own if c[1] == "[k]"), 4)}
+    # Where the user-space rest goes: the heaviest symbols of the server's own.
+    user = sorted(((pct(c[0]), " ".join(c[2:])) for c in own if c[1] == "[.]"), reverse=True)
+    shares["top_user"] = [[sym, share] for share, sym in user[:TOP_USER]]
     for cols in report("--children", "--sort", "sym"):
         if len(cols) == 4 and cols[2] == "[k]" and cols[3] == "tcp_sendmsg":
             shares["tcp_send_share"] = pct(cols[0])

@@ -63,6 +63,7 @@ ROWS = {
         ("perf: share in TCP send, incl. the peer's receive (%)",
          lambda r: _pct(r, "profile.tcp_send_share"), 1),
         ("perf: TCP send µs per delivery", lambda r: _tcp_send_us(r), 3),
+        ("trace exports (OTLP requests / KiB, whole run)", lambda r: _trace_exports(r), 0),
     ],
     "api-publish": [
         ("watchers joined", lambda r: _get(r, "joined"), 0),
@@ -150,6 +151,11 @@ def _frames_per_write(report: dict):
     return frames / drains if frames and drains else None
 
 
+def _trace_exports(report: dict):
+    t = report.get("trace_exports")
+    return None if t is None else f"{t['requests']:,} / {t['bytes'] / 1024:,.1f}"
+
+
 def _pct(report: dict, path: str):
     value = _get(report, path)
     return None if value is None else value * 100
@@ -189,7 +195,7 @@ def scenario_table(entry: dict, servers: list[str]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, get, digits in rows:
         values = {s: (None if "error" in results.get(s, {}) else get(results.get(s, {}))) for s in servers}
-        if label.startswith(("perf:", "frames per write")) and all(v is None for v in values.values()):
+        if label.startswith(("perf:", "frames per write", "trace exports")) and all(v is None for v in values.values()):
             continue
         cells = [label] + [v if isinstance(v, str) else _fmt(v, digits) for v in values.values()]
         cells += [_ratio(values[a], values[b]) for a, b in ratios]
@@ -210,6 +216,9 @@ def scenario_table(entry: dict, servers: list[str]) -> str:
             notes.append(f"- **{s}** counters after the run: {shown}")
         if _get(r, "profile.error"):
             notes.append(f"- **{s}**: profile failed: {r['profile']['error']}")
+        if _get(r, "profile.top_user"):
+            top = ", ".join(f"`{sym[:70]}` {share * 100:.1f} %" for sym, share in r["profile"]["top_user"])
+            notes.append(f"- **{s}** perf, heaviest user-space symbols (share of its CPU): {top}")
         failures = r.get("failures") or {}
         if failures:
             top = ", ".join(f"{k} ×{v}" for k, v in sorted(failures.items(), key=lambda kv: -kv[1])[:4])

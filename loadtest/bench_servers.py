@@ -15,10 +15,14 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import bench_traces
+
 ROOT = Path(__file__).resolve().parent.parent
 RELEASE = ROOT / "target" / "release"
 TOKEN = "dev-token"
 NOFILE = 65536
+# ws-chat exports its sampled traces to the bench's sink unless BENCH_TRACES=0.
+TRACES = os.environ.get("BENCH_TRACES", "1") not in ("", "0")
 # The Bun peer and the Bun that scripts/deps/bun.sh installs for it.
 BUN_PEER = ROOT / "loadtest" / "peers" / "bun"
 BUN = ROOT / "target" / "bun" / "node_modules" / ".bin" / "bun"
@@ -58,7 +62,10 @@ class Server:
     SETTINGS = {
         "ws-chat": "defaults, except: listen on 127.0.0.1 with free ports "
                    "(CHAT__SERVER__HOST/PORT/ADMIN_HOST/ADMIN_PORT), CHAT_TOKEN=dev-token, "
-                   "CHAT__AUTH__ALLOWED_ORIGINS=http://localhost:<port>; per-IP limits stay on",
+                   "CHAT__AUTH__ALLOWED_ORIGINS=http://localhost:<port>; per-IP limits stay on; metrics on; "
+                   + ("traces on, 1% sampled (the default ratio), exported over OTLP/HTTP to the bench's own "
+                      "sink (OTEL_EXPORTER_OTLP_ENDPOINT, loadtest/bench_traces.py)" if TRACES else
+                      "traces off (BENCH_TRACES=0)"),
         "reference": "node server.js, PORT and ALLOWED_ORIGINS only",
         "bun": "loadtest/peers/bun/server.js on Bun " + BUN_PEER_VERSION + " (target/bun), HOST=127.0.0.1, PORT, "
                "ALLOWED_ORIGINS and CHAT_TOKEN=dev-token; protocol version 1, rooms as topics, one "
@@ -86,6 +93,9 @@ class Server:
                 "CHAT__SERVER__PORT": str(self.port), "CHAT__SERVER__ADMIN_PORT": str(admin),
                 "CHAT_TOKEN": TOKEN, "CHAT__AUTH__ALLOWED_ORIGINS": self.origin,
             })
+            if TRACES:
+                # As deployed: spans sampled at the default 1% and exported.
+                env["OTEL_EXPORTER_OTLP_ENDPOINT"] = bench_traces.sink().endpoint
             cmd = [str(RELEASE / "ws-chat") if name == "ws-chat" else os.environ["BENCH_BASELINE"]]
             if config is not None:
                 cmd += ["--config", str(config)]
@@ -149,7 +159,7 @@ COUNTERS = ("wschat_drops_total", "wschat_slow_consumer_closes_total",
             "wschat_outbound_queue_depth_count", "wschat_jwt_failures_total",
             # Why connections went away and joins failed (the scale runs).
             "wschat_room_joins_total", "wschat_connections_closed_total",
-            "wschat_broker_errors_total")
+            "wschat_broker_errors_total", "wschat_history_reads_shared_total")
 
 
 def server_counters(url: str) -> dict:
