@@ -75,7 +75,7 @@ fn the_dev_token_is_builtin_only_when_no_layer_sets_tokens() {
 #[test]
 fn direct_write_buffer_is_a_size_within_its_range() {
     let s = load(&Sources::default()).expect("defaults load");
-    assert!(!s.session.direct_writes);
+    assert!(s.session.direct_writes);
     assert_eq!(s.session.direct_write_buffer, 64 << 10);
     let s = load(&Sources::from_env([(
         "CHAT__SESSION__DIRECT_WRITE_BUFFER",
