@@ -243,7 +243,7 @@ pub struct SessionSettings {
     #[serde(with = "duration")]
     pub close_timeout: Duration,
     /// Fan-out writes to an idle plain-TCP socket itself instead of waking
-    /// the connection's task (docs/performance.md).
+    /// the connection's task (on in the embedded defaults; docs/performance.md).
     #[serde(default)]
     pub direct_writes: bool,
     /// With `direct_writes`, each connection's kernel send buffer (SO_SNDBUF,

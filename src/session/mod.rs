@@ -97,7 +97,9 @@ pub fn run(
     app.metrics.connections.inc();
     let limit = app.settings.limits.max_message_bytes;
     let session = &app.settings.session;
-    let direct = (session.direct_writes).then_some(session.direct_write_buffer as usize);
+    let direct = session
+        .direct_writes
+        .then_some(session.direct_write_buffer as usize);
     let mut conn = Conn::new(&member, stream, tls, leftover, limit, direct);
     let client_id = uuid::Uuid::new_v4().to_string();
     let who = event::Identity {
