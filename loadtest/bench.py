@@ -20,8 +20,8 @@ during the measured fan-out window and report how much of its CPU is the
 kernel's TCP send path: the part no server that writes once per delivery
 can avoid; and its heaviest user-space symbols), BENCH_TRACES=0 (ws-chat
 without traces; by default it samples 1% and exports them over OTLP/HTTP to
-a sink in this process, bench_traces.py), BENCH_JWT_USERS (distinct users, one JWT each, in the JWT
-connect storm; default a tenth of its clients).
+a sink in this process, bench_traces.py), BENCH_JWT_USERS (distinct users,
+one JWT each, in the JWT connect storm; default a tenth of its clients).
 The many-rooms fan-out (fanout-rooms: 2,000 connections in 8 rooms each,
 through protocol version 2 `join`) runs on ws-chat, and on a baseline build
 only if a short probe shows that it answers `join` with `history`; the
@@ -98,7 +98,7 @@ def run_one(scenario: dict, name: str, log_dir: Path, config: Path | None = None
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=scenario["budget"],
                               preexec_fn=raise_nofile)
         profile = profiler.finish() if profiler else None
-        traces = bench_traces.sink().take()
+        traces = bench_traces.sink().take() if TRACES else None
         (log_dir / f"loadgen-{scenario['id']}-{column}{log_tag}.txt").write_text(done.stdout + done.stderr)
         alive = server.proc.poll() is None
         counters = server_counters(server.metrics_url) if alive and server.metrics_url else {}
@@ -111,7 +111,7 @@ def run_one(scenario: dict, name: str, log_dir: Path, config: Path | None = None
             report["server_counters"] = counters
         if profile is not None:
             report["profile"] = profile
-        if server.metrics_url and TRACES:
+        if server.metrics_url and traces is not None:
             report["trace_exports"] = traces
         return report
     except subprocess.TimeoutExpired:

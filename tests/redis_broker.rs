@@ -264,15 +264,7 @@ async fn a_publish_whose_reply_comes_too_late_is_not_reported_unavailable() {
         .get_multiplexed_async_connection()
         .await
         .expect("probe connection");
-    let stall = tokio::task::spawn_blocking(move || {
-        let client = redis::Client::open(url.as_str()).expect("client");
-        let mut conn = client.get_connection().expect("connection");
-        redis::cmd("DEBUG")
-            .arg("SLEEP")
-            .arg("1.6")
-            .query::<()>(&mut conn)
-            .expect("DEBUG SLEEP");
-    });
+    let stall = r.stall(1.6);
     // DEBUG SLEEP shows it has begun only by silence: wait until a PING goes
     // unanswered for 100 ms (Redis answers one in well under a millisecond),
     // leaving 1.5 s of the stall, past the 1 s publish deadline.

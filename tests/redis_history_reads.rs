@@ -25,19 +25,7 @@ async fn joiners_during_a_read_share_the_next_one_and_lose_nothing() {
     }
     // Redis stalls (under the 1 s deadline of each call) while the joiners
     // arrive: the first one's read waits on it, the rest queue behind it.
-    let stall = {
-        let port = r.port;
-        tokio::task::spawn_blocking(move || {
-            let client =
-                redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("redis url");
-            let mut conn = client.get_connection().expect("redis connection");
-            redis::cmd("DEBUG")
-                .arg("SLEEP")
-                .arg("0.5")
-                .query::<()>(&mut conn)
-                .expect("DEBUG SLEEP");
-        })
-    };
+    let stall = r.stall(0.5);
     tokio::time::sleep(Duration::from_millis(50)).await;
     let joins = (0..JOINERS).map(|i| {
         let s = &s;

@@ -190,6 +190,21 @@ impl RedisServer {
         run(&client, args)
     }
 
+    /// Stalls Redis for `seconds` with `DEBUG SLEEP`, sent from a blocking
+    /// thread; the handle ends when Redis answers again. Plain servers only.
+    pub fn stall(&self, seconds: f64) -> tokio::task::JoinHandle<()> {
+        let url = self.url();
+        tokio::task::spawn_blocking(move || {
+            let client = redis::Client::open(url.as_str()).expect("client");
+            let mut conn = client.get_connection().expect("connection");
+            redis::cmd("DEBUG")
+                .arg("SLEEP")
+                .arg(seconds)
+                .query::<()>(&mut conn)
+                .expect("DEBUG SLEEP");
+        })
+    }
+
     /// SIGKILL, and wait until it is gone.
     pub fn kill(&mut self) {
         kill_child(&mut self.child);

@@ -231,7 +231,7 @@ impl Broker for RedisBroker {
         let s = &self.shared;
         let count = s.limits.rooms.policy(room).history;
         let read = if since.seq.is_none() && since.epoch.is_none() {
-            reads::latest(&self.shared, room, count)
+            reads::latest(s, room, count)
                 .await
                 .map_err(BrokerError::Shared)?
         } else {
