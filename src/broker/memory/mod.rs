@@ -178,9 +178,14 @@ impl Broker for MemoryBroker {
     }
 
     async fn history(&self, room: &str, since: &Since) -> Result<History, BrokerError> {
-        // Epoch, last seq and messages in one step: a message numbered but
-        // not yet stored is delivered after this, to the joiner too (it is
-        // pending until activated after `last_seq`).
+        // Under the room's numbering lock, which `publish` holds from storing
+        // a message to queueing it: a read between the two would return the
+        // message and let the joiner go live before it was queued, so the
+        // joiner would get it twice. A message numbered after this read is
+        // queued after it, and reaches the joiner once (it is pending until
+        // activated after `last_seq`).
+        let head = self.store().head(room);
+        let _numbering = lock(&head);
         Ok(self.store().read(room, since))
     }
 
