@@ -90,6 +90,7 @@ ROWS = {
         ("server RSS before (MiB)", lambda r: _mib(_get(r, "server_rss_before_kib")), 1),
         ("server RSS with all connected (MiB)", lambda r: _mib(_get(r, "server_rss_after_kib")), 1),
         ("RSS per idle connection (KiB)", lambda r: _get(r, "server_rss_per_conn_kib"), 2),
+        ("of which anonymous (heap, stacks; KiB)", lambda r: _get(r, "server_anon_per_conn_kib"), 2),
         ("server CPU while idle, 5 s (s)", lambda r: _get(r, "server_idle_cpu_s"), 2),
         ("still open after hold", lambda r: _get(r, "still_open_after_hold"), 0),
         ("closed early / failed connects", lambda r: _pair(r, "closed_early", "connect_failed"), 0),

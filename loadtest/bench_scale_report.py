@@ -37,6 +37,7 @@ bench_report.ROWS.update({
         ("time to connect and join all (s)", lambda r: _get(r, "connect_s"), 2),
         ("server RSS with all connected (MiB)", lambda r: _mib(_get(r, "server_rss_after_kib")), 1),
         ("RSS per idle connection (KiB)", lambda r: _get(r, "server_rss_per_conn_kib"), 2),
+        ("of which anonymous (heap, stacks; KiB)", lambda r: _get(r, "server_anon_per_conn_kib"), 2),
         ("idle window (s)", lambda r: _get(r, "hold_s"), 0),
         ("server CPU while idle (cores)", lambda r: _get(r, "server_idle_cpu_cores"), 4),
         ("load generator CPU while idle (cores)", lambda r: _get(r, "loadgen_idle_cpu_cores"), 4),

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use crate::args::{Args, Mode};
 use crate::conn::{self, Role, Shared};
 use crate::rooms;
-use crate::stats::{rss_kib, sockstat, Counters, CpuMark};
+use crate::stats::{anon_rss_kib, rss_kib, sockstat, Counters, CpuMark};
 
 pub(crate) fn secs(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0).round() / 1000.0
@@ -241,6 +241,7 @@ async fn idle(shared: Arc<Shared>) -> Result<Value, String> {
     let n = a.connections;
     let roles = spread(n, a.rooms, "idle");
     let rss_before = pid.and_then(|p| rss_kib(Some(p)));
+    let anon_before = pid.and_then(|p| anon_rss_kib(Some(p)));
     let sockets_before = sockstat();
     let connect_from = CpuMark::now(pid);
     let t0 = Instant::now();
@@ -251,6 +252,7 @@ async fn idle(shared: Arc<Shared>) -> Result<Value, String> {
     // Let presence fan-out and allocator caches settle before measuring.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_after = pid.and_then(|p| rss_kib(Some(p)));
+    let anon_after = pid.and_then(|p| anon_rss_kib(Some(p)));
     let sockets_after = sockstat();
     // The idle window: from here, --duration (hold it over heartbeats to
     // see what they cost), the connect phase left out.
@@ -262,7 +264,7 @@ async fn idle(shared: Arc<Shared>) -> Result<Value, String> {
         .saturating_sub(Counters::get(&shared.counters.closed_early));
     stop_all(&shared, tasks).await;
     let connected = Counters::get(&shared.counters.connected);
-    let per_conn = match (rss_before, rss_after) {
+    let per_conn = |before: Option<u64>, after: Option<u64>| match (before, after) {
         (Some(b), Some(a)) if connected > 0 => {
             Some(round(a.saturating_sub(b) as f64 / connected as f64, 2))
         }
@@ -278,7 +280,8 @@ async fn idle(shared: Arc<Shared>) -> Result<Value, String> {
             "connect_loadgen_cpu_s": connect_cpu.own.map(|s| round(s, 2)),
             "still_open_after_hold": still_open, "hold_s": secs(a.duration),
             "server_rss_before_kib": rss_before, "server_rss_after_kib": rss_after,
-            "server_rss_per_conn_kib": per_conn,
+            "server_rss_per_conn_kib": per_conn(rss_before, rss_after),
+            "server_anon_per_conn_kib": per_conn(anon_before, anon_after),
             "server_idle_cpu_s": idle_cpu.map(|s| round(s, 2)),
             "server_idle_cpu_cores": idle_cpu.map(|s| round(s / a.duration.as_secs_f64().max(1e-3), 4)),
             "loadgen_idle_cpu_cores": idle_used.own.map(|s| round(s / a.duration.as_secs_f64().max(1e-3), 4)),

@@ -147,12 +147,23 @@ pub fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
 
 /// Resident set size in KiB (VmRSS).
 pub fn rss_kib(pid: Option<u32>) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// The anonymous part of a process's RSS (its heap and stacks, without the
+/// binary's and libraries' code pages, which a process faults in as it first
+/// runs a path and which depend on the page cache), in KiB.
+pub fn anon_rss_kib(pid: Option<u32>) -> Option<u64> {
+    status_kib(pid, "RssAnon:")
+}
+
+fn status_kib(pid: Option<u32>, field: &str) -> Option<u64> {
     let path = match pid {
         Some(pid) => format!("/proc/{pid}/status"),
         None => "/proc/self/status".to_string(),
     };
     let status = std::fs::read_to_string(path).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
