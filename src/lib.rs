@@ -98,6 +98,7 @@ pub async fn run(
         tokio::spawn(async move { app.deadlines.run(app.stopped.clone()).await });
     }
     tokio::spawn(server::heap::trim_after_churn(app.clone()));
+    tokio::spawn(session::heartbeat::run(app.clone()));
     control.shutdown.cancelled().await;
     server::shutdown::drain(&app).await;
     app.stopped.cancel();

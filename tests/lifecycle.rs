@@ -1,4 +1,4 @@
-//! A connection's life and the server's: heartbeat, slow consumers, frame
+//! A connection's life and the server's: slow consumers, frame
 //! violations, token revocation on reload, drain, signals, check-config.
 
 mod common;
@@ -7,43 +7,6 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use common::{connect, Process, Raw, TestServer, ORIGIN, TOKEN};
-
-#[tokio::test]
-async fn a_client_that_never_answers_pings_is_terminated_by_the_heartbeat() {
-    let s = TestServer::start(&[("CHAT__SESSION__HEARTBEAT_INTERVAL", "200ms")]).await;
-    let mut silent = Raw::connect(s.addr, "room=hb").await; // never reads, never pongs
-    let (mut alive, _) = s.join("room=hb").await;
-    // tungstenite answers pings while it reads: keep this one reading meanwhile.
-    let reader = tokio::spawn(async move {
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(1500);
-        while let Ok(Some(Ok(_))) =
-            tokio::time::timeout_at(deadline, futures_util::StreamExt::next(&mut alive.ws)).await
-        {
-        }
-        alive
-    });
-    let started = Instant::now();
-    // The silent one gets a ping, then is cut without a close frame by the next tick.
-    let mut saw_ping = false;
-    loop {
-        match silent.read_frame().await {
-            Some((9, _)) => saw_ping = true,
-            Some(_) => {}
-            None => break,
-        }
-    }
-    assert!(saw_ping);
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
-    let mut alive = reader.await.unwrap();
-    assert_eq!(s.metric("wschat_heartbeat_timeouts_total").await, 1.0);
-    alive.say("still here").await;
-    assert_eq!(alive.next_message().await["text"], "still here");
-    s.stop().await;
-}
 
 #[tokio::test]
 async fn a_consumer_that_stops_reading_loses_frames_then_is_closed_with_1013() {

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex, Weak};
 
 use crate::fanout::rooms::Member;
 
-const SHARDS: usize = 16;
+/// Shards of the directory; the heartbeat ticker walks one per tick, so
+/// this is also how finely heartbeats are spread over their interval.
+const SHARDS: usize = 128;
 
 type Shard = Mutex<HashMap<u64, Weak<Member>>>;
 
@@ -77,6 +79,22 @@ impl Directory {
         // Give back the table of a shard a storm left mostly empty.
         if shard.capacity() > 64 && shard.len() < shard.capacity() / 4 {
             shard.shrink_to_fit();
+        }
+    }
+
+    /// How many shards there are (connection `id` is in shard `id % shards`).
+    pub fn shards(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Calls `f` on every live connection of shard `shard`, under its lock.
+    pub fn for_each_in_shard(&self, shard: usize, mut f: impl FnMut(&Member)) {
+        let Some(shard) = self.shards.get(shard) else {
+            return;
+        };
+        let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+        for member in shard.values().filter_map(Weak::upgrade) {
+            f(&member);
         }
     }
 

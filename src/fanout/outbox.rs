@@ -52,6 +52,9 @@ struct State {
     /// The queue's first frame is the rest of one a direct write began: it
     /// must be written before anything else, and is never dropped.
     partial_front: bool,
+    /// A heartbeat is due: the owner pings (or gives up on a silent peer)
+    /// when it sees this.
+    heartbeat: bool,
     /// The owner task, parked until signalled. Kept under the queue's own
     /// lock rather than in a `Notify`, so an idle connection carries no
     /// future for it.
@@ -79,6 +82,7 @@ impl Outbox {
                 signalled: false,
                 claimed: false,
                 partial_front: false,
+                heartbeat: false,
                 waker: None,
                 socket: None,
             }),
@@ -241,6 +245,18 @@ impl Outbox {
         }
     }
 
+    /// Tells the owner that a heartbeat is due.
+    pub fn heartbeat(&self) {
+        let mut s = self.lock();
+        s.heartbeat = true;
+        let mut wake = None;
+        Self::signal(&mut s, &mut wake);
+        drop(s);
+        if let Some(w) = wake {
+            w.wake();
+        }
+    }
+
     /// Marks the outbox signalled and takes its owner's waker, to be woken
     /// once the lock is released.
     fn signal(s: &mut State, wake: &mut Option<Waker>) {
@@ -255,12 +271,13 @@ impl Outbox {
         self.lock().close
     }
 
-    /// Ready once there is something new to drain or a close was requested
-    /// since the last time it was ready.
-    pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+    /// Ready once there is something new to drain, a close was requested
+    /// or a heartbeat fell due since the last time it was ready; `true` when
+    /// a heartbeat is due (told once).
+    pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<bool> {
         let mut s = self.lock();
         if std::mem::take(&mut s.signalled) {
-            return Poll::Ready(());
+            return Poll::Ready(std::mem::take(&mut s.heartbeat));
         }
         if !s.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             s.waker = Some(cx.waker().clone());

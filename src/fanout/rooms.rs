@@ -231,6 +231,15 @@ impl Rooms {
             .unwrap_or_else(|e| e.into_inner())
     }
 
+    /// `name` as the room's own shared name when the room is open here, so
+    /// that its members do not each hold a copy (32 bytes per connection).
+    pub fn intern(&self, name: &str) -> Arc<str> {
+        match self.shard(name).get_key_value(name) {
+            Some((shared, _)) => shared.clone(),
+            None => Arc::from(name),
+        }
+    }
+
     /// Adds a pending member; frames for the room are held for it until
     /// [`Rooms::activate`].
     pub fn join(&self, member: &Arc<Member>, name: &Arc<str>) -> Joined {

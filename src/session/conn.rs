@@ -13,21 +13,18 @@
 //! [`crate::fanout::outbox`]).
 
 use std::collections::VecDeque;
-use std::future::Future;
 use std::io;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use governor::DefaultDirectRateLimiter;
 use tokio::net::TcpStream;
 
-use super::heartbeat;
 use super::message::{self, Outcome};
 use crate::app::App;
 use crate::fanout::rooms::Member;
-use crate::limits::IpKey;
+use crate::limits::{ConnectionLimiter, IpKey};
 use crate::protocol::close::CloseCode;
 use crate::protocol::event;
 use crate::ws::frame::{self, Opcode};
@@ -53,8 +50,6 @@ pub(super) struct Conn {
     /// Frames being written; the first may be partly written.
     out: VecDeque<Outgoing>,
     written: usize,
-    /// Empty between drains: given to the outbox in exchange for its queue.
-    spare: VecDeque<Outgoing>,
     read_closed: bool,
 }
 
@@ -90,7 +85,6 @@ impl Conn {
             decoder: Decoder::new(limit, partial),
             out: VecDeque::new(),
             written: 0,
-            spare: VecDeque::new(),
             read_closed: false,
         }
     }
@@ -112,12 +106,10 @@ impl Conn {
         &mut self,
         app: &Arc<App>,
         member: &Arc<Member>,
-        limiter: &DefaultDirectRateLimiter,
-        ip: IpKey,
+        limiter: &ConnectionLimiter,
+        ip: &IpKey,
     ) -> Option<CloseCode> {
-        let interval = app.settings.session.heartbeat_interval;
-        let heartbeat = tokio::time::sleep_until(heartbeat::first(interval, member.id));
-        tokio::pin!(heartbeat);
+        // The heartbeat comes through the outbox (`heartbeat::run`): no timer here.
         let mut heard_since_ping = true;
         let mut pong_owed: Option<Vec<u8>> = None;
 
@@ -149,7 +141,7 @@ impl Conn {
                         // what an idle connection costs, and it is the largest of
                         // its await states.
                         let max = app.settings.limits.max_text_chars;
-                        match Box::pin(message::handle(app, member, limiter, ip, &text)).await {
+                        match Box::pin(message::handle(app, member, limiter, *ip, &text)).await {
                             Outcome::Published { .. } | Outcome::Done => {}
                             Outcome::Refused(code) => {
                                 self.send(frame::text(&event::error(None, code, max)))
@@ -198,13 +190,13 @@ impl Conn {
                 }
             }
             let close = if self.out.is_empty() {
-                // Buffers rotate, frames are never copied: the outbox gets
-                // `spare` (empty), `out` gets the frames.
-                let close = member.outbox.drain_into(&mut self.spare);
-                if !self.spare.is_empty() {
+                // Frames are never copied: the queue's buffer becomes `out`
+                // and the outbox gets `out`'s (empty, since `flush` gives
+                // back the buffers of a connection that wrote everything).
+                let close = member.outbox.drain_into(&mut self.out);
+                if !self.out.is_empty() {
                     self.claimed = true;
-                    app.metrics.queue_depth.observe(self.spare.len() as f64);
-                    std::mem::swap(&mut self.out, &mut self.spare);
+                    app.metrics.queue_depth.observe(self.out.len() as f64);
                 }
                 close
             } else {
@@ -231,10 +223,11 @@ impl Conn {
             let want_write = self.io.has_output(&self.out);
             let (read_closed, stream) = (self.read_closed, &self.io.stream);
             let ev = std::future::poll_fn(|cx| {
-                let mut ev = Events {
-                    outbox: member.outbox.poll_ready(cx).is_ready(),
-                    ..Events::default()
-                };
+                let mut ev = Events::default();
+                if let Poll::Ready(heartbeat) = member.outbox.poll_ready(cx) {
+                    ev.outbox = true;
+                    ev.heartbeat = heartbeat;
+                }
                 if !read_closed {
                     if let Poll::Ready(r) = stream.poll_read_ready(cx) {
                         ev.read = Some(r.is_ok());
@@ -245,7 +238,6 @@ impl Conn {
                         ev.write = Some(r.is_ok());
                     }
                 }
-                ev.heartbeat = heartbeat.as_mut().poll(cx).is_ready();
                 let any = ev.outbox || ev.read.is_some() || ev.write.is_some() || ev.heartbeat;
                 if any {
                     Poll::Ready(ev)
@@ -270,7 +262,6 @@ impl Conn {
                 heard_since_ping = false;
                 self.send(frame::encode(Opcode::Ping, b""));
                 app.metrics.pings.inc();
-                heartbeat.as_mut().reset(heartbeat::next(interval));
             }
         }
     }
@@ -316,7 +307,6 @@ impl Conn {
             // written, hold no buffer. One allocation per drained batch (the
             // outbox's, on its next push) is noise next to the write itself.
             self.out = VecDeque::new();
-            self.spare = VecDeque::new();
             if std::mem::take(&mut self.claimed) {
                 self.member.outbox.release();
             }

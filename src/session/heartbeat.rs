@@ -1,53 +1,47 @@
-//! When a connection pings: heartbeat deadlines on a shared grid, so the
-//! connections due at about the same time are woken in one timer tick.
+//! When connections ping: one ticker for the whole server walks the
+//! connection directory a shard per tick, so every connection is told once
+//! per `session.heartbeat_interval` that a heartbeat is due.
 //!
-//! Without the grid every connection's ping fires at its own millisecond:
-//! at 19,000 connections and a 30 s interval that is a worker wake-up (and a
-//! second one for the pong) for almost every millisecond. On the grid the
-//! pings of one slot go out together and their pongs come back together, so
-//! a worker wakes about once per slot and handles them in one pass. A ping
-//! is late by less than one slot (`interval / SLOTS`).
+//! A timer per connection cost every idle connection a timer entry in its
+//! task (112 bytes, which put the task one allocation size class up), and
+//! woke a worker at every connection's own millisecond. Here a shard's
+//! connections are told together, so their pings leave in one pass and
+//! their pongs come back together; the connection's own task sends the ping
+//! and decides, as before, whether it heard anything since the last one.
 
-use std::sync::OnceLock;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
+use tokio::time::{Instant, MissedTickBehavior};
 
-/// Slots per heartbeat interval: 30 s makes slots of about 234 ms.
-const SLOTS: u32 = 128;
+use crate::app::App;
 
-/// The first ping of connection `id`: 15-30 s from now at 30 s, spread by
-/// id over the slots, so connections made together do not all ping in one.
-pub(super) fn first(interval: Duration, id: u64) -> Instant {
-    let after = interval / 2 + interval.mul_f64((id % 1000) as f64 / 2000.0);
-    slot_at(Instant::now() + after, interval)
-}
-
-/// The ping after the one sent now.
-pub(super) fn next(interval: Duration) -> Instant {
-    slot_at(Instant::now() + interval, interval)
-}
-
-/// `at` moved up to the next slot boundary of the grid for `interval`.
-fn slot_at(at: Instant, interval: Duration) -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    let epoch = *EPOCH.get_or_init(Instant::now);
-    align(epoch, at, interval / SLOTS)
-}
-
-/// `at` rounded up to `epoch + k × slot`; never earlier than `at`.
-fn align(epoch: Instant, at: Instant, slot: Duration) -> Instant {
-    let slot_ns = slot.as_nanos();
-    if slot_ns == 0 || at <= epoch {
-        return at;
+/// Tells every connection once per interval that a heartbeat is due, until
+/// the server stops. A connection's first comes within one interval of its
+/// connect, at a point spread by its id (its shard).
+pub async fn run(app: Arc<App>) {
+    let shards = app.connections.shards();
+    let tick = tick_for(app.settings.session.heartbeat_interval, shards);
+    let mut ticker = tokio::time::interval_at(Instant::now() + tick, tick);
+    // A late tick is not made up with a burst: the shard after it simply
+    // waits a little longer.
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut shard = 0;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = app.stopped.cancelled() => return,
+        }
+        app.connections
+            .for_each_in_shard(shard, |member| member.outbox.heartbeat());
+        shard = (shard + 1) % shards;
     }
-    let since = (at - epoch).as_nanos();
-    let slots = since.div_ceil(slot_ns);
-    // Saturates far beyond any uptime; then no rounding rather than a panic.
-    match u64::try_from(slots * slot_ns) {
-        Ok(ns) => epoch + Duration::from_nanos(ns),
-        Err(_) => at,
-    }
+}
+
+/// The time between two shards: the interval spread over all of them.
+fn tick_for(interval: Duration, shards: usize) -> Duration {
+    let shards = u32::try_from(shards.max(1)).unwrap_or(u32::MAX);
+    (interval / shards).max(Duration::from_millis(1))
 }
 
 #[cfg(test)]
@@ -55,35 +49,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn deadlines_in_one_slot_share_one_instant() {
-        let epoch = Instant::now();
-        let slot = Duration::from_millis(250);
-        let a = align(epoch, epoch + Duration::from_millis(1001), slot);
-        let b = align(epoch, epoch + Duration::from_millis(1249), slot);
-        assert_eq!(a, b);
-        assert_eq!(a, epoch + Duration::from_millis(1250));
-    }
-
-    #[test]
-    fn never_earlier_and_late_by_less_than_a_slot() {
-        let epoch = Instant::now();
-        let slot = Duration::from_millis(234);
-        for ms in [0u64, 1, 233, 234, 235, 29_999, 30_000] {
-            let at = epoch + Duration::from_millis(ms);
-            let aligned = align(epoch, at, slot);
-            assert!(aligned >= at);
-            assert!(aligned - at < slot);
-        }
-    }
-
-    #[test]
-    fn a_zero_slot_or_a_time_before_the_epoch_is_left_alone() {
-        let epoch = Instant::now() + Duration::from_secs(5);
-        let at = Instant::now();
-        assert_eq!(align(epoch, at, Duration::from_millis(10)), at);
+    fn the_interval_is_spread_over_the_shards() {
         assert_eq!(
-            align(epoch, epoch + Duration::from_secs(1), Duration::ZERO),
-            epoch + Duration::from_secs(1)
+            tick_for(Duration::from_secs(32), 128),
+            Duration::from_millis(250)
         );
+        // A tiny interval (tests use 200 ms) still ticks.
+        assert_eq!(
+            tick_for(Duration::from_micros(10), 128),
+            Duration::from_millis(1)
+        );
+        assert_eq!(tick_for(Duration::from_secs(1), 0), Duration::from_secs(1));
     }
 }

@@ -10,7 +10,6 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use governor::DefaultDirectRateLimiter;
 use tracing::Instrument;
 
 use super::delete;
@@ -21,7 +20,7 @@ use crate::app::App;
 use crate::auth::{Lapsed, Perm};
 use crate::broker::{Broker, Publish, Since};
 use crate::fanout::rooms::Member;
-use crate::limits::IpKey;
+use crate::limits::{ConnectionLimiter, IpKey};
 use crate::metrics::{BrokerOp, LeaveReason, RefreshOutcome};
 use crate::protocol::{self, ClientEvent, ErrorCode};
 use crate::telemetry::spans;
@@ -58,7 +57,7 @@ impl From<Lapsed> for Outcome {
 pub async fn handle(
     app: &Arc<App>,
     member: &Arc<Member>,
-    limiter: &DefaultDirectRateLimiter,
+    limiter: &ConnectionLimiter,
     ip: IpKey,
     raw: &str,
 ) -> Outcome {
@@ -129,7 +128,7 @@ enum Checked {
 fn check(
     app: &App,
     member: &Member,
-    limiter: &DefaultDirectRateLimiter,
+    limiter: &ConnectionLimiter,
     ip: IpKey,
     raw: &str,
     span: &tracing::Span,

@@ -9,7 +9,7 @@
 mod conn;
 pub mod control;
 pub mod delete;
-mod heartbeat;
+pub mod heartbeat;
 pub mod membership;
 pub mod message;
 pub mod presence;
@@ -80,7 +80,7 @@ pub fn run(
     let member = Arc::new(Member::new(
         app.rooms.next_id(),
         name.into(),
-        room.into(),
+        app.rooms.intern(&room),
         credential,
         user,
         Outbox::new(
@@ -137,7 +137,7 @@ pub fn run(
         if app.is_draining() {
             member.outbox.request_close(CloseCode::GoingAway);
         }
-        let outcome = conn.serve(&app, &member, &limiter, ip).await;
+        let outcome = conn.serve(&app, &member, &limiter, &ip).await;
         app.metrics.closed(outcome);
         app.metrics.connections.dec();
         app.deadlines.cancel(member.id);
@@ -185,7 +185,7 @@ mod tests {
         ));
         let limiter = app.limits.connection_limiter();
         let mut conn = Conn::new(&member, s1, None, Bytes::new(), 2048, Some(65536));
-        let serve = std::mem::size_of_val(&conn.serve(&app, &member, &limiter, ip));
+        let serve = std::mem::size_of_val(&conn.serve(&app, &member, &limiter, &ip));
         let admission = Admission {
             name: "a".into(),
             room: "r".into(),
@@ -199,9 +199,11 @@ mod tests {
         };
         let run = std::mem::size_of_val(&run(app.clone(), s2, None, Bytes::new(), admission));
         assert!(
-            serve <= 512,
+            serve <= 384,
             "the connection loop's future is {serve} bytes"
         );
-        assert!(run <= 896, "a connection's future is {run} bytes");
+        // Up to 664 bytes tokio's task for it is a 768-byte allocation; past
+        // that, 896 (measured for tokio 1.54 on x86_64).
+        assert!(run <= 664, "a connection's future is {run} bytes");
     }
 }
