@@ -56,6 +56,7 @@ ROWS = {
         ("rate_limited / other errors", lambda r: _pair(r, "rate_limited", "other_errors"), 0),
         ("closed early / failed connects", lambda r: _pair(r, "closed_early", "connect_failed"), 0),
         ("load generator CPU (cores)", lambda r: _get(r, "loadgen_cpu_cores"), 3),
+        ("server + load generator CPU µs per delivery", lambda r: _pair_us(r), 3),
         ("other processes' CPU (cores)", lambda r: _get(r, "other_cpu_cores"), 3),
         # Shown only when there is a value: ws-chat's metrics, BENCH_PROFILE=1.
         ("frames per write (queue depth per drain, whole run)", lambda r: _frames_per_write(r), 3),
@@ -167,6 +168,18 @@ def _tcp_send_us(report: dict):
     return share * per if share is not None and per is not None else None
 
 
+def _pair_us(report: dict):
+    """Server and generator CPU per delivery together. On loopback the kernel
+    charges a delivery's receive to whichever side's context runs it, so a
+    server's own figure may carry part of the generator's work or leave it
+    there; the same generator runs against every server, so the sum compares
+    the whole work a delivery costs."""
+    server, gen, rate = (_get(report, k) for k in ("server_cpu_cores", "loadgen_cpu_cores", "deliveries_per_s"))
+    if None in (server, gen, rate) or not rate:
+        return None
+    return (server + gen) / rate * 1e6
+
+
 def _pair(report: dict, a: str, b: str):
     x, y = _get(report, a), _get(report, b)
     return None if x is None and y is None else f"{x or 0:,} / {y or 0:,}"
@@ -235,7 +248,9 @@ def scenario_table(entry: dict, servers: list[str]) -> str:
 
 
 # The ws-chat ÷ bun line under a fan-out: (label, path in a loadgen report).
-PEER_RATIOS = (("server CPU µs per delivery", "server_cpu_us_per_delivery"), ("latency p99", "latency_ms.p99_ms"))
+PEER_RATIOS = (("server CPU µs per delivery", "server_cpu_us_per_delivery"),
+               ("server + load generator CPU µs per delivery", _pair_us),
+               ("latency p99", "latency_ms.p99_ms"))
 
 
 def peer_ratio_line(entry: dict, rounds: list[dict], a: str = "ws-chat", b: str = "bun") -> str | None:
@@ -247,7 +262,8 @@ def peer_ratio_line(entry: dict, rounds: list[dict], a: str = "ws-chat", b: str 
     for label, path in PEER_RATIOS:
         ratios = []
         for r in rounds:
-            x, y = (None if "error" in r[s] else _get(r[s], path) for s in (a, b))
+            get = path if callable(path) else (lambda rep, path=path: _get(rep, path))
+            x, y = (None if "error" in r[s] else get(r[s]) for s in (a, b))
             ratios.append(x / y if isinstance(x, (int, float)) and isinstance(y, (int, float)) and y else None)
         cells = ", ".join("–" if q is None else f"{q:.2f}×" for q in ratios)
         known = [q for q in ratios if q is not None]
