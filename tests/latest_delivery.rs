@@ -85,5 +85,12 @@ async fn slow_readers(direct_writes: &str) {
     }
     assert!(seen < FLOOD, "it skipped ahead ({seen} frames)");
     assert!(s.metric(r#"wschat_drops_total{reason="superseded"}"#).await > 0.0);
+    // The fan-out wrote straight to the sockets only when direct writes are on.
+    let direct = s.metric("wschat_fanout_direct_writes_total").await;
+    assert_eq!(
+        direct > 0.0,
+        direct_writes == "true",
+        "{direct} direct writes"
+    );
     s.stop().await;
 }

@@ -92,7 +92,9 @@ impl Runner {
         }
         latency.flush();
         if delivered > 0 {
+            // Frames queued instead are counted by the connection's flush.
             self.metrics.delivered.inc_by(delivered);
+            self.metrics.rooms.direct_writes.inc_by(delivered);
         }
         tally.record(&self.metrics);
         true

@@ -144,6 +144,8 @@ pub struct RoomMetrics {
     pub rooms_per_connection: Histogram,
     /// Joiners served by a history read already on its way (Redis broker).
     pub history_reads_shared: IntCounter,
+    /// Chat frames the fan-out wrote straight to an idle socket.
+    pub direct_writes: IntCounter,
 }
 
 impl RoomMetrics {
@@ -187,6 +189,11 @@ impl RoomMetrics {
                 r,
                 "wschat_history_reads_shared_total",
                 "Joins whose latest history came from a read of the room already under way for other joiners, not a read of their own (Redis broker).",
+            ),
+            direct_writes: counter(
+                r,
+                "wschat_fanout_direct_writes_total",
+                "Chat messages the fan-out wrote straight to an idle socket (session.direct_writes), of wschat_messages_delivered_total.",
             ),
         }
     }
