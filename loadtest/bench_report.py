@@ -56,7 +56,7 @@ ROWS = {
         ("rate_limited / other errors", lambda r: _pair(r, "rate_limited", "other_errors"), 0),
         ("closed early / failed connects", lambda r: _pair(r, "closed_early", "connect_failed"), 0),
         ("load generator CPU (cores)", lambda r: _get(r, "loadgen_cpu_cores"), 3),
-        ("server + load generator CPU µs per delivery", lambda r: _pair_us(r), 3),
+        ("server + load generator CPU µs per delivery", lambda r: _with_generator_us(r), 3),
         ("other processes' CPU (cores)", lambda r: _get(r, "other_cpu_cores"), 3),
         # Shown only when there is a value: ws-chat's metrics, BENCH_PROFILE=1.
         ("frames per write (queue depth per drain, whole run)", lambda r: _frames_per_write(r), 3),
@@ -168,7 +168,7 @@ def _tcp_send_us(report: dict):
     return share * per if share is not None and per is not None else None
 
 
-def _pair_us(report: dict):
+def _with_generator_us(report: dict):
     """Server and generator CPU per delivery together. On loopback the kernel
     charges a delivery's receive to whichever side's context runs it, so a
     server's own figure may carry part of the generator's work or leave it
@@ -249,7 +249,7 @@ def scenario_table(entry: dict, servers: list[str]) -> str:
 
 # The ws-chat ÷ bun line under a fan-out: (label, path in a loadgen report).
 PEER_RATIOS = (("server CPU µs per delivery", "server_cpu_us_per_delivery"),
-               ("server + load generator CPU µs per delivery", _pair_us),
+               ("server + load generator CPU µs per delivery", _with_generator_us),
                ("latency p99", "latency_ms.p99_ms"))
 
 
@@ -260,9 +260,9 @@ def peer_ratio_line(entry: dict, rounds: list[dict], a: str = "ws-chat", b: str 
         return None
     parts = []
     for label, path in PEER_RATIOS:
+        get = path if callable(path) else (lambda rep, path=path: _get(rep, path))
         ratios = []
         for r in rounds:
-            get = path if callable(path) else (lambda rep, path=path: _get(rep, path))
             x, y = (None if "error" in r[s] else get(r[s]) for s in (a, b))
             ratios.append(x / y if isinstance(x, (int, float)) and isinstance(y, (int, float)) and y else None)
         cells = ", ".join("–" if q is None else f"{q:.2f}×" for q in ratios)

@@ -25,7 +25,7 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -44,7 +44,7 @@ use open::{OpenPerKey, OpenSlot};
 use users::{UserKey, UserLimits};
 
 /// A GCRA limiter per key: per [`IpKey`] unless another key is named.
-type KeyedLimiter<K = IpKey> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock>;
+type KeyedLimiter<K = IpKey> = RateLimiter<K, DefaultKeyedStateStore<K>, SharedClock>;
 
 /// Why a connection is refused by a limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +70,6 @@ pub struct Limits {
     /// IPs whose failure budget is spent, and until when.
     ip_locked_out: Mutex<HashMap<IpKey, Instant>>,
     users: UserLimits,
-    clock: DefaultClock,
 }
 
 /// What an admitted connection holds; dropping it gives the places back.
@@ -78,6 +77,16 @@ pub struct ConnectionSlot {
     _global: OwnedSemaphorePermit,
     _ip: OpenSlot<IpKey>,
     _user: Option<OpenSlot<UserKey>>,
+}
+
+/// A keyed limiter on the [`SharedClock`], so that the waits it reports are
+/// measured on the clock that set them.
+fn keyed<K: std::hash::Hash + Eq + Clone>(burst: u32, refill: Duration) -> KeyedLimiter<K> {
+    RateLimiter::new(
+        quota(burst, refill),
+        DefaultKeyedStateStore::default(),
+        SharedClock,
+    )
 }
 
 fn quota(burst: u32, refill: Duration) -> Quota {
@@ -100,21 +109,14 @@ impl Limits {
             settings: settings.clone(),
             global: Arc::new(Semaphore::new(settings.max_connections as usize)),
             ip_open: OpenPerKey::new(settings.ip_max_connections),
-            ip_connects: RateLimiter::keyed(quota(
-                settings.ip_connect_burst,
-                settings.ip_connect_refill,
-            )),
-            ip_messages: RateLimiter::keyed(quota(
-                settings.ip_message_burst,
-                settings.ip_message_refill,
-            )),
-            ip_auth_failures: RateLimiter::keyed(quota(
+            ip_connects: keyed(settings.ip_connect_burst, settings.ip_connect_refill),
+            ip_messages: keyed(settings.ip_message_burst, settings.ip_message_refill),
+            ip_auth_failures: keyed(
                 settings.ip_auth_failure_burst,
                 settings.ip_auth_failure_refill,
-            )),
+            ),
             ip_locked_out: Mutex::default(),
             users: UserLimits::new(settings),
-            clock: DefaultClock::default(),
         }
     }
 
@@ -132,7 +134,7 @@ impl Limits {
         user: Option<&Arc<str>>,
     ) -> Result<ConnectionSlot, LimitRefusal> {
         if let Err(not_until) = self.ip_connects.check_key(&ip) {
-            let wait = not_until.wait_time_from(self.clock.now());
+            let wait = not_until.wait_time_from(SharedClock.now());
             return Err(LimitRefusal::IpRate {
                 retry_after: wait.as_secs().max(1),
             });
@@ -173,7 +175,7 @@ impl Limits {
         if let Err(not_until) = self.ip_auth_failures.check_key(&ip) {
             // Capped so that an absurd refill setting cannot overflow Instant.
             let wait = not_until
-                .wait_time_from(self.clock.now())
+                .wait_time_from(SharedClock.now())
                 .min(Duration::from_secs(86_400));
             lock(&self.ip_locked_out).insert(ip, Instant::now() + wait);
         }

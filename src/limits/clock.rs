@@ -1,4 +1,5 @@
-//! The one quanta clock every per-connection message limiter reads.
+//! The process's one quanta clock: every per-connection message limiter
+//! reads it, and the per-IP limits measure their waits (`Retry-After`) on it.
 
 use std::sync::OnceLock;
 

@@ -9,10 +9,8 @@
 
 use std::sync::Arc;
 
-use governor::RateLimiter;
-
 use super::open::{OpenPerKey, OpenSlot};
-use super::{quota, KeyedLimiter};
+use super::{keyed, KeyedLimiter};
 use crate::config::LimitSettings;
 
 /// A user id, as the per-user limits count it (the grant's `Arc<str>`).
@@ -28,10 +26,7 @@ impl UserLimits {
     pub(crate) fn new(settings: &LimitSettings) -> UserLimits {
         UserLimits {
             open: OpenPerKey::new(settings.user_max_connections),
-            messages: RateLimiter::keyed(quota(
-                settings.user_message_burst,
-                settings.user_message_refill,
-            )),
+            messages: keyed(settings.user_message_burst, settings.user_message_refill),
         }
     }
 

@@ -9,7 +9,7 @@
 mod conn;
 pub mod control;
 pub mod delete;
-pub mod heartbeat;
+pub(crate) mod heartbeat;
 pub mod membership;
 pub mod message;
 pub mod presence;
