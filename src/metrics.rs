@@ -361,6 +361,12 @@ impl Metrics {
         self.rejections.with_label_values(&[reason.as_str()]).inc();
     }
 
+    /// Upgrade requests refused so far, all reasons together.
+    pub fn rejected_upgrades(&self) -> u64 {
+        let count = |r: &RejectReason| self.rejections.with_label_values(&[r.as_str()]).get();
+        RejectReason::ALL.iter().map(count).sum()
+    }
+
     /// Counts a refused client message.
     pub fn rejected_message(&self, code: ErrorCode) {
         self.rejected.with_label_values(&[code.as_str()]).inc();

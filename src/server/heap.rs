@@ -15,9 +15,19 @@ use crate::app::App;
 /// How often churn is checked; a trim runs at most this often.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
-/// Trims the heap once a second while connections come or go.
+/// Trims the heap once a second while connections come or go, refused
+/// ones included: a storm of refused upgrades leaves the same free pages.
 pub async fn trim_after_churn(app: Arc<App>) {
-    let churn = |app: &App| (app.metrics.accepted.get(), app.metrics.connections.get());
+    let churn = |app: &App| {
+        let m = &app.metrics;
+        let http = m.edge.http_connections.get();
+        (
+            m.accepted.get(),
+            m.connections.get(),
+            m.rejected_upgrades(),
+            http,
+        )
+    };
     let mut seen = churn(&app);
     loop {
         tokio::select! {
