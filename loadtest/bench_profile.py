@@ -51,26 +51,39 @@ class Profiler:
 
 
 def perf_shares(data: Path, pid: int) -> dict:
-    """Shares of the server's samples: in the kernel, and under `tcp_sendmsg`
-    (the TCP send, the loopback and the peer's receive and wake-up, all of
-    which the kernel charges to the writer)."""
-    def report(*args: str) -> list[list[str]]:
-        done = subprocess.run(["perf", "report", "-i", str(data), "--pid", str(pid), "--stdio", "--percentage", "relative",
-                               "-g", "none", *args],
-                              capture_output=True, text=True, timeout=300)
-        return [line.split() for line in done.stdout.splitlines() if "%" in line and not line.startswith("#")]
+    """Shares of the server's samples, each sample counted once: in the
+    kernel or in user space by the function it was taken in (its first
+    frame), and under `tcp_sendmsg` when that is anywhere in its stack (the
+    TCP send, the loopback and the peer's receive and wake-up, all of which
+    the kernel charges to the writer).
 
-    def pct(cell: str) -> float:
-        return round(float(cell.rstrip("%")) / 100, 4)
-
-    # Kernel symbols' own samples ("[k]"): with -a the dso column does not
-    # name the kernel reliably.
-    own = [cols for cols in report("--no-children", "--sort", "sym") if len(cols) >= 3]
-    shares = {"kernel_share": round(sum(pct(c[0]) for c in own if c[1] == "[k]"), 4)}
-    # Where the user-space rest goes: the heaviest symbols of the server's own.
-    user = sorted(((pct(c[0]), " ".join(c[2:])) for c in own if c[1] == "[.]"), reverse=True)
-    shares["top_user"] = [[sym, share] for share, sym in user[:TOP_USER]]
-    for cols in report("--children", "--sort", "sym"):
-        if len(cols) == 4 and cols[2] == "[k]" and cols[3] == "tcp_sendmsg":
-            shares["tcp_send_share"] = pct(cols[0])
-    return shares if "tcp_send_share" in shares else {"error": "no tcp_sendmsg samples"}
+    From `perf script`, not `perf report`: `perf report --pid` left some of
+    Bun's kernel functions out of its listing (`fdget` among them), and its
+    children shares of `tcp_sendmsg` came out above 100 %."""
+    done = subprocess.run(["perf", "script", "-i", str(data), "--pid", str(pid), "-F", "ip,sym"],
+                          capture_output=True, text=True, timeout=600)
+    total = kernel = tcp_send = 0
+    user: dict[str, int] = {}
+    for block in done.stdout.split("\n\n"):
+        frames = [line.split(None, 1) for line in block.strip().splitlines() if line.strip()]
+        if not frames:
+            continue
+        total += 1
+        ip, sym = frames[0][0], (frames[0][1] if len(frames[0]) > 1 else "[unknown]")
+        if ip.startswith("ffffffff"):
+            kernel += 1
+        else:
+            user[sym] = user.get(sym, 0) + 1
+        if any(len(f) > 1 and f[1] == "tcp_sendmsg" for f in frames):
+            tcp_send += 1
+    if not total:
+        return {"error": f"perf script found no samples of pid {pid}"}
+    if not tcp_send:
+        return {"error": "no tcp_sendmsg samples"}
+    heaviest = sorted(user.items(), key=lambda kv: kv[1], reverse=True)[:TOP_USER]
+    return {
+        "samples": total,
+        "kernel_share": round(kernel / total, 4),
+        "tcp_send_share": round(tcp_send / total, 4),
+        "top_user": [[sym, round(n / total, 4)] for sym, n in heaviest],
+    }
