@@ -1,0 +1,1 @@
+"""chart-check.py's parts (scripts/chart-check.py runs them)."""
