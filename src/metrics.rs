@@ -69,7 +69,6 @@ pub struct Metrics {
     pub connections: IntGauge,
     pub accepted: IntCounter,
     closed: IntCounterVec,
-    rejections: IntCounterVec,
     pub received: IntCounter,
     pub accepted_messages: IntCounter,
     rejected: IntCounterVec,
@@ -163,7 +162,6 @@ impl Metrics {
             .map(|c| c.label())
             .chain([ABNORMAL_LABEL])
             .collect();
-        let reasons: Vec<&str> = RejectReason::ALL.iter().map(|r| r.as_str()).collect();
         let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
         let drops = counter_vec(
             &r,
@@ -210,13 +208,6 @@ impl Metrics {
                 "WebSocket connections closed, by the close code the server sent or echoed.",
                 "code",
                 &close_labels,
-            ),
-            rejections: counter_vec(
-                &r,
-                "wschat_upgrade_rejections_total",
-                "Upgrade requests refused before the upgrade, by reason.",
-                "reason",
-                &reasons,
             ),
             received: counter(
                 &r,
@@ -354,17 +345,6 @@ impl Metrics {
     pub fn closed(&self, code: Option<CloseCode>) {
         let label = code.map_or(ABNORMAL_LABEL, CloseCode::label);
         self.closed.with_label_values(&[label]).inc();
-    }
-
-    /// Counts an upgrade rejection.
-    pub fn rejected_upgrade(&self, reason: RejectReason) {
-        self.rejections.with_label_values(&[reason.as_str()]).inc();
-    }
-
-    /// Upgrade requests refused so far, all reasons together.
-    pub fn rejected_upgrades(&self) -> u64 {
-        let count = |r: &RejectReason| self.rejections.with_label_values(&[r.as_str()]).get();
-        RejectReason::ALL.iter().map(count).sum()
     }
 
     /// Counts a refused client message.

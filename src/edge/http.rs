@@ -225,7 +225,7 @@ fn upgrade(app: Arc<App>, peer: SocketAddr, req: &mut Request<Incoming>) -> Repl
         Err(rejection) => {
             let reason = rejection.reason.as_str();
             spans::upgrade_outcome(&span, false, Some(reason), rejection.status.as_u16());
-            app.metrics.rejected_upgrade(rejection.reason);
+            app.metrics.edge.rejected_upgrade(rejection.reason);
             tracing::debug!(
                 status = rejection.status.as_u16(),
                 reason,

@@ -25,7 +25,7 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
-    pub(super) const ALL: [RejectReason; 10] = [
+    const ALL: [RejectReason; 10] = [
         RejectReason::NotFound,
         RejectReason::BadRequest,
         RejectReason::Origin,
@@ -123,6 +123,7 @@ impl AddressSource {
 pub struct EdgeMetrics {
     /// Public connections that have not upgraded, open now.
     pub http_connections: IntGauge,
+    rejections: IntCounterVec,
     http_refused: IntCounterVec,
     client_address: IntCounterVec,
 }
@@ -134,6 +135,13 @@ impl EdgeMetrics {
                 r,
                 "wschat_http_connections",
                 "Public HTTP connections open now that have not upgraded.",
+            ),
+            rejections: counter_vec(
+                r,
+                "wschat_upgrade_rejections_total",
+                "Upgrade requests refused before the upgrade, by reason.",
+                "reason",
+                &RejectReason::ALL.map(RejectReason::as_str),
             ),
             http_refused: counter_vec(
                 r,
@@ -150,6 +158,17 @@ impl EdgeMetrics {
                 &AddressSource::ALL.map(AddressSource::as_str),
             ),
         }
+    }
+
+    /// Counts an upgrade rejection.
+    pub fn rejected_upgrade(&self, reason: RejectReason) {
+        self.rejections.with_label_values(&[reason.as_str()]).inc();
+    }
+
+    /// Upgrade requests refused so far, all reasons together.
+    pub fn rejected_upgrades(&self) -> u64 {
+        let count = |r: RejectReason| self.rejections.with_label_values(&[r.as_str()]).get();
+        RejectReason::ALL.into_iter().map(count).sum()
     }
 
     /// Counts an HTTP connection closed by a limit before any upgrade.

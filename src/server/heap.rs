@@ -19,14 +19,9 @@ const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// ones included: a storm of refused upgrades leaves the same free pages.
 pub async fn trim_after_churn(app: Arc<App>) {
     let churn = |app: &App| {
-        let m = &app.metrics;
-        let http = m.edge.http_connections.get();
-        (
-            m.accepted.get(),
-            m.connections.get(),
-            m.rejected_upgrades(),
-            http,
-        )
+        let (m, edge) = (&app.metrics, &app.metrics.edge);
+        let refused = (edge.rejected_upgrades(), edge.http_connections.get());
+        (m.accepted.get(), m.connections.get(), refused)
     };
     let mut seen = churn(&app);
     loop {
