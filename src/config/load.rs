@@ -258,6 +258,15 @@ impl Settings {
         if !(0.0..=1.0).contains(&self.telemetry.sample_ratio) {
             p.push("telemetry.sample_ratio: must be between 0.0 and 1.0".into());
         }
+        if !(0.0..=4.0).contains(&self.rooms.fanout_pause) {
+            p.push("rooms.fanout_pause: must be between 0 (off) and 4".into());
+        }
+        if self.rooms.fanout_pause_max > std::time::Duration::from_secs(1) {
+            p.push(
+                "rooms.fanout_pause_max: at most 1s (every message of a big room may wait it)"
+                    .into(),
+            );
+        }
         if self.rooms.presence_max_interval < self.rooms.presence_interval {
             p.push("rooms.presence_max_interval: must be at least rooms.presence_interval".into());
         }

@@ -97,6 +97,28 @@ fn direct_write_buffer_is_a_size_within_its_range() {
 }
 
 #[test]
+fn fanout_pause_defaults_and_is_checked_naming_its_key() {
+    let s = load(&Sources::default()).expect("defaults load");
+    assert_eq!(s.rooms.fanout_pause, 0.5);
+    assert_eq!(s.rooms.fanout_pause_max, Duration::from_millis(5));
+    let off = load(&Sources::from_env([("CHAT__ROOMS__FANOUT_PAUSE", "0")])).expect("0: off");
+    assert_eq!(off.rooms.fanout_pause, 0.0);
+    for (key, bad) in [
+        ("CHAT__ROOMS__FANOUT_PAUSE", "4.5"),
+        ("CHAT__ROOMS__FANOUT_PAUSE", "-1"),
+        ("CHAT__ROOMS__FANOUT_PAUSE", "NaN"),
+        ("CHAT__ROOMS__FANOUT_PAUSE_MAX", "2s"),
+    ] {
+        let e = load(&Sources::from_env([(key, bad)])).unwrap_err();
+        let named = key.trim_start_matches("CHAT__ROOMS__").to_lowercase();
+        assert!(
+            e.to_string().contains(&format!("rooms.{named}:")),
+            "{bad}: {e}"
+        );
+    }
+}
+
+#[test]
 fn history_bytes_takes_bytes_or_units_and_must_hold_one_room() {
     let s = load(&Sources::default()).expect("defaults load");
     assert_eq!(s.rooms.history_bytes, 64 << 20);

@@ -268,6 +268,13 @@ pub struct RoomSettings {
     /// leaves keep coming (the gap doubles per coalesced event).
     #[serde(with = "duration")]
     pub presence_max_interval: Duration,
+    /// After a fan-out pass of 1 ms or more, the room's next pass waits this
+    /// share of the pass's length (0: never), so that what is published
+    /// meanwhile reaches each member in one write.
+    pub fanout_pause: f64,
+    /// The longest such pause.
+    #[serde(with = "duration")]
+    pub fanout_pause_max: Duration,
     /// Per-pattern policies; first match wins (see [`RoomSettings::policy`]).
     #[serde(default)]
     pub namespaces: Vec<NamespaceSettings>,

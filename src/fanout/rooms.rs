@@ -21,7 +21,7 @@ use bytes::Bytes;
 use crate::config::{self, RoomSettings};
 pub use crate::fanout::member::{AddRoom, Member};
 use crate::fanout::presence::PresenceState;
-use crate::fanout::runner::{Runner, Tally};
+use crate::fanout::runner::{Pause, Runner, Tally};
 use crate::fanout::users::{Listed, RoomUsers, UserChanges};
 use crate::metrics::Metrics;
 use crate::ws::transport::Outgoing;
@@ -372,6 +372,7 @@ impl Rooms {
             runner: runner.then(|| Runner {
                 room,
                 metrics: self.metrics.clone(),
+                pause: Pause::of(&self.settings),
             }),
         }
     }

@@ -9,10 +9,19 @@
 //! vectored write per member (batching exactly when the server falls behind,
 //! never by waiting). A runner that keeps finding work hands it to a task
 //! after a few passes, so one worker thread is not held by one room.
+//!
+//! A pass over a big room (one that took [`MIN_PAUSED_PASS`] or more) is
+//! followed by a pause of a share of its own length (`rooms.fanout_pause`)
+//! before the next: what is published meanwhile reaches each member in one
+//! write instead of one each. Sends are most of a delivery's cost (the
+//! kernel's TCP send), so a busy big room spends about a third less CPU per
+//! delivery; a message waits at most the pause, and a room whose passes are
+//! short never pauses (docs/performance.md).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use crate::config::RoomSettings;
 use crate::fanout::outbox::Pushed;
 use crate::fanout::rooms::Room;
 use crate::metrics::Metrics;
@@ -25,19 +34,56 @@ const INLINE_PASSES: usize = 2;
 /// histogram.
 const CLOCK_EVERY: usize = 16;
 
+/// The shortest pass followed by a pause: shorter ones are small rooms,
+/// where a pause (rounded up to the runtime's 1 ms timer) would cost a
+/// message more than the writes it saves.
+pub const MIN_PAUSED_PASS: Duration = Duration::from_millis(1);
+
+/// How long a room's runner waits after a long pass (`rooms.fanout_pause`,
+/// `rooms.fanout_pause_max`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pause {
+    /// The pause as a share of the pass before it; 0: never.
+    pub ratio: f64,
+    /// The longest pause.
+    pub max: Duration,
+}
+
+impl Pause {
+    /// The room settings' pause.
+    pub fn of(settings: &RoomSettings) -> Pause {
+        Pause {
+            ratio: settings.fanout_pause,
+            max: settings.fanout_pause_max,
+        }
+    }
+
+    /// The wait before the pass after one that took `took`; `None`: none.
+    pub fn after(&self, took: Duration) -> Option<Duration> {
+        let on = self.ratio > 0.0 && took >= MIN_PAUSED_PASS;
+        // `ratio` is checked finite and at most 4 when the settings load.
+        on.then(|| took.mul_f64(self.ratio).min(self.max))
+            .filter(|d| !d.is_zero())
+    }
+}
+
 /// The right (and the duty) to run one room's queued fan-out.
 #[must_use = "the room's frames wait until its runner runs"]
 pub struct Runner {
     pub(crate) room: Arc<Room>,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) pause: Pause,
 }
 
 impl Runner {
     /// Runs the room's queue in the caller, then in a task if it refills.
     pub fn run(self) {
         for _ in 0..INLINE_PASSES {
-            if !self.pass() {
-                return;
+            match self.pass() {
+                None => return,
+                // The pause is a timer's: the caller does not wait on it.
+                Some(pause @ Some(_)) => return self.spawn_after(pause),
+                Some(None) => {}
             }
         }
         self.spawn();
@@ -46,26 +92,44 @@ impl Runner {
     /// Runs the room's queue in a task of its own (for callers that must
     /// not write, such as a broker's single receiving task).
     pub fn spawn(self) {
+        self.spawn_after(None);
+    }
+
+    /// [`Runner::spawn`], the task first waiting `pause`. The room keeps
+    /// its runner meanwhile: what is published queues for the next pass.
+    fn spawn_after(self, pause: Option<Duration>) {
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 handle.spawn(async move {
-                    while self.pass() {
-                        tokio::task::yield_now().await;
+                    let mut pause = pause;
+                    loop {
+                        if let Some(wait) = pause {
+                            self.metrics.rooms.fanout_pauses.inc();
+                            tokio::time::sleep(wait).await;
+                        }
+                        match self.pass() {
+                            None => break,
+                            Some(next @ Some(_)) => pause = next,
+                            Some(None) => {
+                                pause = None;
+                                tokio::task::yield_now().await;
+                            }
+                        }
                     }
                 });
             }
-            // Outside a runtime (some tests): here, to the end.
-            Err(_) => while self.pass() {},
+            // Outside a runtime (some tests): here, to the end, unpaused.
+            Err(_) => while self.pass().is_some() {},
         }
     }
 
-    /// Hands everything queued now to every member; false (and the room's
-    /// runner released) when nothing was queued.
-    fn pass(&self) -> bool {
+    /// Hands everything queued now to every member, then says how long to
+    /// pause before the next pass; `None` (and the room's runner released)
+    /// when nothing was queued.
+    fn pass(&self) -> Option<Option<Duration>> {
         let mut tally = Tally::default();
-        let Some((batch, members)) = self.room.take_batch(&mut tally) else {
-            return false;
-        };
+        let (batch, members) = self.room.take_batch(&mut tally)?;
+        let started = Instant::now();
         let latest = self.room.latest;
         let items: Vec<Outgoing> = batch.into_iter().map(|d| d.outgoing(latest)).collect();
         let latency = self.metrics.fanout_latency.local();
@@ -97,7 +161,7 @@ impl Runner {
             self.metrics.rooms.direct_writes.inc_by(delivered);
         }
         tally.record(&self.metrics);
-        true
+        Some(self.pause.after(started.elapsed()))
     }
 }
 
@@ -135,5 +199,32 @@ impl Tally {
         if self.superseded > 0 {
             m.drops_superseded.inc_by(self.superseded);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_long_passes_pause_and_never_past_the_maximum() {
+        let pause = Pause {
+            ratio: 0.5,
+            max: Duration::from_millis(5),
+        };
+        assert_eq!(pause.after(Duration::from_micros(999)), None);
+        assert_eq!(
+            pause.after(Duration::from_millis(2)),
+            Some(Duration::from_millis(1))
+        );
+        assert_eq!(
+            pause.after(Duration::from_millis(30)),
+            Some(Duration::from_millis(5))
+        );
+        let off = Pause {
+            ratio: 0.0,
+            ..pause
+        };
+        assert_eq!(off.after(Duration::from_millis(30)), None);
     }
 }

@@ -146,6 +146,8 @@ pub struct RoomMetrics {
     pub history_reads_shared: IntCounter,
     /// Chat frames the fan-out wrote straight to an idle socket.
     pub direct_writes: IntCounter,
+    /// Pauses a big room's fan-out made to batch (`rooms.fanout_pause`).
+    pub fanout_pauses: IntCounter,
 }
 
 impl RoomMetrics {
@@ -194,6 +196,11 @@ impl RoomMetrics {
                 r,
                 "wschat_fanout_direct_writes_total",
                 "Chat messages the fan-out wrote straight to an idle socket (session.direct_writes), of wschat_messages_delivered_total.",
+            ),
+            fanout_pauses: counter(
+                r,
+                "wschat_fanout_pauses_total",
+                "Pauses a room's fan-out made after a pass of 1 ms or more, so that what is published meanwhile goes out in one write per member (rooms.fanout_pause).",
             ),
         }
     }

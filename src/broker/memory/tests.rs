@@ -22,6 +22,8 @@ fn history(n: usize) -> RoomSettings {
         history_bytes: 1 << 30,
         presence_interval: Duration::from_millis(100),
         presence_max_interval: Duration::from_secs(1),
+        fanout_pause: 0.0,
+        fanout_pause_max: Duration::ZERO,
         namespaces: Vec::new(),
     }
 }
