@@ -159,7 +159,9 @@ COUNTERS = ("wschat_drops_total", "wschat_slow_consumer_closes_total",
             "wschat_outbound_queue_depth_count", "wschat_jwt_failures_total",
             # Why connections went away and joins failed (the scale runs).
             "wschat_room_joins_total", "wschat_connections_closed_total",
-            "wschat_broker_errors_total", "wschat_history_reads_shared_total")
+            "wschat_broker_errors_total", "wschat_history_reads_shared_total",
+            # How often big rooms' fan-out paused to batch (rooms.fanout_pause).
+            "wschat_fanout_pauses_total")
 
 
 def server_counters(url: str) -> dict:
