@@ -21,7 +21,9 @@ kernel's TCP send path: the part no server that writes once per delivery
 can avoid; and its heaviest user-space symbols), BENCH_TRACES=0 (ws-chat
 without traces; by default it samples 1% and exports them over OTLP/HTTP to
 a sink in this process, bench_traces.py), BENCH_JWT_USERS (distinct users,
-one JWT each, in the JWT connect storm; default a tenth of its clients).
+one JWT each, in the JWT connect storm; default a tenth of its clients),
+BENCH_FANOUT_THREADS (the one-room fan-out scenarios' generator threads,
+default 1).
 The many-rooms fan-out (fanout-rooms: 2,000 connections in 8 rooms each,
 through protocol version 2 `join`) runs on ws-chat, and on a baseline build
 only if a short probe shows that it answers `join` with `history`; the
@@ -66,7 +68,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the work tree
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_report import render_markdown  # noqa: E402
 from bench_profile import Profiler  # noqa: E402
-from bench_scenarios import DURATION, JOIN_PROBE, QUICK, ROUNDS, WARMUP, scenarios  # noqa: E402
+from bench_scenarios import DURATION, FANOUT_THREADS, JOIN_PROBE, QUICK, ROUNDS, WARMUP, scenarios  # noqa: E402
 from bench_servers import (BUN, RELEASE, ROOT, TOKEN, TRACES, Server, bun_ready, raise_nofile,  # noqa: E402
                            reference_ready, server_counters)
 import bench_api  # noqa: E402
@@ -277,12 +279,14 @@ def main() -> int:
     log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
     knobs = [f"{k}={os.environ[k]}" for k in ("BENCH_QUICK", "BENCH_DURATION", "BENCH_WARMUP",
                                                "BENCH_SERVERS", "BENCH_ONLY", "BENCH_ROUNDS",
-                                               "BENCH_BASELINE", "BENCH_PROFILE", "BENCH_TRACES")
+                                               "BENCH_BASELINE", "BENCH_PROFILE", "BENCH_TRACES",
+                                               "BENCH_FANOUT_THREADS")
              if os.environ.get(k)]
     command = " ".join([*knobs, "make bench"])
     results = {"date": today, "quick": QUICK, "command": command, "machine": machine(),
                "servers": servers, "settings": {s: Server.SETTINGS[s] for s in servers},
-               "duration_s": DURATION, "warmup_s": WARMUP, "rounds": ROUNDS, "scenarios": []}
+               "duration_s": DURATION, "warmup_s": WARMUP, "rounds": ROUNDS,
+               "fanout_threads": FANOUT_THREADS, "scenarios": []}
     for scenario in scenarios():
         if only and scenario["id"] not in only:
             continue

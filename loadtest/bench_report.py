@@ -299,7 +299,9 @@ def render_markdown(results: dict) -> str:
         f"{m['node']}, {m['rustc']}" + (f", Bun {m['bun']}" if "bun" in servers else "") + ".",
         "",
         f"Fan-out scenarios: {results['warmup_s']:g} s warm-up, then {results['duration_s']:g} s measured. "
-        "One server at a time; the load generator (`loadgen`, one thread) runs on the same 2 cores, "
+        "One server at a time; the load generator (`loadgen`, "
+        + ("one thread" if results.get("fanout_threads", 1) == 1 else f"{results['fanout_threads']} threads")
+        + ") runs on the same 2 cores, "
         "its CPU is in the tables. Latency = receive time minus the send time the publisher "
         "wrote into the message; a delivery later than 3 s counts as not delivered."
         + (f" Each scenario that compares servers ran {results['rounds']} rounds, the servers taking "

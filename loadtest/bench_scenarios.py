@@ -27,6 +27,12 @@ WARMUP = env_num("BENCH_WARMUP", 2 if QUICK else 5)
 ROUNDS = int(env_num("BENCH_ROUNDS", 1))
 if ROUNDS < 1:
     raise SystemExit(f"BENCH_ROUNDS must be 1 or more, not {ROUNDS}")
+# The one-room fan-out scenarios' generator threads. One by default (every
+# earlier result); at 1000 members that one thread is near a whole core,
+# so two show how much of the latency is the generator's own backlog.
+FANOUT_THREADS = int(env_num("BENCH_FANOUT_THREADS", 1))
+if FANOUT_THREADS < 1:
+    raise SystemExit(f"BENCH_FANOUT_THREADS must be 1 or more, not {FANOUT_THREADS}")
 
 
 def scenarios() -> list[dict]:
@@ -36,7 +42,8 @@ def scenarios() -> list[dict]:
             "title": f"One room, {members} members, {publishers} publishers at 1.5 msg/s",
             "mode": "fanout",
             "args": ["--rooms", "1", "--members", str(members), "--publishers", str(publishers),
-                     "--rate", "1.5", "--warmup", str(WARMUP), "--duration", str(DURATION)],
+                     "--rate", "1.5", "--warmup", str(WARMUP), "--duration", str(DURATION),
+                     "--threads", str(FANOUT_THREADS)],
             "budget": WARMUP + DURATION + 90,
         }
 
