@@ -37,16 +37,16 @@ const CLOCK_EVERY: usize = 16;
 /// The shortest pass followed by a pause: shorter ones are small rooms,
 /// where a pause (rounded up to the runtime's 1 ms timer) would cost a
 /// message more than the writes it saves.
-pub const MIN_PAUSED_PASS: Duration = Duration::from_millis(1);
+const MIN_PAUSED_PASS: Duration = Duration::from_millis(1);
 
 /// How long a room's runner waits after a long pass (`rooms.fanout_pause`,
 /// `rooms.fanout_pause_max`).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy)]
 pub struct Pause {
     /// The pause as a share of the pass before it; 0: never.
-    pub ratio: f64,
+    ratio: f64,
     /// The longest pause.
-    pub max: Duration,
+    max: Duration,
 }
 
 impl Pause {
@@ -79,11 +79,10 @@ impl Runner {
     /// Runs the room's queue in the caller, then in a task if it refills.
     pub fn run(self) {
         for _ in 0..INLINE_PASSES {
-            match self.pass() {
-                None => return,
-                // The pause is a timer's: the caller does not wait on it.
-                Some(pause @ Some(_)) => return self.spawn_after(pause),
-                Some(None) => {}
+            let Some(took) = self.pass() else { return };
+            // The pause is a timer's: the caller does not wait on it.
+            if let pause @ Some(_) = self.pause.after(took) {
+                return self.spawn_after(pause);
             }
         }
         self.spawn();
@@ -107,13 +106,10 @@ impl Runner {
                             self.metrics.rooms.fanout_pauses.inc();
                             tokio::time::sleep(wait).await;
                         }
-                        match self.pass() {
-                            None => break,
-                            Some(next @ Some(_)) => pause = next,
-                            Some(None) => {
-                                pause = None;
-                                tokio::task::yield_now().await;
-                            }
+                        let Some(took) = self.pass() else { break };
+                        pause = self.pause.after(took);
+                        if pause.is_none() {
+                            tokio::task::yield_now().await;
                         }
                     }
                 });
@@ -123,10 +119,9 @@ impl Runner {
         }
     }
 
-    /// Hands everything queued now to every member, then says how long to
-    /// pause before the next pass; `None` (and the room's runner released)
-    /// when nothing was queued.
-    fn pass(&self) -> Option<Option<Duration>> {
+    /// Hands everything queued now to every member; how long that took, or
+    /// `None` (and the room's runner released) when nothing was queued.
+    fn pass(&self) -> Option<Duration> {
         let mut tally = Tally::default();
         let (batch, members) = self.room.take_batch(&mut tally)?;
         let started = Instant::now();
@@ -161,7 +156,7 @@ impl Runner {
             self.metrics.rooms.direct_writes.inc_by(delivered);
         }
         tally.record(&self.metrics);
-        Some(self.pause.after(started.elapsed()))
+        Some(started.elapsed())
     }
 }
 
