@@ -268,9 +268,10 @@ pub struct RoomSettings {
     /// leaves keep coming (the gap doubles per coalesced event).
     #[serde(with = "duration")]
     pub presence_max_interval: Duration,
-    /// After a fan-out pass of 1 ms or more, the room's next pass waits this
-    /// share of the pass's length (0: never), so that what is published
-    /// meanwhile reaches each member in one write.
+    /// After a fan-out pass of 1 ms or more that carried two frames or more,
+    /// the room's next pass waits this share of the pass's length (0:
+    /// never), so that what is published meanwhile reaches each member in
+    /// one write.
     pub fanout_pause: f64,
     /// The longest such pause.
     #[serde(with = "duration")]

@@ -200,7 +200,7 @@ impl RoomMetrics {
             fanout_pauses: counter(
                 r,
                 "wschat_fanout_pauses_total",
-                "Pauses a room's fan-out made after a pass of 1 ms or more, so that what is published meanwhile goes out in one write per member (rooms.fanout_pause).",
+                "Pauses a room's fan-out made after a pass of 1 ms or more that carried two messages or more, so that what is published meanwhile goes out in one write per member (rooms.fanout_pause).",
             ),
         }
     }
