@@ -39,7 +39,8 @@ async fn a_big_room_that_pauses_between_passes_loses_and_reorders_nothing() {
     ])
     .await;
     // A pass writes once to each of 800 sockets: past the 1 ms after which
-    // a pass is followed by a pause, whatever the machine.
+    // a pass is followed by a pause, whatever the machine; and publishers
+    // sending at once put several frames in a pass, which a pause needs.
     let (members, publishers, each) = (800, 3, 20);
     let (mut clients, _publishers) = publish_in(&s, "huge", members, publishers, each).await;
     every_message_once_in_order(&mut clients, publishers * each).await;
